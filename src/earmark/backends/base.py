@@ -1,0 +1,273 @@
+"""The contract every embedding backend declares and keeps.
+
+A backend is a model that turns fixed-length windows of mono audio at its own sample
+rate into vectors. It declares:
+
+- ``sample_rate`` (Hz), ``dimension`` (length of one embedding),
+- ``window_samples`` and ``hop_samples`` (how audio is cut into frames),
+- ``pooling`` (how frame embeddings become one clip embedding),
+- its licence, version and a hash of its weights, recorded with every cached vector.
+
+Everything else (reading files, resampling, cutting into windows with exact sample
+arithmetic, batching, streaming long files, timestamps) lives in
+:mod:`earmark.embedding`, once, for every backend. This is the HEAR idea (a model only
+has to embed) with perch-hoplite's declared wrapper; see ``tests/backends/`` for the
+compliance test every registered backend passes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any, ClassVar, Sequence
+
+import numpy as np
+
+from ..exceptions import BackendError, BackendUnavailableError
+
+__all__ = ["Backend", "Licence", "file_sha256"]
+
+
+@dataclass(frozen=True)
+class Licence:
+    """Terms under which a backend's weights may be used.
+
+    ``commercial_use`` is False when the licence forbids it (e.g. CC BY-NC-SA);
+    ``attribution`` is the credit line a user must give when it is required.
+    """
+
+    name: str
+    commercial_use: bool
+    attribution: str = ""
+    note: str = ""
+
+    def summary(self) -> str:
+        text = self.name
+        if not self.commercial_use:
+            text += " (non-commercial use only)"
+        if self.note:
+            text += f"; {self.note}"
+        return text
+
+
+def file_sha256(path, *, chunk_bytes: int = 1 << 20) -> str:
+    """SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_bytes):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class Backend(ABC):
+    """Base class of embedding backends.
+
+    Subclasses set the class attributes, implement :meth:`_load` (import the framework
+    and read the weights, called once, lazily) and :meth:`_embed_windows`. ``__init__``
+    only stores keyword parameters, which are part of the cache key.
+
+    Class attributes
+    ----------------
+    name : str
+        Registry name.
+    licence : Licence
+    requires : tuple of str
+        Importable modules the backend needs; checked without importing them.
+    extra : str or None
+        The ``pip install earmark[extra]`` that brings them.
+    fixed_batch : bool
+        True if the model must always be called with ``batch_size`` windows (the
+        pipeline pads the last batch instead of resizing the model's input).
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    licence: ClassVar[Licence]
+    requires: ClassVar[tuple[str, ...]] = ()
+    extra: ClassVar[str | None] = None
+    install_hint: ClassVar[str] = ""
+    fixed_batch: ClassVar[bool] = False
+    #: Bump when a change to the backend's code changes its output.
+    code_version: ClassVar[str] = "1"
+
+    sample_rate: int
+    dimension: int
+    window_samples: int
+    hop_samples: int
+    batch_size: int = 32
+    pooling: str = "mean"
+
+    def __init__(self, **params: Any):
+        self._params = dict(params)
+        self._loaded = False
+
+    # ----------------------------------------------------------------- identity
+    @property
+    def params(self) -> dict[str, Any]:
+        """Parameters that change the output; part of every cache key."""
+        return dict(self._params)
+
+    @property
+    def window_s(self) -> float:
+        return self.window_samples / self.sample_rate
+
+    @property
+    def hop_s(self) -> float:
+        return self.hop_samples / self.sample_rate
+
+    @property
+    def version(self) -> str:
+        """Backend code version plus the version of the package that ships the weights."""
+        return f"{self.name}-{self.code_version}+{self._package_version()}"
+
+    def _package_version(self) -> str:
+        from importlib.metadata import PackageNotFoundError, version
+
+        for module in self.requires[:1]:
+            try:
+                return version(module)
+            except PackageNotFoundError:
+                return "unknown"
+        return "none"
+
+    @cached_property
+    def weights_hash(self) -> str:
+        """SHA-256 of the weights (or of the parameters, for models without weights)."""
+        paths = self.weights_paths()
+        if not paths:
+            payload = json.dumps({"name": self.name, **self.params}, sort_keys=True)
+            return hashlib.sha256(payload.encode()).hexdigest()
+        digest = hashlib.sha256()
+        for path in paths:
+            digest.update(file_sha256(path).encode())
+        return digest.hexdigest()
+
+    def weights_paths(self) -> Sequence[Path]:
+        """Files holding the weights, hashed into :attr:`weights_hash`."""
+        return ()
+
+    def identity(self) -> dict[str, Any]:
+        """Everything needed to know whether two embeddings are comparable."""
+        return {
+            "backend": self.name,
+            "version": self.version,
+            "weights_sha256": self.weights_hash,
+            "params": self.params,
+            "sample_rate": self.sample_rate,
+            "dimension": self.dimension,
+            "window_samples": self.window_samples,
+            "hop_samples": self.hop_samples,
+            "pooling": self.pooling,
+        }
+
+    def cache_key(self) -> str:
+        """Short hash of :meth:`identity`: two backends with equal keys embed alike."""
+        payload = json.dumps(self.identity(), sort_keys=True, default=str)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    # ------------------------------------------------------------ availability
+    @classmethod
+    def is_available(cls) -> bool:
+        """True if every required module can be imported (without importing it)."""
+        return all(importlib.util.find_spec(module) is not None for module in cls.requires)
+
+    @classmethod
+    def require(cls) -> None:
+        if not cls.is_available():
+            missing = [m for m in cls.requires if importlib.util.find_spec(m) is None]
+            hint = cls.install_hint or (
+                f"pip install 'earmark[{cls.extra}]'" if cls.extra else "see the README"
+            )
+            raise BackendUnavailableError(
+                f"backend {cls.name!r} needs {', '.join(missing)}, which is not installed; "
+                f"install it with: {hint}"
+            )
+
+    def load(self) -> "Backend":
+        """Import the framework and read the weights, once."""
+        if not self._loaded:
+            self.require()
+            self._load()
+            self._loaded = True
+        return self
+
+    def _load(self) -> None:  # pragma: no cover - trivial default
+        """Load the model; subclasses with weights override this."""
+
+    # --------------------------------------------------------------- embedding
+    @abstractmethod
+    def _embed_windows(self, windows: np.ndarray) -> np.ndarray:
+        """Embed a batch of windows.
+
+        Parameters
+        ----------
+        windows : np.ndarray [shape=(batch, window_samples), dtype=float32]
+
+        Returns
+        -------
+        X : np.ndarray [shape=(batch, dimension)]
+        """
+
+    def embed_windows(self, windows: np.ndarray) -> np.ndarray:
+        """Embed a batch of windows, checking the declared shapes.
+
+        Parameters
+        ----------
+        windows : np.ndarray [shape=(batch, window_samples), dtype=float32]
+
+        Returns
+        -------
+        X : np.ndarray [shape=(batch, dimension), dtype=float32]
+        """
+        self.load()
+        windows = np.ascontiguousarray(windows, dtype=np.float32)
+        if windows.ndim != 2 or windows.shape[1] != self.window_samples:
+            raise BackendError(
+                f"{self.name}: expected windows of shape (batch, {self.window_samples}), "
+                f"got {windows.shape}"
+            )
+        X = np.asarray(self._embed_windows(windows), dtype=np.float32)
+        if X.shape != (windows.shape[0], self.dimension):
+            raise BackendError(
+                f"{self.name}: expected embeddings of shape "
+                f"({windows.shape[0]}, {self.dimension}), got {X.shape}"
+            )
+        return X
+
+    #: Names of the classes :meth:`score_windows` scores, or None if it scores none.
+    class_names: Sequence[str] | None = None
+
+    def score_windows(self, windows: np.ndarray) -> np.ndarray:
+        """Class scores of the model's own classifier, for backends that have one.
+
+        Returns
+        -------
+        scores : np.ndarray [shape=(batch, len(class_names))]
+        """
+        raise BackendError(f"backend {self.name!r} has no class scores")
+
+    def pool(self, X: np.ndarray) -> np.ndarray:
+        """Pool frame embeddings into one clip embedding.
+
+        Parameters
+        ----------
+        X : np.ndarray [shape=(n_frames, dimension)]
+
+        Returns
+        -------
+        x : np.ndarray [shape=(dimension,), dtype=float32]
+        """
+        if X.shape[0] == 0:
+            raise BackendError(f"{self.name}: cannot pool zero frames")
+        if self.pooling == "max":
+            return X.max(axis=0).astype(np.float32)
+        return X.mean(axis=0, dtype=np.float64).astype(np.float32)
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"{type(self).__name__}({params})"

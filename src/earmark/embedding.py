@@ -1,0 +1,203 @@
+"""From audio to frame embeddings with timestamps, for any backend.
+
+The one place where audio is cut into a backend's windows. Frame ``i`` starts at sample
+``i * hop_samples`` (at the backend's rate) and spans ``window_samples``; its timestamps
+are computed from those integers, so they do not drift however long the file. A signal
+of ``n`` samples gives ``1`` frame if ``n <= window`` and ``ceil((n - window) / hop) + 1``
+frames otherwise; the last window is zero-padded past the end of the signal.
+
+Files are streamed (:func:`earmark.audio.stream`), so memory is bounded by one read
+block plus one batch of windows, whatever the file's length.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+
+from . import audio
+from .backends.base import Backend
+
+__all__ = ["FrameEmbeddings", "n_frames", "embed_signal", "embed_file"]
+
+
+@dataclass
+class FrameEmbeddings:
+    """Frame embeddings of one clip or file.
+
+    Attributes
+    ----------
+    X : np.ndarray [shape=(n_frames, dimension), dtype=float32]
+    start_s, end_s : np.ndarray [shape=(n_frames,), dtype=float64]
+        Frame spans in seconds from the start of the clip (``end_s`` is clipped to the
+        clip's duration).
+    duration_s : float
+        Length of the embedded audio.
+    clip : np.ndarray [shape=(dimension,), dtype=float32]
+        The backend's pooling of ``X``.
+    """
+
+    X: np.ndarray
+    start_s: np.ndarray
+    end_s: np.ndarray
+    duration_s: float
+    clip: np.ndarray = field(repr=False)
+    scores: np.ndarray | None = field(default=None, repr=False)
+
+
+def n_frames(n_samples: int, *, window_samples: int, hop_samples: int) -> int:
+    """Number of frames a signal of ``n_samples`` gives (see module docstring)."""
+    if n_samples <= 0:
+        return 0
+    if n_samples <= window_samples:
+        return 1
+    return math.ceil((n_samples - window_samples) / hop_samples) + 1
+
+
+def _windows(blocks: Iterable[np.ndarray], window: int, hop: int) -> Iterator[np.ndarray]:
+    """Cut a stream of sample blocks into frames (see module docstring).
+
+    Keeps only the samples still needed by a window not yet emitted.
+    """
+    buffer = np.zeros(0, dtype=np.float32)
+    offset = 0  # index, in the whole signal, of buffer[0]
+    emitted = 0
+    total = 0
+    for block in blocks:
+        if block.size == 0:
+            continue
+        total += block.size
+        buffer = np.concatenate([buffer, block]) if buffer.size else block.astype(np.float32)
+        while emitted * hop + window <= total:
+            start = emitted * hop - offset
+            yield buffer[start : start + window]
+            emitted += 1
+        drop = emitted * hop - offset
+        if drop > 0:
+            buffer = buffer[drop:]
+            offset += drop
+    for index in range(emitted, n_frames(total, window_samples=window, hop_samples=hop)):
+        start = index * hop - offset
+        tail = buffer[start:]
+        yield np.concatenate([tail, np.zeros(window - tail.size, dtype=np.float32)])
+    # Signal length in samples travels back to the caller through the generator's return.
+    return total
+
+
+def _run(
+    backend: Backend,
+    blocks: Iterable[np.ndarray],
+    *,
+    with_scores: bool = False,
+    on_progress: Callable[[float], None] | None = None,
+) -> FrameEmbeddings:
+    backend.load()
+    window, hop, batch_size = backend.window_samples, backend.hop_samples, backend.batch_size
+    generator = _windows(blocks, window, hop)
+    outputs, scores = [], []
+    batch: list[np.ndarray] = []
+    total = 0
+
+    def flush():
+        real = len(batch)
+        stacked = np.stack(batch)
+        if backend.fixed_batch and real < batch_size:
+            stacked = np.concatenate(
+                [stacked, np.zeros((batch_size - real, window), dtype=np.float32)]
+            )
+        outputs.append(backend.embed_windows(stacked)[:real])
+        if with_scores:
+            scores.append(np.asarray(backend.score_windows(stacked))[:real])
+        if on_progress is not None:
+            on_progress(real * hop / backend.sample_rate)
+        batch.clear()
+
+    while True:
+        try:
+            frame = next(generator)
+        except StopIteration as stop:
+            total = stop.value or 0
+            break
+        batch.append(frame)
+        if len(batch) == batch_size:
+            flush()
+    if batch:
+        flush()
+    if total == 0:
+        from .exceptions import BackendError
+
+        raise BackendError("no samples to embed")
+    X = np.concatenate(outputs)
+    count = X.shape[0]
+    sr = backend.sample_rate
+    starts = np.arange(count, dtype=np.int64) * hop
+    ends = np.minimum(starts + window, total)
+    return FrameEmbeddings(
+        X=X,
+        start_s=starts / sr,
+        end_s=ends / sr,
+        duration_s=total / sr,
+        clip=backend.pool(X),
+        scores=np.concatenate(scores) if with_scores else None,
+    )
+
+
+def embed_signal(
+    backend: Backend, y: np.ndarray, sr: int, *, with_scores: bool = False
+) -> FrameEmbeddings:
+    """Embed a waveform held in memory.
+
+    Parameters
+    ----------
+    backend : Backend
+    y : np.ndarray [shape=(n,)]
+        Mono waveform.
+    sr : int
+        Its sample rate; resampled to ``backend.sample_rate`` with soxr if different.
+
+    Returns
+    -------
+    FrameEmbeddings
+
+    Examples
+    --------
+    >>> from earmark.backends import get_backend
+    >>> import numpy as np
+    >>> backend = get_backend("placeholder")
+    >>> out = embed_signal(backend, np.zeros(16000, dtype=np.float32), 16000)
+    >>> out.X.shape[1] == backend.dimension
+    True
+    """
+    import soxr
+
+    y = np.asarray(y, dtype=np.float32)
+    if y.ndim != 1:
+        raise ValueError(f"expected a mono waveform of shape (n,), got {y.shape}")
+    if sr != backend.sample_rate:
+        y = soxr.resample(y, sr, backend.sample_rate, quality="HQ").astype(np.float32)
+    return _run(backend, [y], with_scores=with_scores)
+
+
+def embed_file(
+    backend: Backend,
+    path,
+    *,
+    start_s: float | None = None,
+    end_s: float | None = None,
+    with_scores: bool = False,
+    on_progress: Callable[[float], None] | None = None,
+) -> FrameEmbeddings:
+    """Embed a file (or a span of it), streamed in blocks.
+
+    Timestamps are relative to ``start_s`` (the start of the span).
+
+    Raises
+    ------
+    AudioError
+        If the file is bad; the message names it.
+    """
+    blocks = audio.stream(path, sr=backend.sample_rate, start_s=start_s, end_s=end_s)
+    return _run(backend, blocks, with_scores=with_scores, on_progress=on_progress)

@@ -1,0 +1,64 @@
+"""One exception tree for earmark.
+
+Every error earmark raises on purpose derives from :class:`EarmarkError`, so a caller
+(or the CLI) can catch one type and show one clean message. Parameter errors also
+derive from :class:`ValueError`, as in scikit-learn and librosa.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "EarmarkError",
+    "ParameterError",
+    "AudioError",
+    "ManifestError",
+    "BackendError",
+    "BackendUnavailableError",
+    "StoreError",
+    "ModelFileError",
+]
+
+
+class EarmarkError(Exception):
+    """Root of every error earmark raises on purpose."""
+
+
+class ParameterError(EarmarkError, ValueError):
+    """A parameter has a value earmark cannot use; the message says what was expected."""
+
+
+class AudioError(EarmarkError):
+    """A file cannot be used as audio: missing, empty, truncated, not audio, or non-finite.
+
+    Attributes
+    ----------
+    path : str
+        The file at fault, so batch commands can report it by name.
+    reason : str
+        What is wrong with it, in words.
+    """
+
+    def __init__(self, path, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class ManifestError(EarmarkError):
+    """A dataset folder or manifest file cannot be read as a manifest."""
+
+
+class BackendError(EarmarkError):
+    """An embedding backend failed or broke its declared contract."""
+
+
+class BackendUnavailableError(BackendError):
+    """A backend is registered but its package or weights are not installed."""
+
+
+class StoreError(EarmarkError):
+    """The embedding store cannot be opened, read or written."""
+
+
+class ModelFileError(EarmarkError):
+    """A saved model file is missing, damaged, or holds something we will not load."""

@@ -1,0 +1,41 @@
+"""Shared fixtures: real audio from ../shared/datasets, skipped with a reason when absent."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("EARMARK_SHARED_DATASETS", ROOT.parent / "shared" / "datasets"))
+
+
+def _dataset(name: str) -> Path:
+    path = SHARED / name
+    if not path.is_dir():
+        pytest.skip(f"real dataset {name!r} not found at {path} (set EARMARK_SHARED_DATASETS)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def fsdd_dir() -> Path:
+    """Free Spoken Digit Dataset: recordings/{digit}_{speaker}_{index}.wav, 8 kHz."""
+    return _dataset("fsdd")
+
+
+@pytest.fixture(scope="session")
+def speech_commands_dir() -> Path:
+    return _dataset("speech-commands-mini")
+
+
+@pytest.fixture(scope="session")
+def philharmonia_dir() -> Path:
+    return _dataset("philharmonia-mini")
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch):
+    """No test may reach a model hub: earmark must work offline."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
