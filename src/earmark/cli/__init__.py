@@ -1,0 +1,51 @@
+"""The ``earmark`` command: the root only wires commands; each lives in its own module.
+
+Commands are thin over the public Python API, import heavy modules inside the function,
+and end user errors with one clean message instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from . import backends, curve, demo, embed, evaluate, predict, train
+
+app = typer.Typer(
+    name="earmark",
+    help="Machine listening with little labelled data: embed, train, evaluate, predict.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+for module in (demo, embed, train, predict, evaluate, curve, backends):
+    module.register(app)
+
+
+def main() -> None:
+    """Console entry point: run the app, turning earmark's errors into one line."""
+    from ..exceptions import EarmarkError
+    from ._common import error_console
+
+    try:
+        # Non-standalone mode returns the exit code of typer.Exit instead of exiting.
+        code = app(standalone_mode=False)
+        if isinstance(code, int):
+            sys.exit(code)
+    except EarmarkError as error:
+        error_console.print(f"[bold red]error:[/] {error}", highlight=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        error_console.print("[yellow]interrupted; finished work is kept in the cache[/]")
+        sys.exit(130)
+    except Exception as error:  # click's own usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(error, click.exceptions.ClickException):
+            error.show()
+            sys.exit(error.exit_code)
+        if isinstance(error, click.exceptions.Abort):
+            sys.exit(1)
+        raise

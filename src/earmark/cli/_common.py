@@ -1,0 +1,125 @@
+"""Pieces shared by the commands: consoles, data and backend options, JSON output."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+
+#: Messages, progress and tables for people go to stderr, so stdout stays clean for --json.
+error_console = Console(stderr=True)
+console = Console(stderr=True)
+
+DataArgument = typer.Argument(
+    ...,
+    help="A dataset folder (class folders, ESC-50, UrbanSound8K, FSDD, Speech Commands), "
+    "a manifest CSV, or 'demo' for the bundled spoken-digit set.",
+    show_default=False,
+)
+BackendOption = typer.Option(
+    None, "--backend", "-b", help="Embedding backend (see `earmark backends`); default birdnet."
+)
+BackendParamOption = typer.Option(
+    None, "--backend-param", "-p", help="Backend parameter KEY=VALUE (repeatable), e.g. hop_s=1.5."
+)
+CacheOption = typer.Option(
+    None, "--cache-dir", envvar="EARMARK_CACHE_DIR", help="Embedding cache folder (LanceDB)."
+)
+LayoutOption = typer.Option("auto", "--layout", help="Dataset layout; 'auto' detects it.")
+JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")
+QuietOption = typer.Option(False, "--quiet", "-q", help="No progress bar.")
+
+
+def parse_params(pairs: Optional[list[str]]) -> dict[str, Any]:
+    """Turn ``["hop_s=1.5", "model=MTT_vgg"]`` into typed keyword arguments."""
+    from ..exceptions import ParameterError
+
+    params: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise ParameterError(f"expected --backend-param KEY=VALUE, got {pair!r}")
+        try:
+            params[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            params[key] = raw
+    return params
+
+
+def load_data(data: str, layout: str = "auto", *, quiet: bool = False):
+    """Resolve the DATA argument to a Manifest and say which layout was detected."""
+    from ..datasets import load_dataset, load_demo
+
+    if data == "demo" and not Path(data).exists():
+        manifest = load_demo()
+    else:
+        manifest = load_dataset(data, layout=layout)
+    if not quiet:
+        console.print(
+            f"[bold]{data}[/]: detected layout [cyan]{manifest.source}[/], "
+            f"{len(manifest)} items, {len(manifest.classes)} classes"
+            + (", official folds" if manifest.has_folds else "")
+            + (", groups" if manifest.has_groups else "")
+        )
+    return manifest
+
+
+def open_backend(name: Optional[str], params: Optional[list[str]], *, quiet: bool = False):
+    """Instantiate a backend and show its licence, as the user chooses it."""
+    from ..backends import get_backend
+    from ..backends.registry import DEFAULT_BACKEND
+
+    backend = get_backend(name or DEFAULT_BACKEND, **parse_params(params))
+    backend.require()
+    if not quiet:
+        licence = backend.licence
+        style = "yellow" if not licence.commercial_use else "dim"
+        console.print(
+            f"backend [bold]{backend.name}[/] ({backend.dimension}-d, {backend.sample_rate} Hz) - "
+            f"licence: [{style}]{licence.summary()}[/]",
+            highlight=False,
+        )
+        if licence.attribution:
+            console.print(f"  credit: {licence.attribution}", style="dim", highlight=False)
+    return backend
+
+
+def open_cache(cache_dir: Optional[Path]):
+    from ..store import open_store
+
+    return open_store(cache_dir)
+
+
+def emit_json(payload: Any) -> None:
+    """Write ``payload`` as JSON on stdout."""
+    sys.stdout.write(json.dumps(payload, indent=2, default=_json_default) + "\n")
+
+
+def _json_default(value):
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def report_failures(failures) -> None:
+    """Summarise files that could not be used, by name, at the end of a batch."""
+    if not failures:
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{len(failures)} file(s) skipped", title_style="bold yellow")
+    table.add_column("file", overflow="fold")
+    table.add_column("reason", overflow="fold")
+    for failure in failures:
+        table.add_row(str(failure.path), failure.reason)
+    console.print(table)
