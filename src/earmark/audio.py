@@ -10,7 +10,6 @@ zero length) raises :class:`~earmark.exceptions.AudioError` naming the file.
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,7 +65,7 @@ def info(path) -> AudioInfo:
     Raises
     ------
     AudioError
-        If the file is missing, empty, not audio, or holds no samples.
+        If the file is missing, empty, not audio, cut short, or holds no samples.
     """
     with _open(path) as handle:
         result = AudioInfo(
@@ -77,9 +76,100 @@ def info(path) -> AudioInfo:
             format=handle.format,
             subtype=handle.subtype or "",
         )
+    fault = _container_fault(path)
+    if fault:
+        raise AudioError(path, fault)
     if result.n_samples <= 0:
         raise AudioError(path, "zero length: the file holds no samples")
     return result
+
+
+# libsndfile silently shortens a WAV, AIFF or Ogg file that was cut short to the data
+# it finds, so its frame count cannot reveal truncation; the container's own sizes can.
+_IFF_DATA_CHUNK = {b"RIFF": b"data", b"RIFX": b"data", b"RF64": b"data", b"FORM": b"SSND"}
+#: Sizes a recorder writes into a WAV header while it does not yet know the length.
+_UNKNOWN_SIZES = (0, 0xFFFFFFFF)
+_OGG_MAX_PAGE_BYTES = 27 + 255 + 255 * 255
+
+
+def _container_fault(path) -> str | None:
+    """Why the file's container says it was cut short, or None if it looks whole."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as handle:
+        magic = handle.read(4)
+        if magic in _IFF_DATA_CHUNK:
+            return _iff_fault(handle, magic, size)
+        if magic == b"OggS":
+            handle.seek(max(0, size - 2 * _OGG_MAX_PAGE_BYTES))
+            return _ogg_fault(handle.read())
+    return None
+
+
+def _iff_fault(handle, magic: bytes, size: int) -> str | None:
+    """Compare the audio chunk's declared size with the bytes left in a RIFF/AIFF file."""
+    order = "little" if magic in (b"RIFF", b"RF64") else "big"
+    wanted = _IFF_DATA_CHUNK[magic]
+    offset, data_size_64 = 12, None
+    for _ in range(256):  # a handful of chunks precede the audio in real files
+        handle.seek(offset)
+        chunk = handle.read(8)
+        if len(chunk) < 8:
+            return None
+        chunk_id, chunk_size = chunk[:4], int.from_bytes(chunk[4:], order)
+        if chunk_id == b"ds64":  # RF64 keeps the 64-bit data size here
+            data_size_64 = int.from_bytes(handle.read(16)[8:], "little")
+        if chunk_id == wanted:
+            if chunk_size == 0xFFFFFFFF and data_size_64 is not None:
+                chunk_size = data_size_64
+            elif chunk_size in _UNKNOWN_SIZES:
+                return None
+            available = size - offset - 8
+            if chunk_size > available:
+                return (
+                    f"truncated: the header declares {chunk_size} bytes of audio data, "
+                    f"the file holds {available}"
+                )
+            return None
+        offset += 8 + chunk_size + (chunk_size & 1)
+    return None
+
+
+def _ogg_fault(tail: bytes) -> str | None:
+    """Check that an Ogg file's last page is complete and marks the end of the stream."""
+    position = len(tail)
+    while (position := tail.rfind(b"OggS", 0, position)) >= 0:
+        header = tail[position : position + 27]
+        if len(header) == 27 and header[4] == 0:  # stream structure version 0
+            lacing = tail[position + 27 : position + 27 + header[26]]
+            end = position + 27 + header[26] + sum(lacing)
+            if len(lacing) < header[26] or end > len(tail):
+                return "truncated: the file ends inside an Ogg page"
+            if end == len(tail) and not header[5] & 0x04:
+                return "truncated: the last Ogg page does not mark the end of the stream"
+            return None
+    return None
+
+
+def _mp3_length_is_exact(path) -> bool:
+    """True if the MP3 has a Xing/Info/VBRI header, so its frame count is exact.
+
+    Without one, libsndfile estimates the length from the file size and bit rate,
+    counting tag bytes as audio: real files then decode a fraction of a second (or,
+    with cover art, many seconds) shorter than the header promises.
+    """
+    with open(path, "rb") as handle:
+        head = handle.read(10)
+        skip = 0
+        if head[:3] == b"ID3" and len(head) == 10:
+            skip = 10 + sum((head[6 + i] & 0x7F) << (21 - 7 * i) for i in range(4))
+            skip += 10 if head[5] & 0x10 else 0  # ID3v2.4 footer
+        handle.seek(skip)
+        data = handle.read(8192)
+    for index in range(len(data) - 1):
+        if data[index] == 0xFF and data[index + 1] & 0xE0 == 0xE0:
+            first_frame = data[index : index + 200]
+            return any(tag in first_frame for tag in (b"Xing", b"Info", b"VBRI"))
+    return False
 
 
 def _span(header: AudioInfo, start_s: float | None, end_s: float | None) -> tuple[int, int]:
@@ -151,7 +241,9 @@ def stream(
                     min(block_frames, remaining), dtype="float32", always_2d=True
                 )
             except (sf.LibsndfileError, RuntimeError) as error:
-                raise AudioError(path, f"decoding failed ({error})") from None
+                raise AudioError(
+                    path, f"damaged or truncated: decoding failed ({error})"
+                ) from None
             if block.shape[0] == 0:
                 break
             remaining -= block.shape[0]
@@ -165,15 +257,20 @@ def stream(
             last = remaining <= 0
             yield mono if resampler is None else resampler.resample_chunk(mono, last=last)
     if remaining > 0:
-        missing = remaining / header.sr
-        # Compressed formats only estimate their length from the header; a shortfall
-        # of a few frames there is normal, a larger one is a truncated file.
-        tolerance_s = 0.0 if header.format in ("WAV", "FLAC", "AIFF", "W64", "RF64") else 0.2
-        if missing > tolerance_s:
+        # Every format but MP3 states its exact length. An MP3 with a Xing/Info header
+        # does too, give or take the two MPEG frames decoders disagree on; without one
+        # the length is a guess and a shortfall says nothing.
+        if header.format != "MP3":
+            tolerance = 0
+        elif _mp3_length_is_exact(path):
+            tolerance = 2 * 1152
+        else:
+            tolerance = None
+        if tolerance is not None and remaining > tolerance:
             raise AudioError(
                 path,
                 f"truncated: header promises {header.duration_s:.3f} s, "
-                f"data ends {missing:.3f} s early",
+                f"data ends {remaining / header.sr:.3f} s early",
             )
         if resampler is not None:
             yield resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
@@ -208,6 +305,12 @@ def load(
 
 
 def n_samples_at(header: AudioInfo, sr: int, start_s=None, end_s=None) -> int:
-    """Length in samples, at rate ``sr``, of the span :func:`stream` yields."""
+    """Length in samples, at rate ``sr``, of the span :func:`stream` yields.
+
+    soxr gives ``round(n * sr / header.sr)`` samples (halves rounded up), computed here
+    in integers. For an MP3 without a Xing header this is an upper bound, since its
+    header length is an estimate.
+    """
     start, stop = _span(header, start_s, end_s)
-    return int(math.ceil((stop - start) * sr / header.sr))
+    n = stop - start
+    return n if sr == header.sr else (2 * n * sr + header.sr) // (2 * header.sr)

@@ -4,7 +4,8 @@ The one place where audio is cut into a backend's windows. Frame ``i`` starts at
 ``i * hop_samples`` (at the backend's rate) and spans ``window_samples``; its timestamps
 are computed from those integers, so they do not drift however long the file. A signal
 of ``n`` samples gives ``1`` frame if ``n <= window`` and ``ceil((n - window) / hop) + 1``
-frames otherwise; the last window is zero-padded past the end of the signal.
+frames otherwise, but never a frame that starts at or past the end (which only matters
+when ``hop > window``); the last window is zero-padded past the end of the signal.
 
 Files are streamed (:func:`earmark.audio.stream`), so memory is bounded by one read
 block plus one batch of windows, whatever the file's length.
@@ -12,7 +13,6 @@ block plus one batch of windows, whatever the file's length.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
 
@@ -20,6 +20,7 @@ import numpy as np
 
 from . import audio
 from .backends.base import Backend
+from .exceptions import ParameterError
 
 __all__ = ["FrameEmbeddings", "n_frames", "embed_signal", "embed_file"]
 
@@ -54,7 +55,10 @@ def n_frames(n_samples: int, *, window_samples: int, hop_samples: int) -> int:
         return 0
     if n_samples <= window_samples:
         return 1
-    return math.ceil((n_samples - window_samples) / hop_samples) + 1
+    # Integer ceilings: exact for any length, unlike float division.
+    reaching_the_end = -(-(n_samples - window_samples) // hop_samples) + 1
+    starting_inside = -(-n_samples // hop_samples)
+    return min(reaching_the_end, starting_inside)
 
 
 def _windows(blocks: Iterable[np.ndarray], window: int, hop: int) -> Iterator[np.ndarray]:
@@ -75,7 +79,8 @@ def _windows(blocks: Iterable[np.ndarray], window: int, hop: int) -> Iterator[np
             start = emitted * hop - offset
             yield buffer[start : start + window]
             emitted += 1
-        drop = emitted * hop - offset
+        # With hop > window the next frame may start beyond the samples held so far.
+        drop = min(emitted * hop - offset, buffer.size)
         if drop > 0:
             buffer = buffer[drop:]
             offset += drop
@@ -175,7 +180,7 @@ def embed_signal(
 
     y = np.asarray(y, dtype=np.float32)
     if y.ndim != 1:
-        raise ValueError(f"expected a mono waveform of shape (n,), got {y.shape}")
+        raise ParameterError(f"expected a mono waveform of shape (n,), got {y.shape}")
     if sr != backend.sample_rate:
         y = soxr.resample(y, sr, backend.sample_rate, quality="HQ").astype(np.float32)
     return _run(backend, [y], with_scores=with_scores)
