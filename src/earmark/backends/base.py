@@ -37,18 +37,19 @@ __all__ = ["Backend", "Licence", "file_sha256"]
 class Licence:
     """Terms under which a backend's weights may be used.
 
-    ``commercial_use`` is False when the licence forbids it (e.g. CC BY-NC-SA);
-    ``attribution`` is the credit line a user must give when it is required.
+    ``commercial_use`` is False when the licence forbids it (e.g. CC BY-NC-SA), None
+    when earmark cannot know (a model the user plugs in); ``attribution`` is the credit
+    line a user must give when it is required.
     """
 
     name: str
-    commercial_use: bool
+    commercial_use: bool | None
     attribution: str = ""
     note: str = ""
 
     def summary(self) -> str:
         text = self.name
-        if not self.commercial_use:
+        if self.commercial_use is False:
             text += " (non-commercial use only)"
         if self.note:
             text += f"; {self.note}"

@@ -22,7 +22,7 @@ the model loads; outputs may be tensors or arrays.
 
 The licence is whatever the module's authors chose: earmark cannot know it, so using
 the model under its terms is the user's responsibility (``licence.commercial_use`` is
-False until you have checked).
+None: unknown until you have checked).
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ class HearBackend(Backend):
     description = "Any HEAR 2021 API module you have installed (module= and weights=)"
     licence = Licence(
         "unknown (set by the module you plug in)",
-        commercial_use=False,
+        commercial_use=None,
         note="check the model's own licence; using it is your responsibility",
     )
     install_hint = "pip install the package that provides the HEAR module"

@@ -1,0 +1,212 @@
+"""The aisfx backend against the aisfx package's own output on real clips.
+
+``data/aisfx_reference.npz`` holds the package's embeddings of two Philharmonia clips,
+computed with the versions it pins (librosa 0.9.2, numpy 1.23) by
+``data/make_aisfx_reference.py``; the package's block ``i`` is our frame ``i`` of the
+signal preceded by 1024 zeros (see the backend's module docstring).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from earmark import audio
+from earmark.backends import get_backend
+from earmark.backends.aisfx import AisfxBackend
+from earmark.embedding import embed_file, embed_signal, n_frames
+from earmark.exceptions import BackendError, ParameterError
+
+REFERENCE = Path(__file__).parent / "data" / "aisfx_reference.npz"
+MEL_HOP = 1024
+
+needs_model = pytest.mark.skipif(
+    not AisfxBackend.is_available(),
+    reason="aisfx backend needs torch and the aisfx wheel: "
+    "pip install 'earmark[aisfx]' && pip install --no-deps aisfx==0.1.2",
+)
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(axis=1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+
+@pytest.fixture(scope="module")
+def backend() -> AisfxBackend:
+    return get_backend("aisfx").load()
+
+
+@pytest.fixture(scope="module")
+def backend_unscaled() -> AisfxBackend:
+    return get_backend("aisfx", normalize="none").load()
+
+
+@pytest.fixture(scope="module")
+def reference(philharmonia_dir):
+    """Per clip: the package's embeddings and the decoded samples they were made from."""
+    stored = np.load(REFERENCE)
+    clips = {}
+    for key in ("short", "long"):
+        path = philharmonia_dir.parent / str(stored[f"{key}_path"])
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        assert digest == str(stored[f"{key}_sha256"]), f"{path} differs from the reference's clip"
+        y, sr = audio.load(path)
+        assert sr == 44100
+        clips[key] = (y[: int(stored[f"{key}_n_samples"])], stored[f"{key}_X"])
+    return clips
+
+
+def with_package_padding(y: np.ndarray) -> np.ndarray:
+    """The package's first STFT frame is centred on sample 0, with 1024 zeros before it."""
+    return np.concatenate([np.zeros(MEL_HOP, dtype=np.float32), y])
+
+
+# --------------------------------------------------------------------- declared
+def test_declares_one_block_of_100_mel_frames_per_window():
+    backend = get_backend("aisfx")
+    assert (backend.sample_rate, backend.dimension) == (44100, 512)
+    assert backend.window_samples == 2048 + 99 * MEL_HOP
+    assert backend.hop_samples == 50 * MEL_HOP
+    assert backend.identity()["params"] == {"normalize": "window"}
+    assert get_backend("aisfx", normalize="none").params != backend.params
+
+
+def test_licence_shows_both_terms_and_the_credit_line():
+    licence = AisfxBackend.licence
+    assert licence.commercial_use
+    assert "CC BY 4.0" in licence.name and "MIT" in licence.summary()
+    assert "Representation Learning for the Automatic Indexing" in licence.attribution
+    assert "ISMIR 2022" in licence.attribution
+
+
+def test_unknown_normalize_is_a_parameter_error():
+    with pytest.raises(ParameterError, match="normalize"):
+        get_backend("aisfx", normalize="file")
+
+
+@needs_model
+def test_refuses_a_checkpoint_other_than_the_known_one(tmp_path, monkeypatch):
+    other = tmp_path / "checkpoint.pth"
+    other.write_bytes(b"not the aisfx checkpoint")
+    backend = get_backend("aisfx")
+    monkeypatch.setattr(backend, "weights_paths", lambda: (other,))
+    with pytest.raises(BackendError, match="refusing"):
+        backend.load()
+
+
+# ------------------------------------------------------- against the package
+@needs_model
+@pytest.mark.parametrize("key, n_blocks", [("short", 1), ("long", 5)])
+def test_matches_the_package_output_block_by_block(backend_unscaled, reference, key, n_blocks):
+    y, expected = reference[key]
+    assert expected.shape == (n_blocks, 512)
+    y = y / np.abs(y).max()  # the package scales the whole file to a peak of 1
+    X = embed_signal(backend_unscaled, with_package_padding(y), 44100).X
+    assert X.shape == expected.shape
+    # Measured: cosine >= 0.9999998, max |difference| 3e-5 for values up to 5.3.
+    assert cosine(X, expected).min() > 0.99999
+    assert np.abs(X - expected).max() < 1e-3
+
+
+@needs_model
+def test_default_scaling_is_the_package_scaling_for_a_clip_of_one_block(backend, reference):
+    y, expected = reference["short"]
+    X = embed_signal(backend, with_package_padding(y), 44100).X  # not peak-normalized
+    assert np.abs(X - expected).max() < 1e-3
+
+
+@needs_model
+def test_file_without_padding_is_close_to_the_package(backend, reference, philharmonia_dir):
+    # Our mel grid sits 1024 samples later, and each window is scaled to its own
+    # peak rather than the file's; measured cosine 0.975 to 0.9998, mean 0.994.
+    stored = np.load(REFERENCE)
+    X = embed_file(backend, philharmonia_dir.parent / str(stored["long_path"])).X
+    expected = reference["long"][1]
+    assert X.shape == expected.shape
+    assert cosine(X, expected).min() > 0.95
+    assert cosine(X, expected).mean() > 0.99
+
+
+@needs_model
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # audioread, via librosa.load
+def test_package_code_in_this_environment_agrees(backend_unscaled, reference, tmp_path):
+    """The package's own functions, run here, on the short clip (no stored numbers)."""
+    soundfile = pytest.importorskip("soundfile")
+    try:
+        from aisfx.inference import load_bestModel, model_get_embedding
+        from aisfx.preprocessing import spectrogram_normalize
+        from aisfx.spectrogram.spectrogram_librosa import compute_spectrogram
+    except ImportError as error:  # the package imports tqdm, which earmark does not need
+        pytest.skip(f"aisfx's own modules do not import here: {error}")
+    import torch
+
+    from earmark.backends.aisfx import _read_state_dict  # embedding_net.* only
+
+    y, _ = reference["short"]
+    clip = tmp_path / "clip.wav"
+    soundfile.write(clip, y, 44100, subtype="FLOAT")
+    spec = compute_spectrogram(str(clip), 44100.0, 2048, MEL_HOP, 96, 0.0, 22050.0)
+    blocks_input = spectrogram_normalize(spec).T  # (frames, mels), as its model expects
+    (checkpoint,) = backend_unscaled.weights_paths()
+    weights = {f"embedding_net.{k}": v for k, v in _read_state_dict(checkpoint).items()}
+    model = load_bestModel(weights, {}, "cpu")
+    with torch.inference_mode():
+        expected = model_get_embedding(blocks_input, 0.5, False, model, "cpu").numpy()
+    X = embed_signal(backend_unscaled, with_package_padding(y / np.abs(y).max()), 44100).X
+    assert cosine(X, expected).min() > 0.99999
+
+
+# ------------------------------------------------------------ frames and level
+@needs_model
+def test_frames_timestamps_and_pooling_on_a_real_file(backend, philharmonia_dir):
+    path = philharmonia_dir / "bassoon" / "bassoon_E4_very-long_cresc-decresc_normal.mp3"
+    out = embed_file(backend, path)
+    n = int(round(out.duration_s * 44100))
+    count = n_frames(n, window_samples=103424, hop_samples=51200)
+    assert count == 5
+    assert out.X.shape == (count, 512) and out.X.dtype == np.float32
+    assert np.isfinite(out.X).all() and (out.X > 0).any()
+    np.testing.assert_allclose(out.start_s, np.arange(count) * 51200 / 44100)
+    np.testing.assert_allclose(out.end_s, np.minimum(out.start_s + 103424 / 44100, n / 44100))
+    np.testing.assert_allclose(out.clip, out.X.mean(axis=0), rtol=1e-6)
+    # A crescendo-decrescendo: the frames are not one vector repeated.
+    assert cosine(out.X[:1], out.X[2:3])[0] < 0.999
+
+
+@needs_model
+def test_log_mel_is_the_scaled_network_input(backend, reference):
+    y, _ = reference["short"]
+    window = np.zeros((1, backend.window_samples), dtype=np.float32)
+    window[0, : y.size] = y  # 1.9 s of a 2.3 s window
+    blocks = backend.log_mel(window)
+    assert blocks.shape == (1, 100, 96)
+    # log10(1 + 10000 * power) of a peak-normalized note, over the paper's maximum 9.46
+    assert 0 <= blocks.min() and 0.5 < blocks.max() < 1.2
+    with pytest.raises(ParameterError, match="103424"):
+        backend.log_mel(y[None, :1000])
+
+
+@needs_model
+def test_short_low_rate_file_gives_one_frame(backend, fsdd_dir):
+    out = embed_file(backend, fsdd_dir / "recordings" / "0_jackson_0.wav")  # 8 kHz, < 1 s
+    assert out.X.shape == (1, 512)
+    assert np.isfinite(out.X).all()
+
+
+@needs_model
+def test_window_scaling_ignores_level_and_none_keeps_it(backend, backend_unscaled, reference):
+    y, _ = reference["short"]
+    loud, quiet = embed_signal(backend, y, 44100).X, embed_signal(backend, y / 20, 44100).X
+    np.testing.assert_allclose(quiet, loud, atol=1e-3)
+    loud, quiet = (embed_signal(backend_unscaled, s, 44100).X for s in (y, y / 20))
+    assert np.abs(quiet - loud).max() > 0.1
+
+
+@needs_model
+def test_silence_embeds_to_finite_numbers(backend):
+    X = backend.embed_windows(np.zeros((2, backend.window_samples), dtype=np.float32))
+    assert np.isfinite(X).all()
+    np.testing.assert_array_equal(X[0], X[1])
