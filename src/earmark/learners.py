@@ -1,0 +1,205 @@
+"""Classifiers that learn from clip embeddings, by name.
+
+Every learner is a plain scikit-learn :class:`~sklearn.pipeline.Pipeline`, so ``clone``,
+``GridSearchCV`` and ``cross_val_score`` work on it unchanged, and :mod:`skops.io` can
+save it without pickle. Scaling sits inside the pipeline, so it is learned on the
+training part of each split only.
+
+With few examples per class some learners cannot be used as configured (five nearest
+neighbours of two examples; probability calibration by cross-validation with one example
+per class). :func:`fit_learner` fits a copy adapted to the training set at hand and says
+what it changed, so evaluation code never has to special-case a learner.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+
+from .exceptions import ParameterError
+
+__all__ = ["LEARNERS", "make_learner", "resolve_learner", "fit_learner"]
+
+#: Learner names and what each one is, in one line.
+LEARNERS: dict[str, str] = {
+    "logreg": "standardise, then logistic regression (C=1): the default, robust with few examples",
+    "svm-linear": "standardise, then a linear SVM (C=1), probabilities by temperature scaling",
+    "svm-rbf": "standardise, then an RBF-kernel SVM (C=10), probabilities by temperature scaling",
+    "knn": "standardise, then 5 nearest neighbours (cosine distance, weighted by distance)",
+    "mlp": "standardise, then a one-hidden-layer (256) neural network with L2 penalty",
+    "random-forest": "300 randomised trees on the raw features (the classic MFCC baseline)",
+}
+
+# Calibration folds for the SVMs; lowered by fit_learner when a class has fewer examples.
+_CALIBRATION_FOLDS = 3
+
+
+def make_learner(name: str = "logreg", *, random_state: int | None = 0, **params: Any):
+    """Build an unfitted learner by name.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`LEARNERS`.
+    random_state : int or None
+        Seed for learners with randomness (MLP, forest, calibration splits), so results
+        repeat.
+    **params
+        Overrides for the classifier step, e.g. ``C=0.1`` for ``logreg``,
+        ``n_neighbors=3`` for ``knn``. For the SVMs they go to the SVM inside the
+        calibration wrapper. Unknown names raise :class:`ParameterError`.
+
+    Returns
+    -------
+    sklearn.pipeline.Pipeline
+        Unfitted; its last step is named ``"classifier"``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.r_[np.zeros((3, 2)), np.ones((3, 2))]
+    >>> model = make_learner("logreg").fit(X, ["a"] * 3 + ["b"] * 3)
+    >>> model.predict([[0.9, 0.9]]).tolist()
+    ['b']
+    """
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if name not in LEARNERS:
+        raise ParameterError(
+            f"unknown learner {name!r}; expected one of: {', '.join(LEARNERS)}"
+        )
+    classifier = _classifier(name, random_state, params)
+    steps = [] if name == "random-forest" else [("scale", StandardScaler())]
+    return Pipeline([*steps, ("classifier", classifier)])
+
+
+def _classifier(name: str, random_state: int | None, params: dict[str, Any]):
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.svm import SVC
+
+    if name == "logreg":
+        base = LogisticRegression(C=1.0, max_iter=5000, random_state=random_state)
+    elif name in ("svm-linear", "svm-rbf"):
+        kernel = "linear" if name == "svm-linear" else "rbf"
+        base = SVC(kernel=kernel, C=1.0 if kernel == "linear" else 10.0, random_state=random_state)
+    elif name == "knn":
+        # Cosine suits embeddings whose scale varies from clip to clip.
+        base = KNeighborsClassifier(n_neighbors=5, weights="distance", metric="cosine")
+    elif name == "mlp":
+        base = MLPClassifier(
+            hidden_layer_sizes=(256,), alpha=1e-3, max_iter=1000, random_state=random_state
+        )
+    else:
+        base = RandomForestClassifier(n_estimators=300, random_state=random_state)
+    valid = base.get_params(deep=False)
+    unknown = sorted(set(params) - set(valid))
+    if unknown:
+        raise ParameterError(
+            f"learner {name!r} has no parameter {', '.join(map(repr, unknown))}; "
+            f"expected some of: {', '.join(sorted(valid))}"
+        )
+    base.set_params(**params)
+    if name.startswith("svm"):
+        # SVC(probability=True) is deprecated since scikit-learn 1.9. Temperature scaling
+        # (1.8+) rescales all decision values by one number, so labels stay the SVM's
+        # own; per-class sigmoids reordered them and cost up to 10 points of accuracy
+        # with a few examples per class (FSDD, leave one speaker out).
+        return CalibratedClassifierCV(
+            base, method="temperature", cv=_CALIBRATION_FOLDS, ensemble=False
+        )
+    return base
+
+
+def resolve_learner(learner, *, random_state: int | None = 0, **params: Any):
+    """A learner from its name, or a copy of a scikit-learn classifier given as is.
+
+    Returns
+    -------
+    template : sklearn estimator
+        Unfitted.
+    name : str
+        ``learner`` itself, or the class names of the estimator given (a pipeline's
+        steps joined by ``+``).
+    """
+    if isinstance(learner, str):
+        return make_learner(learner, random_state=random_state, **params), learner
+    from sklearn.base import clone, is_classifier
+
+    if not (hasattr(learner, "get_params") and is_classifier(learner)):
+        raise ParameterError(
+            f"expected a learner name ({', '.join(LEARNERS)}) or a scikit-learn "
+            f"classifier, got {type(learner).__name__}"
+        )
+    steps = getattr(learner, "steps", None)
+    name = "+".join(type(step).__name__ for _, step in steps) if steps else type(learner).__name__
+    return clone(learner).set_params(**params), name
+
+
+def fit_learner(learner, X, y) -> tuple[Any, list[str]]:
+    """Fit a copy of ``learner``, adapted to what a small training set allows.
+
+    Two adaptations, both reported: ``n_neighbors`` is lowered to the number of training
+    examples, and the SVMs' calibration folds to the smallest class count. With a single
+    example in some class an SVM cannot be calibrated, so the bare SVM is fitted: it
+    predicts labels but has no ``predict_proba``.
+
+    Parameters
+    ----------
+    learner : sklearn estimator
+        Not modified.
+    X : np.ndarray [shape=(n, dimension)]
+    y : np.ndarray [shape=(n,)]
+
+    Returns
+    -------
+    fitted : sklearn estimator
+    notes : list of str
+        What was changed, in words (empty if nothing).
+    """
+    from sklearn.base import clone
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.exceptions import ConvergenceWarning
+
+    y = np.asarray(y)
+    if np.unique(y).size < 2:
+        raise ParameterError(
+            f"a classifier needs at least 2 classes to learn from, got {np.unique(y).tolist()}"
+        )
+    fitted = clone(learner)
+    notes: list[str] = []
+    _, counts = np.unique(y, return_counts=True)
+    smallest = int(counts.min())
+    for key, value in fitted.get_params(deep=True).items():
+        if key.endswith("n_neighbors") and isinstance(value, int) and value > len(y):
+            fitted.set_params(**{key: len(y)})
+            notes.append(f"n_neighbors lowered from {value} to {len(y)} (training examples)")
+    steps = getattr(fitted, "steps", None)
+    if steps and isinstance(steps[-1][1], CalibratedClassifierCV):
+        calibrated = steps[-1][1]
+        folds = calibrated.cv
+        if smallest < 2:
+            steps[-1] = (steps[-1][0], calibrated.estimator)
+            notes.append(
+                "a class has 1 training example: SVM fitted without probability calibration"
+            )
+        elif isinstance(folds, int) and folds > smallest:
+            calibrated.set_params(cv=smallest)
+            notes.append(f"calibration folds lowered from {folds} to {smallest} (smallest class)")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        fitted.fit(X, y)
+    for warning in caught:
+        if issubclass(warning.category, ConvergenceWarning):
+            notes.append(f"did not converge: {str(warning.message).splitlines()[0]}")
+        else:
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
+    return fitted, notes

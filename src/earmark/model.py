@@ -1,0 +1,508 @@
+"""A trained classifier, the backend it listens through, and one file to keep both.
+
+An :class:`EarmarkModel` is a fitted learner (:mod:`earmark.learners`) plus everything
+needed to use it on new audio: the identity of the embedding backend whose vectors it
+learned from (name, parameters, version, weights hash), the class names and a training
+summary.
+
+The file is a zip holding ``model.json`` (metadata, readable by anyone) and
+``pipeline.skops`` (the scikit-learn pipeline in :mod:`skops.io` format). Loading never
+unpickles: every type named in the skops file is checked against an explicit allow-list
+of the scikit-learn and numpy types earmark's learners produce, and anything else is
+refused before a single object is built.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+import warnings
+import zipfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from .exceptions import BackendError, EarmarkError, ModelFileError, ParameterError
+
+__all__ = ["EarmarkModel", "FORMAT_VERSION", "ALLOWED_TYPES"]
+
+#: Version of the file layout; a file with a higher number was written by a newer earmark.
+FORMAT_VERSION = 1
+_FORMAT_NAME = "earmark-model"
+_METADATA = "model.json"
+_PIPELINE = "pipeline.skops"
+
+#: Types a saved pipeline may contain, by top-level package and class name. Matching the
+#: class name rather than the full path keeps files loadable when scikit-learn moves a
+#: class between its private modules; the package still has to be sklearn or numpy.
+ALLOWED_TYPES: dict[str, frozenset[str]] = {
+    "builtins": frozenset({"dict", "list", "tuple", "str", "int", "float", "bool", "NoneType"}),
+    "numpy": frozenset(
+        {"ndarray", "dtype", "RandomState", "bool_", "str_", "object_"}
+        | {f"{kind}{bits}" for kind in ("int", "uint") for bits in (8, 16, 32, 64)}
+        | {f"float{bits}" for bits in (16, 32, 64)}
+    ),
+    "sklearn": frozenset(
+        {
+            "Pipeline",
+            "StandardScaler",
+            "LabelBinarizer",
+            "LogisticRegression",
+            "SVC",
+            "CalibratedClassifierCV",
+            "_CalibratedClassifier",
+            "_TemperatureScaling",
+            "KNeighborsClassifier",
+            "KDTree",
+            "BallTree",
+            "EuclideanDistance64",
+            "ManhattanDistance64",
+            "ChebyshevDistance64",
+            "MinkowskiDistance64",
+            "MLPClassifier",
+            "AdamOptimizer",
+            "SGDOptimizer",
+            "RandomForestClassifier",
+            "DecisionTreeClassifier",
+            "Tree",
+        }
+    ),
+}
+
+
+class EarmarkModel:
+    """A fitted classifier over clip embeddings of one backend.
+
+    Parameters
+    ----------
+    pipeline : sklearn.pipeline.Pipeline
+        Fitted, e.g. from :func:`earmark.learners.fit_learner`.
+    backend_identity : dict
+        :meth:`earmark.backends.Backend.identity` of the backend that made the training
+        embeddings.
+    learner : str
+        Learner name (see :data:`earmark.learners.LEARNERS`).
+    learner_params : dict, optional
+    training : dict, optional
+        Training summary (:meth:`train` fills it in).
+
+    Attributes
+    ----------
+    classes_ : np.ndarray [shape=(n_classes,)]
+        Label names, in the column order of :meth:`predict_proba`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from earmark.backends import get_backend
+    >>> backend = get_backend("placeholder")
+    >>> X = np.r_[np.zeros((4, 16)), np.ones((4, 16))].astype(np.float32)
+    >>> model = EarmarkModel.train(X, ["quiet"] * 4 + ["loud"] * 4, backend=backend)
+    >>> model.predict(X[:1]).tolist()
+    ['quiet']
+    """
+
+    def __init__(
+        self,
+        pipeline,
+        *,
+        backend_identity: dict[str, Any],
+        learner: str,
+        learner_params: dict[str, Any] | None = None,
+        training: dict[str, Any] | None = None,
+    ):
+        self.pipeline = pipeline
+        self.backend_identity = dict(backend_identity)
+        self.learner = learner
+        self.learner_params = dict(learner_params or {})
+        self.training = dict(training or {})
+
+    # ------------------------------------------------------------------ training
+    @classmethod
+    def train(
+        cls,
+        X,
+        y,
+        *,
+        backend,
+        learner: str = "logreg",
+        random_state: int | None = 0,
+        **learner_params: Any,
+    ) -> "EarmarkModel":
+        """Fit a learner on clip embeddings and wrap it with its backend's identity.
+
+        Parameters
+        ----------
+        X : np.ndarray [shape=(n, dimension)]
+            Clip embeddings from ``backend``.
+        y : array-like [shape=(n,)]
+            Labels.
+        backend : Backend or dict
+            The backend (or its :meth:`~earmark.backends.Backend.identity`).
+        learner : str
+        random_state : int or None
+        **learner_params
+            Passed to :func:`earmark.learners.make_learner`.
+        """
+        from . import __version__
+        from .learners import fit_learner, make_learner
+
+        identity = backend if isinstance(backend, dict) else backend.identity()
+        X = _check_matrix(X, identity.get("dimension"))
+        y = np.asarray(y)
+        if y.shape != (X.shape[0],):
+            raise ParameterError(
+                f"expected {X.shape[0]} labels for {X.shape[0]} rows of X, got shape {y.shape}"
+            )
+        pipeline, notes = fit_learner(
+            make_learner(learner, random_state=random_state, **learner_params), X, y
+        )
+        labels, counts = np.unique(y, return_counts=True)
+        training = {
+            "n_items": int(X.shape[0]),
+            "class_counts": {str(label): int(n) for label, n in zip(labels.tolist(), counts)},
+            "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "earmark_version": __version__,
+            "random_state": random_state,
+            "notes": notes,
+        }
+        return cls(
+            pipeline,
+            backend_identity=identity,
+            learner=learner,
+            learner_params=learner_params,
+            training=training,
+        )
+
+    # ---------------------------------------------------------------- prediction
+    @property
+    def classes_(self) -> np.ndarray:
+        return self.pipeline.classes_
+
+    def predict(self, X) -> np.ndarray:
+        """Labels of clip embeddings.
+
+        Parameters
+        ----------
+        X : np.ndarray [shape=(n, dimension)]
+
+        Returns
+        -------
+        labels : np.ndarray [shape=(n,)]
+        """
+        return self.pipeline.predict(_check_matrix(X, self.backend_identity.get("dimension")))
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities of clip embeddings.
+
+        Parameters
+        ----------
+        X : np.ndarray [shape=(n, dimension)]
+
+        Returns
+        -------
+        P : np.ndarray [shape=(n, n_classes)]
+            Columns in the order of :attr:`classes_`; rows sum to 1.
+        """
+        if not hasattr(self.pipeline, "predict_proba"):
+            raise EarmarkError(
+                f"this {self.learner!r} model gives no probabilities "
+                f"({'; '.join(self.training.get('notes', [])) or 'learner has none'})"
+            )
+        return self.pipeline.predict_proba(
+            _check_matrix(X, self.backend_identity.get("dimension"))
+        )
+
+    def backend(self, *, strict: bool = True):
+        """Instantiate the backend this model was trained with, and check its weights.
+
+        Parameters
+        ----------
+        strict : bool
+            If True, weights that differ from the recorded ones raise
+            :class:`~earmark.exceptions.BackendError`; if False, they only warn.
+
+        Returns
+        -------
+        Backend
+        """
+        from .backends import get_backend
+
+        identity = self.backend_identity
+        backend = get_backend(identity["backend"], **identity.get("params", {}))
+        recorded = identity.get("weights_sha256")
+        installed = backend.weights_hash
+        if recorded and installed != recorded:
+            message = (
+                f"this model was trained on {identity['backend']!r} embeddings from weights "
+                f"with SHA-256 {recorded[:12]}..., but the installed weights hash to "
+                f"{installed[:12]}... (version {backend.version}, trained with "
+                f"{identity.get('version')}); its predictions would be meaningless. Install "
+                f"the backend version it was trained with, or retrain the model"
+            )
+            if strict:
+                raise BackendError(message)
+            warnings.warn(message, stacklevel=2)
+        elif identity.get("version") and backend.version != identity["version"]:
+            warnings.warn(
+                f"backend {identity['backend']!r} is version {backend.version}, the model was "
+                f"trained with {identity['version']}; the weights are the same, so predictions "
+                f"should hold",
+                stacklevel=2,
+            )
+        return backend
+
+    def predict_files(
+        self,
+        paths: Iterable,
+        *,
+        store=None,
+        top_k: int = 3,
+        backend=None,
+    ) -> list[dict[str, Any]]:
+        """Classify audio files, one row per file; a bad file gives a row with an error.
+
+        Parameters
+        ----------
+        paths : iterable of str or Path
+        store : object, optional
+            Anything with an ``embed_file(backend, path)`` method returning
+            :class:`~earmark.embedding.FrameEmbeddings` (a cache of embeddings); without
+            it each file is embedded afresh with :func:`earmark.embedding.embed_file`.
+        top_k : int
+            How many of the most probable labels each row lists.
+        backend : Backend, optional
+            An already checked instance of :meth:`backend`, to avoid loading it again.
+
+        Returns
+        -------
+        rows : list of dict
+            In the order of ``paths``, each with ``path``, ``label``, ``score`` (its
+            probability, or None for a model without probabilities), ``top_k`` (a list
+            of ``{"label", "score"}``) and ``error`` (None, or what went wrong).
+        """
+        from .embedding import embed_file
+
+        if top_k < 1:
+            raise ParameterError(f"expected top_k >= 1, got {top_k}")
+        backend = backend if backend is not None else self.backend()
+        embed = store.embed_file if store is not None else embed_file
+        rows: list[dict[str, Any]] = []
+        vectors, good = [], []
+        for path in paths:
+            row = {"path": str(path), "label": None, "score": None, "top_k": [], "error": None}
+            try:
+                vectors.append(embed(backend, path).clip)
+                good.append(row)
+            except (EarmarkError, OSError) as error:
+                row["error"] = str(error)
+            rows.append(row)
+        if not vectors:
+            return rows
+        X = np.stack(vectors)
+        classes = [_plain(label) for label in self.classes_.tolist()]
+        if hasattr(self.pipeline, "predict_proba"):
+            P = self.predict_proba(X)
+            for row, p in zip(good, P):
+                order = np.argsort(-p, kind="stable")[:top_k]
+                row["top_k"] = [{"label": classes[i], "score": float(p[i])} for i in order]
+                row["label"], row["score"] = row["top_k"][0]["label"], row["top_k"][0]["score"]
+        else:
+            for row, label in zip(good, self.predict(X).tolist()):
+                row["label"] = _plain(label)
+        return rows
+
+    # ------------------------------------------------------------------- saving
+    def metadata(self) -> dict[str, Any]:
+        """What ``model.json`` holds (JSON-serialisable)."""
+        return {
+            "format": _FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "classes": [_plain(label) for label in self.classes_.tolist()],
+            "learner": self.learner,
+            "learner_params": self.learner_params,
+            "backend": self.backend_identity,
+            "training": self.training,
+        }
+
+    def save(self, path) -> Path:
+        """Write the model to one file (a zip; see the module docstring).
+
+        The file is written next to ``path`` and renamed into place, so an interrupted
+        save never leaves a half-written model behind.
+
+        Returns
+        -------
+        Path
+        """
+        import sklearn
+        import skops.io
+
+        path = Path(path)
+        pipeline_bytes = skops.io.dumps(self.pipeline)
+        metadata = self.metadata()
+        metadata["pipeline_sha256"] = hashlib.sha256(pipeline_bytes).hexdigest()
+        metadata["sklearn_version"] = sklearn.__version__
+        metadata["numpy_version"] = np.__version__
+        text = json.dumps(metadata, indent=2, default=_plain)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(
+            dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
+        )
+        try:
+            with os.fdopen(handle, "wb") as raw, zipfile.ZipFile(
+                raw, "w", zipfile.ZIP_DEFLATED
+            ) as archive:
+                archive.writestr(_METADATA, text)
+                archive.writestr(_PIPELINE, pipeline_bytes)
+            # mkstemp makes the file private (0600); a model is an ordinary document.
+            os.chmod(temporary, 0o644)
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path) -> "EarmarkModel":
+        """Read a model file written by :meth:`save`, refusing anything unexpected.
+
+        Raises
+        ------
+        ModelFileError
+            If the file is missing, not a model file, damaged, written by a newer
+            earmark, or holds a type outside :data:`ALLOWED_TYPES` (named in the message).
+        """
+        import skops.io
+
+        path = Path(path)
+        if not path.is_file():
+            raise ModelFileError(f"{path}: no such model file")
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = set(archive.namelist())
+                missing = {_METADATA, _PIPELINE} - names
+                if missing:
+                    raise ModelFileError(
+                        f"{path}: not an earmark model file (missing {', '.join(sorted(missing))})"
+                    )
+                metadata = json.loads(archive.read(_METADATA))
+                pipeline_bytes = archive.read(_PIPELINE)
+        except ModelFileError:
+            raise
+        except Exception as error:
+            # BadZipFile, CRC mismatches, zlib.error, truncation, bad JSON: all one story.
+            raise ModelFileError(
+                f"{path}: damaged or not an earmark model file ({type(error).__name__}: {error})"
+            ) from None
+        _check_metadata(path, metadata)
+        if hashlib.sha256(pipeline_bytes).hexdigest() != metadata.get("pipeline_sha256"):
+            raise ModelFileError(
+                f"{path}: the pipeline does not match its recorded hash; the file was "
+                f"damaged or modified"
+            )
+        refused = sorted(_types_outside_allow_list(path, pipeline_bytes))
+        if refused:
+            raise ModelFileError(
+                f"{path}: refusing to load types earmark does not produce: {', '.join(refused)}"
+            )
+        try:
+            untrusted = skops.io.get_untrusted_types(data=pipeline_bytes)
+            pipeline = skops.io.loads(pipeline_bytes, trusted=untrusted)
+        except Exception as error:  # skops raises a variety of errors on a bad payload
+            raise ModelFileError(
+                f"{path}: cannot read the pipeline ({type(error).__name__}: {error})"
+            ) from None
+        if not hasattr(pipeline, "predict") or not hasattr(pipeline, "classes_"):
+            raise ModelFileError(f"{path}: the pipeline is not a fitted classifier")
+        stored = [_plain(label) for label in pipeline.classes_.tolist()]
+        if stored != metadata["classes"]:
+            raise ModelFileError(
+                f"{path}: classes in model.json ({metadata['classes']}) do not match the "
+                f"pipeline's ({stored})"
+            )
+        return cls(
+            pipeline,
+            backend_identity=metadata["backend"],
+            learner=metadata["learner"],
+            learner_params=metadata.get("learner_params"),
+            training=metadata.get("training"),
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"EarmarkModel(learner={self.learner!r}, "
+            f"backend={self.backend_identity.get('backend')!r}, "
+            f"classes={len(self.classes_)}, trained_on={self.training.get('n_items')})"
+        )
+
+
+# ----------------------------------------------------------------------- helpers
+def _check_matrix(X, dimension: int | None) -> np.ndarray:
+    X = np.asarray(X, dtype=np.float32)
+    if X.ndim != 2:
+        raise ParameterError(f"expected X of shape (n, dimension), got shape {X.shape}")
+    if dimension is not None and X.shape[1] != dimension:
+        raise ParameterError(
+            f"expected embeddings of dimension {dimension} (the model's backend), got {X.shape[1]}"
+        )
+    if not np.isfinite(X).all():
+        raise ParameterError("X holds NaN or infinite values")
+    return X
+
+
+def _plain(value):
+    """Numpy scalars to Python ones, so labels survive JSON unchanged."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _check_metadata(path: Path, metadata: Any) -> None:
+    if not isinstance(metadata, dict) or metadata.get("format") != _FORMAT_NAME:
+        raise ModelFileError(f"{path}: model.json does not describe an earmark model")
+    version = metadata.get("format_version")
+    if not isinstance(version, int):
+        raise ModelFileError(f"{path}: model.json has no format_version")
+    if version > FORMAT_VERSION:
+        raise ModelFileError(
+            f"{path}: written in model format {version} by a newer earmark; this one reads "
+            f"up to format {FORMAT_VERSION}: upgrade earmark"
+        )
+    for key in ("classes", "learner", "backend"):
+        if key not in metadata:
+            raise ModelFileError(f"{path}: model.json lacks {key!r}")
+
+
+def _types_outside_allow_list(path: Path, pipeline_bytes: bytes) -> set[str]:
+    """Every type the skops schema names that is not in :data:`ALLOWED_TYPES`."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(pipeline_bytes)) as archive:
+            schema = json.loads(archive.read("schema.json"))
+    except Exception as error:
+        raise ModelFileError(f"{path}: the pipeline is not a skops file ({error})") from None
+    refused: set[str] = set()
+    stack: list[Any] = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        names = []
+        if "__module__" in node or "__class__" in node:
+            names.append((str(node.get("__module__")), str(node.get("__class__"))))
+        content = node.get("content")
+        # Function and type references name their target inside the content.
+        if isinstance(content, dict) and ("module_path" in content or "function" in content):
+            names.append((str(content.get("module_path")), str(content.get("function"))))
+        for module, name in names:
+            package = module.partition(".")[0]
+            if name not in ALLOWED_TYPES.get(package, ()):
+                refused.add(f"{module}.{name}")
+        stack.extend(node.values())
+    return refused

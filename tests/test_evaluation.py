@@ -1,0 +1,161 @@
+"""Evaluation on real FSDD embeddings: speakers never leak, figures add up."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from _embeddings import fsdd_mfcc, one_blas_thread
+from earmark.evaluation import EvaluationResult, cross_validate, evaluate_split, make_splits
+from earmark.exceptions import ParameterError
+from earmark.plots import plot_confusion_matrix
+
+
+@pytest.fixture(scope="session")
+def fsdd(fsdd_dir):
+    return fsdd_mfcc(fsdd_dir)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _blas():
+    with one_blas_thread():
+        yield
+
+
+@pytest.fixture(scope="module")
+def by_speaker(fsdd):
+    return cross_validate(fsdd.X, fsdd.y, groups=fsdd.speakers, n_splits=6)
+
+
+def _assert_groups_apart(splits, groups):
+    for split in splits:
+        assert set(groups[split.train]).isdisjoint(groups[split.test]), split.name
+        assert np.intersect1d(split.train, split.test).size == 0
+
+
+def test_leave_one_speaker_out_keeps_speakers_apart_and_beats_chance(fsdd, by_speaker):
+    assert by_speaker.strategy == "leave one group out (6 groups)"
+    assert len(by_speaker.splits) == 6
+    _assert_groups_apart(by_speaker.splits, fsdd.speakers)
+    for split in by_speaker.splits:
+        assert len(set(fsdd.speakers[split.test])) == 1
+    # Measured 58.3 % (chance 10 %); the threshold leaves room for MFCC code changes.
+    assert by_speaker.accuracy > 0.45
+    assert by_speaker.accuracy_mean == pytest.approx(np.mean(by_speaker.fold_accuracy))
+    assert by_speaker.warnings == []
+
+
+def test_figures_add_up(fsdd, by_speaker):
+    confusion = by_speaker.confusion
+    assert confusion.shape == (10, 10)
+    assert confusion.sum() == len(fsdd.y) == by_speaker.n_tested
+    assert by_speaker.classes == [str(d) for d in range(10)]
+    assert confusion.sum(axis=1).tolist() == [row["support"] for row in by_speaker.per_class]
+    assert by_speaker.accuracy == pytest.approx(np.mean(by_speaker.y_pred == fsdd.y))
+    for index, row in enumerate(by_speaker.per_class):
+        assert row["recall"] == pytest.approx(confusion[index, index] / confusion[index].sum())
+    # With equal-sized folds, the pooled accuracy is the mean of the folds'.
+    assert by_speaker.accuracy == pytest.approx(by_speaker.accuracy_mean)
+
+
+def test_a_random_split_warns_and_flatters(fsdd, by_speaker):
+    """Takes of one speaker are near-duplicates: a random split scores far higher."""
+    random = cross_validate(fsdd.X, fsdd.y)
+    assert random.strategy.startswith("stratified 5-fold at random")
+    assert any("leak" in warning for warning in random.warnings)
+    assert random.accuracy > by_speaker.accuracy + 0.15  # measured 89.6 % against 58.3 %
+
+
+def test_more_speakers_than_folds_gives_grouped_folds(fsdd):
+    plan = make_splits(fsdd.y, groups=fsdd.speakers, n_splits=3)
+    assert plan.strategy.startswith("stratified group 3-fold")
+    assert len(plan.splits) == 3
+    _assert_groups_apart(plan.splits, fsdd.speakers)
+    tested = np.concatenate([split.test for split in plan.splits])
+    assert sorted(tested.tolist()) == list(range(len(fsdd.y)))
+
+
+def test_official_folds_are_each_held_out_once(fsdd):
+    takes = np.array([path.stem.split("_")[2] for path in fsdd.paths])
+    result = cross_validate(fsdd.X, fsdd.y, folds=takes, learner="knn")
+    assert result.strategy == "official folds, each held out once (4 folds)"
+    assert [split.name for split in result.splits] == ["fold 0", "fold 1", "fold 2", "fold 3"]
+    for split in result.splits:
+        assert set(takes[split.test]) == {split.name.split()[-1]}
+    # Folds by take put every speaker on both sides; given the groups, we say so.
+    checked = make_splits(fsdd.y, folds=takes, groups=fsdd.speakers)
+    assert len(checked.warnings) == 4 and "6 group(s) on both sides" in checked.warnings[0]
+
+
+def test_official_train_test_lists_give_one_split(fsdd):
+    role = np.where(fsdd.speakers == "george", "test", "train")
+    role[fsdd.speakers == "lucas"] = "validation"
+    result = cross_validate(fsdd.X, fsdd.y, folds=role)
+    assert result.strategy == "official train/test split (40 test items)"
+    assert "40 validation items were used for training" in result.warnings[0]
+    assert result.n_tested == 40
+    assert all(p is None for p in result.y_pred[role != "test"])
+
+
+def test_evaluate_split_matches_the_same_cross_validation_fold(fsdd, by_speaker):
+    train, test = fsdd.speakers != "george", fsdd.speakers == "george"
+    single = evaluate_split(fsdd.X[train], fsdd.y[train], fsdd.X[test], fsdd.y[test])
+    george = [s.name for s in by_speaker.splits].index("group george")
+    assert single.fold_accuracy == [by_speaker.fold_accuracy[george]]
+    assert single.n_tested == 40
+
+
+def test_json_round_trip(by_speaker):
+    text = by_speaker.to_json()
+    data = json.loads(text)
+    assert data == by_speaker.to_dict()
+    assert data["splits"][0]["n_test"] == 40 and len(data["y_pred"]) == 240
+    again = EvaluationResult.from_dict(data)
+    assert again.accuracy == by_speaker.accuracy
+    np.testing.assert_array_equal(again.confusion, by_speaker.confusion)
+    for before, after in zip(by_speaker.splits, again.splits):
+        np.testing.assert_array_equal(before.test, after.test)
+        np.testing.assert_array_equal(before.train, after.train)
+    assert "y_pred" not in by_speaker.to_dict(predictions=False)
+
+
+def test_confusion_matrix_picture(by_speaker, tmp_path):
+    path = plot_confusion_matrix(by_speaker, path=tmp_path / "confusion.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert path.stat().st_size > 20_000
+    # A bare matrix with names, or a result saved without predictions, draws too.
+    figure = plot_confusion_matrix(by_speaker.confusion, by_speaker.classes)
+    assert "58.3%" in figure.axes[0].get_title()
+    saved = json.loads(by_speaker.to_json(predictions=False))
+    assert plot_confusion_matrix(saved, path=tmp_path / "again.png").is_file()
+    with pytest.raises(ParameterError, match="square matrix"):
+        plot_confusion_matrix(by_speaker.confusion, ["a", "b"])
+
+
+def test_bad_input_is_refused_with_what_was_expected(fsdd):
+    X = fsdd.X.copy()
+    X[3, 0] = np.nan
+    with pytest.raises(ParameterError, match="NaN"):
+        cross_validate(X, fsdd.y, groups=fsdd.speakers)
+    with pytest.raises(ParameterError, match=r"expected y of shape \(240,\)"):
+        cross_validate(fsdd.X, fsdd.y[:10])
+    with pytest.raises(ParameterError, match="groups of shape"):
+        cross_validate(fsdd.X, fsdd.y, groups=fsdd.speakers[:5])
+    with pytest.raises(ParameterError, match="at least 2 distinct groups"):
+        cross_validate(fsdd.X, fsdd.y, groups=np.zeros(240))
+
+
+def test_a_scikit_learn_classifier_can_be_evaluated_as_is(fsdd, by_speaker):
+    from sklearn.neighbors import NearestCentroid
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    learner = make_pipeline(StandardScaler(), NearestCentroid())
+    result = cross_validate(fsdd.X, fsdd.y, groups=fsdd.speakers, n_splits=6, learner=learner)
+    assert result.learner == "StandardScaler+NearestCentroid"
+    assert [s.name for s in result.splits] == [s.name for s in by_speaker.splits]
+    assert result.accuracy > 0.2
+    with pytest.raises(ParameterError, match="scikit-learn classifier"):
+        cross_validate(fsdd.X, fsdd.y, learner=object())

@@ -1,0 +1,198 @@
+"""Saved models: exact round trips, and files that must be refused."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zipfile
+
+import numpy as np
+import pytest
+import skops.io
+
+from _embeddings import fsdd_mfcc, one_blas_thread
+from earmark.exceptions import BackendError, ModelFileError, ParameterError
+from earmark.model import FORMAT_VERSION, EarmarkModel
+
+
+@pytest.fixture(scope="session")
+def fsdd(fsdd_dir):
+    return fsdd_mfcc(fsdd_dir)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _blas():
+    with one_blas_thread():
+        yield
+
+
+@pytest.fixture(scope="module")
+def trained(fsdd):
+    train = fsdd.speakers != "theo"
+    return EarmarkModel.train(fsdd.X[train], fsdd.y[train], backend=fsdd.identity)
+
+
+@pytest.mark.parametrize("learner", ["logreg", "svm-rbf", "knn", "random-forest"])
+def test_save_and_load_give_identical_probabilities(fsdd, tmp_path, learner):
+    params = {"n_estimators": 50} if learner == "random-forest" else {}
+    model = EarmarkModel.train(
+        fsdd.X[::2], fsdd.y[::2], backend=fsdd.identity, learner=learner, **params
+    )
+    path = model.save(tmp_path / "digits.earmark")
+    loaded = EarmarkModel.load(path)
+    np.testing.assert_array_equal(loaded.predict_proba(fsdd.X), model.predict_proba(fsdd.X))
+    assert loaded.predict(fsdd.X).tolist() == model.predict(fsdd.X).tolist()
+    assert loaded.classes_.tolist() == [str(d) for d in range(10)]
+    assert loaded.learner == learner
+    assert loaded.backend_identity == fsdd.identity
+
+
+def test_file_records_what_the_model_is(trained, tmp_path):
+    path = trained.save(tmp_path / "digits.earmark")
+    with zipfile.ZipFile(path) as archive:
+        assert sorted(archive.namelist()) == ["model.json", "pipeline.skops"]
+        metadata = json.loads(archive.read("model.json"))
+    assert metadata["format_version"] == FORMAT_VERSION
+    assert metadata["backend"]["backend"] == "mfcc"
+    assert metadata["backend"]["weights_sha256"] == trained.backend_identity["weights_sha256"]
+    assert metadata["training"]["n_items"] == 200
+    assert metadata["training"]["class_counts"] == {str(d): 20 for d in range(10)}
+    assert metadata["training"]["earmark_version"]
+    assert metadata["classes"] == [str(d) for d in range(10)]
+
+
+def test_integer_labels_survive_the_round_trip(fsdd, tmp_path):
+    labels = fsdd.y.astype(int)
+    model = EarmarkModel.train(fsdd.X, labels, backend=fsdd.identity)
+    loaded = EarmarkModel.load(model.save(tmp_path / "int.earmark"))
+    assert loaded.classes_.tolist() == list(range(10))
+    assert loaded.predict(fsdd.X[:5]).tolist() == model.predict(fsdd.X[:5]).tolist()
+
+
+def test_unseen_speaker_files_are_classified_and_a_bad_file_gets_an_error_row(
+    trained, fsdd_dir, tmp_path
+):
+    theo = [fsdd_dir / "recordings" / f"{d}_theo_{take}.wav" for d in range(10) for take in (5, 6)]
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunk")
+    paths = [theo[0], broken, *theo[1:], tmp_path / "missing.wav"]
+    rows = trained.predict_files(paths, top_k=3)
+    assert [row["path"] for row in rows] == [str(p) for p in paths]
+    assert "broken.wav" in rows[1]["error"] and rows[1]["label"] is None
+    assert "not found" in rows[-1]["error"]
+    good = [row for row in rows if row["error"] is None]
+    assert len(good) == 20
+    for row in good:
+        assert len(row["top_k"]) == 3
+        assert row["label"] == row["top_k"][0]["label"]
+        assert row["score"] >= row["top_k"][1]["score"] >= row["top_k"][2]["score"]
+    truth = [p.name.split("_")[0] for p in theo]
+    accuracy = np.mean([row["label"] == t for row, t in zip(good, truth)])
+    assert accuracy > 0.5, f"{accuracy:.0%} of theo's unseen takes"
+
+
+def test_backend_with_other_weights_is_refused(trained):
+    assert trained.backend().name == "mfcc"
+    other = EarmarkModel(
+        trained.pipeline,
+        backend_identity={**trained.backend_identity, "weights_sha256": "0" * 64},
+        learner="logreg",
+    )
+    with pytest.raises(BackendError, match="installed weights"):
+        other.backend()
+    with pytest.warns(UserWarning, match="installed weights"):
+        other.backend(strict=False)
+
+
+def test_embeddings_of_the_wrong_dimension_are_refused(trained):
+    with pytest.raises(ParameterError, match="dimension 120.*got 16"):
+        trained.predict(np.zeros((2, 16), dtype=np.float32))
+
+
+# ------------------------------------------------------------- refused files
+def _rewrite(path, pipeline_bytes=None, **metadata_changes):
+    """Write a model file with another pipeline or metadata, hash made to match."""
+    with zipfile.ZipFile(path) as archive:
+        metadata = json.loads(archive.read("model.json"))
+        original = archive.read("pipeline.skops")
+    pipeline_bytes = original if pipeline_bytes is None else pipeline_bytes
+    metadata["pipeline_sha256"] = hashlib.sha256(pipeline_bytes).hexdigest()
+    metadata.update(metadata_changes)
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("model.json", json.dumps(metadata))
+        archive.writestr("pipeline.skops", pipeline_bytes)
+
+
+def test_a_pipeline_with_a_foreign_type_is_refused_by_name(trained, tmp_path):
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    path = trained.save(tmp_path / "tampered.earmark")
+    smuggled = Pipeline([("run", FunctionTransformer(np.log1p)), *trained.pipeline.steps])
+    _rewrite(path, skops.io.dumps(smuggled))
+    with pytest.raises(ModelFileError, match="FunctionTransformer"):
+        EarmarkModel.load(path)
+
+
+def test_a_function_reference_is_refused(trained, tmp_path):
+    """An os.system reference hidden where skops would resolve a function."""
+    path = trained.save(tmp_path / "tampered.earmark")
+    pipeline_bytes = skops.io.dumps(trained.pipeline)
+    with zipfile.ZipFile(io.BytesIO(pipeline_bytes)) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    schema = json.loads(members["schema.json"])
+    schema["content"]["content"]["memory"] = {
+        "__class__": "function",
+        "__module__": "builtins",
+        "__loader__": "FunctionNode",
+        "content": {"module_path": "os", "function": "system"},
+        "__id__": 1,
+    }
+    members["schema.json"] = json.dumps(schema).encode()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    _rewrite(path, buffer.getvalue())
+    with pytest.raises(ModelFileError, match="os.system"):
+        EarmarkModel.load(path)
+
+
+def test_a_truncated_file_is_refused(trained, tmp_path):
+    path = trained.save(tmp_path / "cut.earmark")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelFileError, match="damaged"):
+        EarmarkModel.load(path)
+
+
+def test_a_flipped_byte_in_the_pipeline_is_caught(trained, tmp_path):
+    path = trained.save(tmp_path / "flipped.earmark")
+    with zipfile.ZipFile(path) as archive:
+        metadata = archive.read("model.json")
+        pipeline_bytes = bytearray(archive.read("pipeline.skops"))
+    pipeline_bytes[len(pipeline_bytes) // 2] ^= 0xFF
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("model.json", metadata)
+        archive.writestr("pipeline.skops", bytes(pipeline_bytes))
+    with pytest.raises(ModelFileError, match="does not match its recorded hash"):
+        EarmarkModel.load(path)
+
+
+def test_other_files_are_refused(tmp_path, fsdd_dir):
+    with pytest.raises(ModelFileError, match="no such model file"):
+        EarmarkModel.load(tmp_path / "absent.earmark")
+    with pytest.raises(ModelFileError, match="not an earmark model file"):
+        EarmarkModel.load(fsdd_dir / "recordings" / "0_theo_0.wav")
+    empty_zip = tmp_path / "empty.earmark"
+    zipfile.ZipFile(empty_zip, "w").close()
+    with pytest.raises(ModelFileError, match="missing model.json, pipeline.skops"):
+        EarmarkModel.load(empty_zip)
+
+
+def test_a_file_from_a_newer_earmark_is_refused(trained, tmp_path):
+    path = trained.save(tmp_path / "future.earmark")
+    _rewrite(path, format_version=FORMAT_VERSION + 1)
+    with pytest.raises(ModelFileError, match="newer earmark"):
+        EarmarkModel.load(path)
