@@ -1,0 +1,428 @@
+"""How fast earmark embeds, next to the bare model: is the pipeline in the way?
+
+For each backend, over the same real files and in the same run (the three passes are
+interleaved, round after round, so that CPU contention hits them alike):
+
+- pipeline: ``earmark.embedding.embed_file`` on the original files (decoding,
+  resampling, framing, batching, model);
+- pipeline, no resampling: the same on copies already at the backend's rate;
+- bare: ``backend._embed_windows`` on the very same windows, pre-cut, pre-resampled and
+  stacked in full batches (padded if the backend needs fixed batches).
+
+Speeds are seconds of audio per wall second ("x real time"); the ratio pipeline / bare
+is the figure to watch (the goal is at least 0.8). ``--profile`` shows where the
+pipeline spends its time; ``--long-file-hours`` writes a long file to a temporary folder,
+block by block, and embeds it in a fresh process to show the peak memory it takes.
+
+Run on demand, not as a test::
+
+    python benchmarks/embed_speed.py birdnet mfcc --files 24 --rounds 3
+    python benchmarks/embed_speed.py birdnet --long-file-hours 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATASETS = Path(
+    os.environ.get("EARMARK_SHARED_DATASETS", ROOT.parent / "shared" / "datasets")
+)
+DATASET_GLOBS = {
+    "philharmonia": ("philharmonia-mini", "*/*.mp3"),
+    "fsdd": ("fsdd", "recordings/*.wav"),
+    "speech-commands": ("speech-commands-mini", "*/*.wav"),
+}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "backends", nargs="*", help="backend names (default: every installed non-test one)"
+    )
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
+    parser.add_argument(
+        "--dataset",
+        default="philharmonia",
+        help=f"one of {', '.join(DATASET_GLOBS)}, or a folder of audio files",
+    )
+    parser.add_argument(
+        "--files", type=int, default=24, help="files to embed (default 24; 0: long file only)"
+    )
+    parser.add_argument(
+        "--min-seconds",
+        type=float,
+        default=0.0,
+        help="only files at least this long (separates per-file costs from streaming)",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="BACKEND:KEY=VALUE",
+        help="backend parameter, e.g. birdnet:batch_size=16 (repeatable; VALUE is JSON)",
+    )
+    parser.add_argument("--profile", action="store_true", help="cProfile one pipeline pass")
+    parser.add_argument(
+        "--long-file-hours",
+        type=float,
+        default=0.0,
+        metavar="H",
+        help="also embed a synthetic file of H hours and report peak memory",
+    )
+    parser.add_argument(
+        "--long-file-sr", type=int, default=22050, help="sample rate of the long file"
+    )
+    parser.add_argument("--_long-file-child", nargs=2, help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def limit_threads(threads: int) -> None:
+    """Hold every numeric library to ``threads`` threads, before any of them loads."""
+    for variable in (
+        "OMP_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "NUMBA_NUM_THREADS",
+        "TF_NUM_INTRAOP_THREADS",
+        "TF_NUM_INTEROP_THREADS",
+    ):
+        os.environ[variable] = str(threads)
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(threads)
+    except ImportError:
+        pass
+
+
+def backend_params(args, name: str) -> dict:
+    params = {}
+    for item in args.param:
+        backend, _, assignment = item.partition(":")
+        if backend == name:
+            key, _, value = assignment.partition("=")
+            params[key] = json.loads(value)
+    return params
+
+
+def make_backend(name: str, threads: int, params: dict):
+    """Instantiate ``name`` with ``threads`` threads, or return a reason it cannot run."""
+    import inspect
+
+    from earmark.backends import registry
+
+    try:
+        cls = registry._REGISTRY[name].load_class()
+    except KeyError:
+        return None, "not registered"
+    except (ImportError, AttributeError) as error:
+        return None, f"not implemented yet ({error})"
+    if not cls.is_available():
+        return None, f"not installed ({cls.install_hint or cls.extra or cls.requires})"
+    if "num_threads" in inspect.signature(cls.__init__).parameters:
+        params = {"num_threads": threads, **params}
+    from earmark.exceptions import EarmarkError
+
+    try:
+        backend = registry.get_backend(name, **params).load()
+    except EarmarkError as error:  # e.g. hear, which needs a module= parameter
+        return None, f"cannot load: {error}"
+    if name == "aisfx" or name == "musicnn":
+        try:
+            import torch
+
+            torch.set_num_threads(threads)
+        except ImportError:
+            pass
+    return backend, ""
+
+
+def pick_files(args) -> list[Path]:
+    if args.dataset in DATASET_GLOBS:
+        folder, pattern = DATASET_GLOBS[args.dataset]
+        files = sorted((DEFAULT_DATASETS / folder).glob(pattern))
+    else:
+        from earmark.audio import SUPPORTED_EXTENSIONS
+
+        files = sorted(
+            p for p in Path(args.dataset).rglob("*") if p.suffix.lower() in SUPPORTED_EXTENSIONS
+        )
+    if args.min_seconds > 0:
+        from earmark import audio
+
+        files = [p for p in files if audio.info(p).duration_s >= args.min_seconds]
+    if not files:
+        sys.exit(f"no audio files for --dataset {args.dataset!r} (looked in {DEFAULT_DATASETS})")
+    step = max(1, len(files) // args.files)
+    return files[::step][: args.files]
+
+
+def prepare(backend, files: list[Path], folder: Path):
+    """Copies of ``files`` at the backend's rate, and the windows the pipeline will cut."""
+    import numpy as np
+    import soundfile as sf
+
+    from earmark import audio
+    from earmark.embedding import _windows
+
+    resampled, windows, seconds = [], [], 0.0
+    for index, path in enumerate(files):
+        y, sr = audio.load(path, sr=backend.sample_rate)
+        seconds += audio.info(path).duration_s
+        copy = folder / f"{backend.name}-{index}.wav"
+        sf.write(copy, y, sr, subtype="FLOAT")
+        resampled.append(copy)
+        cut = _windows([y], backend.window_samples, backend.hop_samples)
+        windows.extend(window.copy() for window in cut)
+    return resampled, np.stack(windows), seconds
+
+
+def bare(backend, windows) -> None:
+    import numpy as np
+
+    size = backend.batch_size
+    for start in range(0, len(windows), size):
+        batch = windows[start : start + size]
+        if backend.fixed_batch and len(batch) < size:
+            padding = np.zeros((size - len(batch), batch.shape[1]), dtype=batch.dtype)
+            batch = np.concatenate([batch, padding])
+        backend._embed_windows(batch)
+
+
+def pipeline(backend, files) -> None:
+    from earmark.embedding import embed_file
+
+    for path in files:
+        embed_file(backend, path)
+
+
+def measure(backend, files: list[Path], rounds: int, profile: bool) -> dict:
+    import numpy as np
+
+    with tempfile.TemporaryDirectory(prefix="earmark-bench-") as tmp:
+        resampled, windows, seconds = prepare(backend, files, Path(tmp))
+        backend.load()
+        bare(backend, windows[: backend.batch_size])  # warm-up: first calls allocate
+        pipeline(backend, files[:1])
+        passes = {
+            "pipeline": lambda: pipeline(backend, files),
+            "native": lambda: pipeline(backend, resampled),
+            "bare": lambda: bare(backend, windows),
+        }
+        times: dict[str, list[float]] = {key: [] for key in passes}
+        for round_ in range(rounds):
+            # Alternate the order so that no pass always runs right after another.
+            order = list(passes) if round_ % 2 == 0 else list(passes)[::-1]
+            for key in order:
+                start = time.perf_counter()
+                passes[key]()
+                times[key].append(time.perf_counter() - start)
+            print(
+                f"  {backend.name} round {round_ + 1}: "
+                + ", ".join(f"{k} {times[k][-1]:.2f} s" for k in passes),
+                file=sys.stderr,
+            )
+        if profile:
+            import cProfile
+            import pstats
+
+            profiler = cProfile.Profile()
+            profiler.enable()
+            pipeline(backend, files)
+            profiler.disable()
+            print(f"\nProfile of one pipeline pass ({backend.name}):", file=sys.stderr)
+            pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(15)
+    bare_t, pipe_t, native_t = (np.array(times[k]) for k in ("bare", "pipeline", "native"))
+    return {
+        "backend": backend.name,
+        "files": len(files),
+        "audio_s": seconds,
+        "windows": len(windows),
+        "pipeline_x": seconds / np.median(pipe_t),
+        "native_x": seconds / np.median(native_t),
+        "bare_x": seconds / np.median(bare_t),
+        "window_x": len(windows) * backend.hop_s / np.median(bare_t),
+        # Ratios per round (passes of one round ran side by side), then the median.
+        "ratio": float(np.median(bare_t / pipe_t)),
+        "ratio_native": float(np.median(bare_t / native_t)),
+    }
+
+
+def print_table(rows: list[dict], skipped: list[tuple[str, str]], threads: int) -> None:
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:  # pragma: no cover - rich is a dependency of earmark
+        for row in rows:
+            print(row)
+        return
+    table = Table(title=f"Embedding speed, x real time ({threads} threads)")
+    for column in (
+        "backend",
+        "files",
+        "audio s",
+        "windows",
+        "pipeline",
+        "no resampling",
+        "bare",
+        "pipeline/bare",
+        "no resampling/bare",
+    ):
+        table.add_column(column, justify="left" if column == "backend" else "right")
+    for r in rows:
+        table.add_row(
+            r["backend"],
+            str(r["files"]),
+            f"{r['audio_s']:.0f}",
+            str(r["windows"]),
+            f"{r['pipeline_x']:.1f}",
+            f"{r['native_x']:.1f}",
+            f"{r['bare_x']:.1f}",
+            f"{r['ratio']:.2f}",
+            f"{r['ratio_native']:.2f}",
+        )
+    console = Console(width=max(110, Console().width))
+    console.print(table)
+    console.print(
+        "pipeline: embed_file on the original files; no resampling: on copies at the "
+        "backend's rate; bare: the model alone on the same windows, pre-cut, in full "
+        "batches. Window throughput of the bare model (hops per second x hop_s): "
+        + ", ".join(f"{r['backend']} {r['window_x']:.1f}x" for r in rows)
+    )
+    for name, reason in skipped:
+        console.print(f"skipped {name}: {reason}")
+
+
+# ---------------------------------------------------------------- long file
+def write_long_file(path: Path, hours: float, sr: int) -> float:
+    """Write ``hours`` of tones in noise to ``path``, one minute at a time."""
+    import numpy as np
+    import soundfile as sf
+
+    rng = np.random.default_rng(0)
+    total = int(hours * 3600 * sr)
+    block = 60 * sr
+    with sf.SoundFile(path, "w", samplerate=sr, channels=1, subtype="PCM_16") as handle:
+        for start in range(0, total, block):
+            n = min(block, total - start)
+            t = (start + np.arange(n)) / sr
+            pitch = 220.0 * 2 ** ((start // block) % 24 / 12)
+            y = 0.2 * np.sin(2 * np.pi * pitch * t) + 0.05 * rng.standard_normal(n)
+            handle.write(y.astype(np.float32))
+    return total / sr
+
+
+def long_file_child(name: str, path: str, threads: int, params: dict) -> None:
+    """Embed one file in this fresh process and print JSON with its peak memory."""
+    from earmark.embedding import embed_file
+
+    def memory_mib(field: str) -> float:
+        # /proc, not getrusage: ru_maxrss survives exec and would report the parent's peak.
+        with open("/proc/self/status") as handle:
+            line = next(x for x in handle if x.startswith(field + ":"))
+        return int(line.split()[1]) / 1024
+
+    backend, reason = make_backend(name, threads, params)
+    if backend is None:
+        print(json.dumps({"error": reason}))
+        return
+    backend.load()
+    loaded = memory_mib("VmRSS")
+    start = time.perf_counter()
+    out = embed_file(backend, path)
+    elapsed = time.perf_counter() - start
+    peak = memory_mib("VmHWM")
+    print(
+        json.dumps(
+            {
+                "frames": int(out.X.shape[0]),
+                "duration_s": out.duration_s,
+                "seconds": elapsed,
+                "rss_after_load_mib": loaded,
+                "peak_rss_mib": peak,
+                "output_mib": out.X.nbytes / 2**20,
+            }
+        )
+    )
+
+
+def long_file(args, names: list[str]) -> None:
+    with tempfile.TemporaryDirectory(prefix="earmark-long-") as tmp:
+        path = Path(tmp) / "long.wav"
+        start = time.perf_counter()
+        seconds = write_long_file(path, args.long_file_hours, args.long_file_sr)
+        print(
+            f"wrote {seconds / 3600:.2f} h at {args.long_file_sr} Hz "
+            f"({path.stat().st_size / 2**20:.0f} MiB) in {time.perf_counter() - start:.0f} s",
+            file=sys.stderr,
+        )
+        for name in names:
+            command = [
+                sys.executable,
+                __file__,
+                "--threads",
+                str(args.threads),
+                *(f"--param={p}" for p in args.param),
+                "--_long-file-child",
+                name,
+                str(path),
+            ]
+            result = subprocess.run(command, capture_output=True, text=True)
+            lines = [x for x in result.stdout.splitlines() if x.startswith("{")]
+            if result.returncode or not lines:
+                print(f"{name}: long file failed:\n{result.stderr[-2000:]}")
+                continue
+            report = json.loads(lines[-1])
+            if "error" in report:
+                print(f"{name}: skipped ({report['error']})")
+                continue
+            print(
+                f"{name}: {report['duration_s'] / 3600:.2f} h -> {report['frames']} frames in "
+                f"{report['seconds']:.0f} s ({report['duration_s'] / report['seconds']:.1f}x "
+                f"real time); RSS {report['rss_after_load_mib']:.0f} MiB after loading the "
+                f"model, peak {report['peak_rss_mib']:.0f} MiB "
+                f"(output {report['output_mib']:.1f} MiB)"
+            )
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    limit_threads(args.threads)
+    if args._long_file_child:
+        name, path = args._long_file_child
+        long_file_child(name, path, args.threads, backend_params(args, name))
+        return
+
+    from earmark.backends import registry
+
+    names = args.backends or [s.name for s in registry.registered(include_test_backends=False)]
+    files = pick_files(args) if args.files > 0 else []
+    rows, skipped, runnable = [], [], []
+    for name in names:
+        backend, reason = make_backend(name, args.threads, backend_params(args, name))
+        if backend is None:
+            print(f"skipping {name}: {reason}", file=sys.stderr)
+            skipped.append((name, reason))
+            continue
+        runnable.append(name)
+        if files:
+            print(f"{name}: {len(files)} files from {args.dataset}", file=sys.stderr)
+            rows.append(measure(backend, files, args.rounds, args.profile))
+        del backend
+    if files:
+        print_table(rows, skipped, args.threads)
+    if args.long_file_hours > 0:
+        long_file(args, runnable)
+
+
+if __name__ == "__main__":
+    main()
