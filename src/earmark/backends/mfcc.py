@@ -34,13 +34,24 @@ class MfccBackend(Backend):
         import librosa
 
         self._librosa = librosa
+        # Built once: librosa.feature.mfcc would rebuild the filterbank on every call.
+        self._mel_basis = librosa.filters.mel(sr=self.sample_rate, n_fft=1024, n_mels=128)
 
     def _embed_windows(self, windows: np.ndarray) -> np.ndarray:
+        import scipy.fft
+        from threadpoolctl import threadpool_limits
+
         librosa = self._librosa
-        # librosa works on (..., n) arrays, so the whole batch is one call.
-        mfcc = librosa.feature.mfcc(
-            y=windows, sr=self.sample_rate, n_mfcc=self.n_mfcc, n_fft=1024, hop_length=256
-        )
+        # The products here are small: a second BLAS thread only adds contention.
+        with threadpool_limits(limits=1, user_api="blas"):
+            power = np.abs(librosa.stft(windows, n_fft=1024, hop_length=256)) ** 2
+            mel = np.einsum("mf,...ft->...mt", self._mel_basis, power)
+        # librosa's top_db floor is relative to the loudest value of the whole array, which
+        # would make a window's features depend on its batch neighbours: floor per window.
+        mel_db = librosa.power_to_db(mel, top_db=None)
+        mel_db = np.maximum(mel_db, mel_db.max(axis=(-2, -1), keepdims=True) - 80.0)
+        # Same steps as librosa.feature.mfcc (DCT-II, orthonormal), without the rebuild.
+        mfcc = scipy.fft.dct(mel_db, axis=-2, type=2, norm="ortho")[..., : self.n_mfcc, :]
         width = min(9, mfcc.shape[-1] - (1 - mfcc.shape[-1] % 2))
         delta = librosa.feature.delta(mfcc, width=width, order=1)
         delta2 = librosa.feature.delta(mfcc, width=width, order=2)
