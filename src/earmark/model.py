@@ -264,20 +264,22 @@ class EarmarkModel:
         store=None,
         top_k: int = 3,
         backend=None,
+        progress: bool = False,
     ) -> list[dict[str, Any]]:
         """Classify audio files, one row per file; a bad file gives a row with an error.
 
         Parameters
         ----------
         paths : iterable of str or Path
-        store : object, optional
-            Anything with an ``embed_file(backend, path)`` method returning
-            :class:`~earmark.embedding.FrameEmbeddings` (a cache of embeddings); without
-            it each file is embedded afresh with :func:`earmark.embedding.embed_file`.
+        store : EmbeddingStore, optional
+            The embedding cache to read from and add to; without it, files are
+            embedded in a :class:`~earmark.store.MemoryStore` that is then dropped.
         top_k : int
             How many of the most probable labels each row lists.
         backend : Backend, optional
             An already checked instance of :meth:`backend`, to avoid loading it again.
+        progress : bool
+            Show a progress bar while embedding.
 
         Returns
         -------
@@ -286,25 +288,25 @@ class EarmarkModel:
             probability, or None for a model without probabilities), ``top_k`` (a list
             of ``{"label", "score"}``) and ``error`` (None, or what went wrong).
         """
-        from .embedding import embed_file
+        from .pipeline import clip_embeddings
+        from .store import MemoryStore
 
         if top_k < 1:
             raise ParameterError(f"expected top_k >= 1, got {top_k}")
         backend = backend if backend is not None else self.backend()
-        embed = store.embed_file if store is not None else embed_file
-        rows: list[dict[str, Any]] = []
-        vectors, good = [], []
-        for path in paths:
-            row = {"path": str(path), "label": None, "score": None, "top_k": [], "error": None}
-            try:
-                vectors.append(embed(backend, path).clip)
-                good.append(row)
-            except (EarmarkError, OSError) as error:
-                row["error"] = str(error)
-            rows.append(row)
-        if not vectors:
+        paths = [str(path) for path in paths]
+        X, ok, run = clip_embeddings(
+            paths, backend, store if store is not None else MemoryStore(), progress=progress
+        )
+        reasons = iter(failure.reason for failure in run.failures)
+        rows = [
+            {"path": path, "label": None, "score": None, "top_k": [],
+             "error": None if good else f"{path}: {next(reasons)}"}
+            for path, good in zip(paths, ok)
+        ]
+        good = [row for row, keep in zip(rows, ok) if keep]
+        if not good:
             return rows
-        X = np.stack(vectors)
         classes = [_plain(label) for label in self.classes_.tolist()]
         if hasattr(self.pipeline, "predict_proba"):
             P = self.predict_proba(X)

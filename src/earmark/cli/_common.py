@@ -77,7 +77,7 @@ def open_backend(name: Optional[str], params: Optional[list[str]], *, quiet: boo
     backend.require()
     if not quiet:
         licence = backend.licence
-        style = "yellow" if not licence.commercial_use else "dim"
+        style = "dim" if licence.commercial_use is True else "yellow"
         console.print(
             f"backend [bold]{backend.name}[/] ({backend.dimension}-d, {backend.sample_rate} Hz) - "
             f"licence: [{style}]{licence.summary()}[/]",
@@ -123,3 +123,37 @@ def report_failures(failures) -> None:
     for failure in failures:
         table.add_row(str(failure.path), failure.reason)
     console.print(table)
+
+
+def embed_clips(manifest, backend, store, *, quiet: bool = False):
+    """Clip embeddings of a manifest through the cache; failures reported by name.
+
+    Returns
+    -------
+    X : np.ndarray [shape=(n_ok, dimension)]
+    manifest : Manifest
+        The items that embedded, in order (``X[i]`` is ``manifest`` item ``i``).
+    run : EmbedRun
+    """
+    from ..exceptions import EarmarkError
+    from ..pipeline import clip_embeddings
+
+    X, ok, run = clip_embeddings(manifest, backend, store, progress=not quiet)
+    if not quiet:
+        report_failures(run.failures)
+    if not ok.any():
+        raise EarmarkError(f"no file could be embedded ({len(run.failures)} failed)")
+    return X, manifest.subset(ok), run
+
+
+def split_columns(manifest):
+    """Folds and groups of a manifest, where every item has one (else None)."""
+    folds = manifest.folds if manifest.has_folds else None
+    groups = manifest.groups if manifest.has_groups else None
+    return folds, groups
+
+
+def output_dir(path: Optional[Path]) -> Path:
+    target = Path(path) if path is not None else Path("earmark-output")
+    target.mkdir(parents=True, exist_ok=True)
+    return target

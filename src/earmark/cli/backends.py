@@ -60,6 +60,6 @@ def backends(json_output: bool = JsonOption) -> None:
         dim = "-" if row["dimension"] is None else str(row["dimension"])
         rate = "-" if row["sample_rate"] is None else str(row["sample_rate"])
         frames = "-" if row["window_s"] is None else f"{row['window_s']} / {row['hop_s']}"
-        licence = row["licence"] if row["commercial_use"] else f"[yellow]{row['licence']}[/]"
+        licence = row["licence"] if row["commercial_use"] is True else f"[yellow]{row['licence']}[/]"
         table.add_row(name, installed, dim, rate, frames, licence)
     console.print(table)

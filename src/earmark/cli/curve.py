@@ -1,0 +1,105 @@
+"""``earmark curve``: accuracy as a function of training examples per class."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ._common import (
+    BackendOption, BackendParamOption, CacheOption, DataArgument, JsonOption, LayoutOption,
+    QuietOption, console, embed_clips, emit_json, load_data, open_backend, open_cache,
+    output_dir, split_columns,
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("curve")(curve)
+
+
+def curve(
+    data: str = DataArgument,
+    backend_name: Optional[str] = BackendOption,
+    backend_params: Optional[list[str]] = BackendParamOption,
+    baseline: Optional[str] = typer.Option(
+        None, "--baseline", help="Also draw this backend's curve on the same plot, e.g. mfcc."
+    ),
+    learner: str = typer.Option("logreg", "--learner", "-l"),
+    sizes: str = typer.Option("1,2,4,8,16,32,all", "--sizes", help="Examples per class."),
+    draws: int = typer.Option(5, "--draws", help="Random draws per point."),
+    seed: int = typer.Option(0, "--seed"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Folder for JSON and PNG."),
+    layout: str = LayoutOption,
+    cache_dir: Optional[Path] = CacheOption,
+    json_output: bool = JsonOption,
+    quiet: bool = QuietOption,
+) -> None:
+    """Learning curve: accuracy vs examples per class, several draws per point (PNG + JSON)."""
+    quiet = quiet or json_output
+    manifest = load_data(data, layout, quiet=quiet)
+    store = open_cache(cache_dir)
+    names = [backend_name] + ([baseline] if baseline else [])
+    curves = compute_curves(
+        manifest, names, backend_params, store, learner=learner, sizes=parse_sizes(sizes),
+        draws=draws, seed=seed, quiet=quiet,
+    )
+    target = output_dir(output)
+    paths = write_curves(curves, target, learner)
+    if json_output:
+        emit_json({"curves": {name: c.to_dict() for name, c in curves.items()}, "files": paths})
+        return
+    for name, result in curves.items():
+        console.print(f"[bold]{name}[/]\n{result.summary()}")
+    console.print(f"wrote {paths['json']} and {paths['plot']}")
+
+
+def parse_sizes(text: str) -> list:
+    from ..exceptions import ParameterError
+
+    sizes: list = []
+    for part in text.split(","):
+        part = part.strip()
+        if part == "all":
+            sizes.append("all")
+        elif part.isdigit() and int(part) > 0:
+            sizes.append(int(part))
+        else:
+            raise ParameterError(f"expected sizes like '1,2,4,all', got {part!r} in {text!r}")
+    return sizes
+
+
+def compute_curves(manifest, names, backend_params, store, *, learner, sizes, draws, seed, quiet):
+    """One learning curve per backend name, on the same items and splits."""
+    from ..curve import learning_curve
+
+    embedded = {}
+    for index, name in enumerate(names):
+        # Backend parameters belong to the main backend, not to the baseline.
+        backend = open_backend(name, backend_params if index == 0 else None, quiet=quiet)
+        X, kept, _run = embed_clips(manifest, backend, store, quiet=quiet)
+        embedded[backend.name] = (X, kept)
+    # Compare like with like: keep only items every backend could embed.
+    common = set.intersection(*(set(kept.paths.tolist()) for _X, kept in embedded.values()))
+    curves = {}
+    for name, (X, kept) in embedded.items():
+        mask = [path in common for path in kept.paths.tolist()]
+        kept_common = kept.subset(mask)
+        folds, groups = split_columns(kept_common)
+        curves[name] = learning_curve(
+            X[mask], kept_common.y, folds=folds, groups=groups, learner=learner,
+            sizes=sizes, n_draws=draws, random_state=seed,
+        )
+    return curves
+
+
+def write_curves(curves, target: Path, learner: str) -> dict:
+    import json
+
+    from ..plots import plot_learning_curves
+
+    stem = "learning-curve-" + "-vs-".join(curves) + f"-{learner}"
+    json_path, plot_path = target / f"{stem}.json", target / f"{stem}.png"
+    json_path.write_text(json.dumps({n: c.to_dict() for n, c in curves.items()}, indent=2))
+    plot_learning_curves(curves, plot_path, title=f"Learning curve ({learner})")
+    return {"json": str(json_path), "plot": str(plot_path)}

@@ -1,0 +1,52 @@
+"""``earmark embed``: fill the embedding cache for a dataset (resumable)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ._common import (
+    BackendOption, BackendParamOption, CacheOption, DataArgument, JsonOption, LayoutOption,
+    QuietOption, console, emit_json, load_data, open_backend, open_cache, report_failures,
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("embed")(embed)
+
+
+def embed(
+    data: str = DataArgument,
+    backend_name: Optional[str] = BackendOption,
+    backend_params: Optional[list[str]] = BackendParamOption,
+    layout: str = LayoutOption,
+    cache_dir: Optional[Path] = CacheOption,
+    json_output: bool = JsonOption,
+    quiet: bool = QuietOption,
+) -> None:
+    """Embed every item of DATA into the cache. Killed and run again, it goes on where it was."""
+    from ..pipeline import embed_manifest
+
+    quiet = quiet or json_output
+    manifest = load_data(data, layout, quiet=quiet)
+    backend = open_backend(backend_name, backend_params, quiet=quiet)
+    store = open_cache(cache_dir)
+    run = embed_manifest(manifest, backend, store, progress=not quiet)
+    if json_output:
+        emit_json({
+            "backend": backend.identity(),
+            "store": str(getattr(store, "directory", "")),
+            "items": run.n_items,
+            "computed": run.n_computed,
+            "reused": run.n_reused,
+            "failed": [{"path": f.path, "reason": f.reason} for f in run.failures],
+            "computed_audio_s": run.computed_audio_s,
+            "wall_s": run.wall_s,
+        })
+    else:
+        report_failures(run.failures)
+        console.print(run.summary().splitlines()[0], highlight=False)
+    if run.failures and len(run.failures) == len(manifest):
+        raise typer.Exit(1)

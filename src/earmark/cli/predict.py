@@ -1,0 +1,80 @@
+"""``earmark predict``: label audio files with a saved model (CSV or JSON out)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ._common import CacheOption, JsonOption, QuietOption, console, emit_json, open_cache
+
+
+def register(app: typer.Typer) -> None:
+    app.command("predict")(predict)
+
+
+def predict(
+    model_path: Path = typer.Argument(..., help="A model file written by `earmark train`."),
+    files: list[Path] = typer.Argument(..., help="Audio files or folders to label."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write .csv or .json here."),
+    top_k: int = typer.Option(3, "--top", help="Most probable labels listed per file."),
+    cache_dir: Optional[Path] = CacheOption,
+    json_output: bool = JsonOption,
+    quiet: bool = QuietOption,
+) -> None:
+    """Predict a label (with probabilities) for each file; bad files are reported, not fatal."""
+    from ..model import EarmarkModel
+    model = EarmarkModel.load(model_path)
+    backend = model.backend()
+    paths = expand(files)
+    store = open_cache(cache_dir)
+    rows = model.predict_files(
+        paths, top_k=top_k, backend=backend, store=store, progress=not (quiet or json_output)
+    )
+    if output is not None:
+        write_rows(rows, output)
+    if json_output:
+        emit_json(rows)
+    elif output is None:
+        write_rows(rows, None)
+    failures = [row for row in rows if row["error"]]
+    if failures and not json_output:
+        console.print(f"[yellow]{len(failures)} file(s) could not be labelled:[/]")
+        for row in failures:
+            console.print(f"  {row['error']}", highlight=False)
+    if failures and len(failures) == len(rows):
+        raise typer.Exit(1)
+
+
+def expand(files: list[Path]) -> list[Path]:
+    """Files as given; folders replaced by the audio files under them, sorted."""
+    from ..audio import SUPPORTED_EXTENSIONS
+
+    paths: list[Path] = []
+    for path in files:
+        if path.is_dir():
+            paths += sorted(p for p in path.rglob("*") if p.suffix.lower() in SUPPORTED_EXTENSIONS)
+        else:
+            paths.append(path)
+    return paths
+
+
+def write_rows(rows: list[dict], output: Optional[Path]) -> None:
+    if output is not None and output.suffix.lower() == ".json":
+        output.write_text(json.dumps(rows, indent=2))
+        return
+    handle = open(output, "w", newline="") if output is not None else sys.stdout
+    try:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "label", "score", "top_k", "error"])
+        for row in rows:
+            top = ";".join(f"{t['label']}:{t['score']:.4f}" for t in row["top_k"])
+            score = "" if row["score"] is None else f"{row['score']:.4f}"
+            writer.writerow([row["path"], row["label"] or "", score, top, row["error"] or ""])
+    finally:
+        if output is not None:
+            handle.close()
