@@ -18,7 +18,7 @@ class MfccBackend(Backend):
     description = "MFCC + deltas, mean and std per 1 s frame (classic baseline)"
     licence = Licence("ISC (librosa); no weights", commercial_use=True)
     requires = ("librosa",)
-    code_version = "1"
+    code_version = "2"
 
     sample_rate = 22050
     batch_size = 32
