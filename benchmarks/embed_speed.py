@@ -6,6 +6,8 @@ interleaved, round after round, so that CPU contention hits them alike):
 - pipeline: ``earmark.embedding.embed_file`` on the original files (decoding,
   resampling, framing, batching, model);
 - pipeline, no resampling: the same on copies already at the backend's rate;
+- embed: what ``earmark embed`` runs, ``earmark.pipeline.embed_manifest`` into a new
+  LanceDB store (content hashing, cache look-up and writes included);
 - bare: ``backend._embed_windows`` on the very same windows, pre-cut, pre-resampled and
   stacked in full batches (padded if the backend needs fixed batches).
 
@@ -205,6 +207,15 @@ def pipeline(backend, files) -> None:
         embed_file(backend, path)
 
 
+def embed_command(backend, files, folder: Path) -> None:
+    from earmark.pipeline import embed_manifest
+    from earmark.store.lance import LanceStore
+
+    # A new, empty store each time, so that every file is embedded and written.
+    store = LanceStore(tempfile.mkdtemp(dir=folder))
+    embed_manifest([str(path) for path in files], backend, store, progress=False)
+
+
 def measure(backend, files: list[Path], rounds: int, profile: bool) -> dict:
     import numpy as np
 
@@ -213,9 +224,11 @@ def measure(backend, files: list[Path], rounds: int, profile: bool) -> dict:
         backend.load()
         bare(backend, windows[: backend.batch_size])  # warm-up: first calls allocate
         pipeline(backend, files[:1])
+        embed_command(backend, files[:1], Path(tmp))  # and imports lancedb (seconds)
         passes = {
             "pipeline": lambda: pipeline(backend, files),
             "native": lambda: pipeline(backend, resampled),
+            "embed": lambda: embed_command(backend, files, Path(tmp)),
             "bare": lambda: bare(backend, windows),
         }
         times: dict[str, list[float]] = {key: [] for key in passes}
@@ -241,7 +254,9 @@ def measure(backend, files: list[Path], rounds: int, profile: bool) -> dict:
             profiler.disable()
             print(f"\nProfile of one pipeline pass ({backend.name}):", file=sys.stderr)
             pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(15)
-    bare_t, pipe_t, native_t = (np.array(times[k]) for k in ("bare", "pipeline", "native"))
+    bare_t, pipe_t, native_t, embed_t = (
+        np.array(times[k]) for k in ("bare", "pipeline", "native", "embed")
+    )
     return {
         "backend": backend.name,
         "files": len(files),
@@ -254,6 +269,8 @@ def measure(backend, files: list[Path], rounds: int, profile: bool) -> dict:
         # Ratios per round (passes of one round ran side by side), then the median.
         "ratio": float(np.median(bare_t / pipe_t)),
         "ratio_native": float(np.median(bare_t / native_t)),
+        "embed_x": seconds / np.median(embed_t),
+        "ratio_embed": float(np.median(bare_t / embed_t)),
     }
 
 
@@ -273,9 +290,11 @@ def print_table(rows: list[dict], skipped: list[tuple[str, str]], threads: int) 
         "windows",
         "pipeline",
         "no resampling",
+        "earmark embed",
         "bare",
         "pipeline/bare",
         "no resampling/bare",
+        "earmark embed/bare",
     ):
         table.add_column(column, justify="left" if column == "backend" else "right")
     for r in rows:
@@ -286,15 +305,17 @@ def print_table(rows: list[dict], skipped: list[tuple[str, str]], threads: int) 
             str(r["windows"]),
             f"{r['pipeline_x']:.1f}",
             f"{r['native_x']:.1f}",
+            f"{r['embed_x']:.1f}",
             f"{r['bare_x']:.1f}",
             f"{r['ratio']:.2f}",
             f"{r['ratio_native']:.2f}",
+            f"{r['ratio_embed']:.2f}",
         )
     console = Console(width=max(110, Console().width))
     console.print(table)
     console.print(
         "pipeline: embed_file on the original files; no resampling: on copies at the "
-        "backend's rate; bare: the model alone on the same windows, pre-cut, in full "
+        "backend's rate; earmark embed: embed_manifest into a new LanceDB store; bare: the model alone on the same windows, pre-cut, in full "
         "batches. Window throughput of the bare model (hops per second x hop_s): "
         + ", ".join(f"{r['backend']} {r['window_x']:.1f}x" for r in rows)
     )

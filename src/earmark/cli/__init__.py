@@ -35,17 +35,29 @@ def main() -> None:
         if isinstance(code, int):
             sys.exit(code)
     except EarmarkError as error:
-        error_console.print(f"[bold red]error:[/] {error}", highlight=False)
+        from rich.markup import escape
+
+        # One line whatever the terminal width, and brackets in paths are not markup.
+        error_console.print(
+            f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True
+        )
         sys.exit(2)
     except KeyboardInterrupt:
         error_console.print("[yellow]interrupted; finished work is kept in the cache[/]")
         sys.exit(130)
     except Exception as error:  # click's own usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(error, click.exceptions.ClickException):
+        if isinstance(error, _click_exceptions().ClickException):
             error.show()
             sys.exit(error.exit_code)
-        if isinstance(error, click.exceptions.Abort):
+        if isinstance(error, typer.Abort):
             sys.exit(1)
         raise
+
+
+def _click_exceptions():
+    """Click's exceptions: typer >= 0.20 vendors click, older typer depends on it."""
+    try:
+        from typer._click import exceptions
+    except ImportError:
+        from click import exceptions
+    return exceptions

@@ -39,9 +39,11 @@ def curve(
     quiet = quiet or json_output
     manifest = load_data(data, layout, quiet=quiet)
     store = open_cache(cache_dir)
-    names = [backend_name] + ([baseline] if baseline else [])
+    backends = [open_backend(backend_name, backend_params, quiet=quiet)]
+    if baseline:
+        backends.append(open_backend(baseline, None, quiet=quiet))
     curves = compute_curves(
-        manifest, names, backend_params, store, learner=learner, sizes=parse_sizes(sizes),
+        manifest, backends, store, learner=learner, sizes=parse_sizes(sizes),
         draws=draws, seed=seed, quiet=quiet,
     )
     target = output_dir(output)
@@ -69,14 +71,12 @@ def parse_sizes(text: str) -> list:
     return sizes
 
 
-def compute_curves(manifest, names, backend_params, store, *, learner, sizes, draws, seed, quiet):
-    """One learning curve per backend name, on the same items and splits."""
+def compute_curves(manifest, backends, store, *, learner, sizes, draws, seed, quiet):
+    """One learning curve per backend, on the same items and splits."""
     from ..curve import learning_curve
 
     embedded = {}
-    for index, name in enumerate(names):
-        # Backend parameters belong to the main backend, not to the baseline.
-        backend = open_backend(name, backend_params if index == 0 else None, quiet=quiet)
+    for backend in backends:
         X, kept, _run = embed_clips(manifest, backend, store, quiet=quiet)
         embedded[backend.name] = (X, kept)
     # Compare like with like: keep only items every backend could embed.

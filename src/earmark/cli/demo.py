@@ -20,6 +20,7 @@ def demo(
     baseline: str = typer.Option("mfcc", "--baseline", help="Baseline backend on the curve."),
     learner: str = typer.Option("logreg", "--learner", "-l"),
     draws: int = typer.Option(5, "--draws", help="Random draws per learning-curve point."),
+    sizes: str = typer.Option("1,2,4,8,16,all", "--sizes", help="Learning-curve examples per class."),
     cache_dir: Optional[Path] = CacheOption,
 ) -> None:
     """Embed, cross-validate (leave one speaker out), draw a learning curve, train and predict."""
@@ -27,10 +28,11 @@ def demo(
     from ..evaluation import cross_validate
     from ..model import EarmarkModel
     from ..plots import plot_confusion_matrix
-    from .curve import compute_curves, write_curves
+    from .curve import compute_curves, parse_sizes, write_curves
     from .evaluate import show_result
     from .predict import write_rows
 
+    curve_sizes = parse_sizes(sizes)  # a typo fails now, not after minutes of embedding
     target = output_dir(output)
     manifest = load_demo()
     console.rule("[bold]earmark demo")
@@ -51,8 +53,8 @@ def demo(
 
     console.rule(f"2. learning curve, {backend.name} against the {baseline} baseline")
     curves = compute_curves(
-        manifest, [backend.name, baseline], None, store, learner=learner,
-        sizes=[1, 2, 4, 8, 16, "all"], draws=draws, seed=0, quiet=False,
+        manifest, [backend, open_backend(baseline, None)], store, learner=learner,
+        sizes=curve_sizes, draws=draws, seed=0, quiet=False,
     )
     for name, curve in curves.items():
         console.print(f"[bold]{name}[/]\n{curve.summary()}", highlight=False)
@@ -65,7 +67,9 @@ def demo(
     model = EarmarkModel.train(X[train_mask], kept.y[train_mask], backend=backend, learner=learner)
     model_path = model.save(target / "digits.earmark")
     held = kept.subset(~train_mask)
-    rows = EarmarkModel.load(model_path).predict_files(held.paths.tolist(), backend=backend)
+    rows = EarmarkModel.load(model_path).predict_files(
+        held.paths.tolist(), backend=backend, store=store
+    )
     write_rows(rows, target / "predictions.csv")
     correct = sum(row["label"] == truth for row, truth in zip(rows, held.y.tolist()))
     console.print(
