@@ -61,8 +61,8 @@ def load_first(paths, *, sr=16000, min_s=0.0):
         ("MTT_musicnn", None, 753),
         ("MSD_musicnn", "mean_pool", 753),
         ("MTT_musicnn", "penultimate", 200),
-        ("MTT_vgg", None, 256),
-        ("MSD_vgg", "pool4", 8448),
+        ("MTT_vgg", None, 8448),
+        ("MSD_vgg", "pool5", 256),
     ],
 )
 def test_declared_shapes_do_not_need_tensorflow(model, layer, dimension):

@@ -2,9 +2,11 @@
 
 The weights are the TensorFlow 1 checkpoints shipped inside the ``musicnn`` wheel
 (ISC licence): ``MTT_musicnn`` and ``MTT_vgg`` (trained on MagnaTagATune),
-``MSD_musicnn`` and ``MSD_vgg`` (Million Song Dataset). Each model reads a 3 s patch of
-log-mel spectrogram (16 kHz, 96 mel bands, n_fft 512, hop 256: 187 frames) and predicts
-50 tags; its intermediate layers are the embedding.
+``MSD_musicnn`` and ``MSD_vgg`` (Million Song Dataset; upstream's extractor refuses
+``MSD_vgg`` as "still training", but its checkpoint restores and has the weakest
+features here). Each model reads a 3 s patch of log-mel spectrogram (16 kHz, 96 mel
+bands, n_fft 512, hop 256: 187 frames) and predicts 50 tags; its intermediate layers
+are the embedding.
 
 One frame of earmark is one patch: ``window_samples = 512 + 186 * 256 = 48128``
 samples give exactly 187 mel frames with ``center=False``. The default hop, 187 * 256
