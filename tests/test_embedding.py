@@ -40,7 +40,7 @@ class WindowBackend(Backend):
         self.calls.append(windows.shape)
         return windows.copy()
 
-    def score_windows(self, windows):
+    def _score_windows(self, windows):
         return windows.sum(axis=1, keepdims=True)
 
 

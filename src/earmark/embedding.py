@@ -113,9 +113,12 @@ def _run(
             stacked = np.concatenate(
                 [stacked, np.zeros((batch_size - real, window), dtype=np.float32)]
             )
-        outputs.append(backend.embed_windows(stacked)[:real])
         if with_scores:
-            scores.append(np.asarray(backend.score_windows(stacked))[:real])
+            X, S = backend.embed_and_score_windows(stacked)
+            scores.append(S[:real])
+        else:
+            X = backend.embed_windows(stacked)
+        outputs.append(X[:real])
         if on_progress is not None:
             on_progress(real * hop / backend.sample_rate)
         batch.clear()

@@ -214,6 +214,31 @@ class Backend(ABC):
         X : np.ndarray [shape=(batch, dimension)]
         """
 
+    def check_windows(self, windows: np.ndarray) -> np.ndarray:
+        """Load the model and return ``windows`` as a C-contiguous float32 batch.
+
+        Raises
+        ------
+        BackendError
+            If the shape is not ``(batch, window_samples)``.
+        """
+        self.load()
+        windows = np.ascontiguousarray(windows, dtype=np.float32)
+        if windows.ndim != 2 or windows.shape[1] != self.window_samples:
+            raise BackendError(
+                f"{self.name}: expected windows of shape (batch, {self.window_samples}), "
+                f"got {windows.shape}"
+            )
+        return windows
+
+    def _checked(self, what: str, values, n: int, width: int) -> np.ndarray:
+        values = np.asarray(values, dtype=np.float32)
+        if values.shape != (n, width):
+            raise BackendError(
+                f"{self.name}: expected {what} of shape ({n}, {width}), got {values.shape}"
+            )
+        return values
+
     def embed_windows(self, windows: np.ndarray) -> np.ndarray:
         """Embed a batch of windows, checking the declared shapes.
 
@@ -225,32 +250,56 @@ class Backend(ABC):
         -------
         X : np.ndarray [shape=(batch, dimension), dtype=float32]
         """
-        self.load()
-        windows = np.ascontiguousarray(windows, dtype=np.float32)
-        if windows.ndim != 2 or windows.shape[1] != self.window_samples:
-            raise BackendError(
-                f"{self.name}: expected windows of shape (batch, {self.window_samples}), "
-                f"got {windows.shape}"
-            )
-        X = np.asarray(self._embed_windows(windows), dtype=np.float32)
-        if X.shape != (windows.shape[0], self.dimension):
-            raise BackendError(
-                f"{self.name}: expected embeddings of shape "
-                f"({windows.shape[0]}, {self.dimension}), got {X.shape}"
-            )
-        return X
+        windows = self.check_windows(windows)
+        X = self._embed_windows(windows)
+        return self._checked("embeddings", X, windows.shape[0], self.dimension)
 
     #: Names of the classes :meth:`score_windows` scores, or None if it scores none.
     class_names: Sequence[str] | None = None
 
+    def _score_windows(self, windows: np.ndarray) -> np.ndarray:
+        """Class scores of checked windows; backends with a classifier override this."""
+        raise BackendError(f"backend {self.name!r} has no class scores")
+
+    def _embed_and_score_windows(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Both outputs of checked windows. Models that compute them in one pass
+        override this, so that asking for both does not run the network twice."""
+        return self._embed_windows(windows), self._score_windows(windows)
+
     def score_windows(self, windows: np.ndarray) -> np.ndarray:
         """Class scores of the model's own classifier, for backends that have one.
 
+        Parameters
+        ----------
+        windows : np.ndarray [shape=(batch, window_samples), dtype=float32]
+
         Returns
         -------
-        scores : np.ndarray [shape=(batch, len(class_names))]
+        scores : np.ndarray [shape=(batch, len(class_names)), dtype=float32]
         """
-        raise BackendError(f"backend {self.name!r} has no class scores")
+        if self.class_names is None:
+            raise BackendError(f"backend {self.name!r} has no class scores")
+        windows = self.check_windows(windows)
+        scores = self._score_windows(windows)
+        return self._checked("scores", scores, windows.shape[0], len(self.class_names))
+
+    def embed_and_score_windows(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Embeddings and class scores of a batch, from one pass where the model allows.
+
+        Returns
+        -------
+        X : np.ndarray [shape=(batch, dimension), dtype=float32]
+        scores : np.ndarray [shape=(batch, len(class_names)), dtype=float32]
+        """
+        if self.class_names is None:
+            raise BackendError(f"backend {self.name!r} has no class scores")
+        windows = self.check_windows(windows)
+        X, scores = self._embed_and_score_windows(windows)
+        n = windows.shape[0]
+        return (
+            self._checked("embeddings", X, n, self.dimension),
+            self._checked("scores", scores, n, len(self.class_names)),
+        )
 
     def pool(self, X: np.ndarray) -> np.ndarray:
         """Pool frame embeddings into one clip embedding.

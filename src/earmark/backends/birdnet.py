@@ -182,7 +182,6 @@ class BirdNetBackend(Backend):
         self.hop_samples = max(1, int(round(hop_s * self.sample_rate)))
         self.batch_size = int(batch_size)
         self.num_threads = int(num_threads or _available_cores())
-        self._last_call: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     # ----------------------------------------------------------------- weights
     def weights_paths(self) -> list[Path]:
@@ -230,14 +229,17 @@ class BirdNetBackend(Backend):
             interpreter.invoke()
             embeddings.append(interpreter.get_tensor(self._embedding_index))
             logits.append(interpreter.get_tensor(self._logits_index))
-        X, L = np.concatenate(embeddings), np.concatenate(logits)
-        # One call computes both outputs; keep them so that score_windows on the same
-        # batch (as embed_file(..., with_scores=True) asks) does not run the model twice.
-        self._last_call = (windows.copy(), X, L)
-        return X, L
+        return np.concatenate(embeddings), np.concatenate(logits)
 
     def _embed_windows(self, windows: np.ndarray) -> np.ndarray:
         return self._invoke(windows)[0]
+
+    def _score_windows(self, windows: np.ndarray) -> np.ndarray:
+        return _sigmoid(self._invoke(windows)[1])
+
+    def _embed_and_score_windows(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        X, logits = self._invoke(windows)  # one model call gives both
+        return X, _sigmoid(logits)
 
     def logit_windows(self, windows: np.ndarray) -> np.ndarray:
         """The classifier's logits (before the sigmoid).
@@ -250,30 +252,10 @@ class BirdNetBackend(Backend):
         -------
         logits : np.ndarray [shape=(batch, 6522), dtype=float32]
         """
-        self.load()
-        windows = np.ascontiguousarray(windows, dtype=np.float32)
-        if windows.ndim != 2 or windows.shape[1] != self.window_samples:
-            raise BackendError(
-                f"{self.name}: expected windows of shape (batch, {self.window_samples}), "
-                f"got {windows.shape}"
-            )
-        last = self._last_call
-        if last is not None and last[0].shape == windows.shape:
-            if np.array_equal(last[0], windows):
-                return last[2]
-        return self._invoke(windows)[1]
+        return self._invoke(self.check_windows(windows))[1]
 
-    def score_windows(self, windows: np.ndarray) -> np.ndarray:
-        """BirdNET's species scores: ``sigmoid(clip(logits, -15, 15))``, as birdnetlib.
 
-        Parameters
-        ----------
-        windows : np.ndarray [shape=(batch, 144000)]
-
-        Returns
-        -------
-        scores : np.ndarray [shape=(batch, 6522), dtype=float32]
-            In (0, 1), one column per entry of :attr:`class_names`.
-        """
-        logits = np.clip(self.logit_windows(windows), -_LOGIT_CLIP, _LOGIT_CLIP)
-        return (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
+def _sigmoid(logits: np.ndarray) -> np.ndarray:
+    """BirdNET's species scores, ``sigmoid(clip(logits, -15, 15))``, as birdnetlib does."""
+    logits = np.clip(logits, -_LOGIT_CLIP, _LOGIT_CLIP)
+    return (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)

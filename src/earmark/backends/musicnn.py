@@ -203,7 +203,6 @@ class MusicnnBackend(Backend):
         self.dimension = layers[layer]
         self.hop_samples = hop_samples
         self.n_threads = int(n_threads)
-        self._last_scores: tuple[np.ndarray, np.ndarray] | None = None
 
     # ----------------------------------------------------------------- weights
     def _checkpoint_prefix(self) -> Path:
@@ -271,36 +270,16 @@ class MusicnnBackend(Backend):
     def _run_model(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         patches = log_mel_patches(windows, self._mel_basis)
         X, scores = self._session.run(self._fetches, feed_dict={self._input: patches})
-        # The pipeline asks for scores on the batch it has just embedded; one run of
-        # the network serves both calls.
-        self._last_scores = (windows.copy(), scores)
         return X, scores
 
     def _embed_windows(self, windows: np.ndarray) -> np.ndarray:
         return self._run_model(windows)[0]
 
-    def score_windows(self, windows: np.ndarray) -> np.ndarray:
-        """Tag probabilities (sigmoid of the model's logits).
+    def _embed_and_score_windows(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self._run_model(windows)  # one run of the network gives both
 
-        Parameters
-        ----------
-        windows : np.ndarray [shape=(batch, window_samples), dtype=float32]
-
-        Returns
-        -------
-        scores : np.ndarray [shape=(batch, 50), dtype=float32]
-            Probability of each tag in :attr:`class_names`, in [0, 1].
-        """
-        self.load()
-        windows = np.ascontiguousarray(windows, dtype=np.float32)
-        if windows.ndim != 2 or windows.shape[1] != self.window_samples:
-            raise BackendError(
-                f"{self.name}: expected windows of shape (batch, {self.window_samples}), "
-                f"got {windows.shape}"
-            )
-        last = self._last_scores
-        if last is not None and last[0].shape == windows.shape and np.array_equal(last[0], windows):
-            return last[1]
+    def _score_windows(self, windows: np.ndarray) -> np.ndarray:
+        """Tag probabilities (sigmoid of the model's logits), one column per tag."""
         return self._run_model(windows)[1]
 
     def close(self) -> None:
@@ -308,5 +287,4 @@ class MusicnnBackend(Backend):
         if self._loaded:
             self._session.close()
             self._session = None
-            self._last_scores = None
             self._loaded = False
