@@ -178,6 +178,7 @@ class _Reporter:
         self.n_items = n_items
         self.audio_s_total = audio_s_total
         if progress is True:
+            from rich.console import Console
             from rich.progress import (
                 BarColumn,
                 Progress,
@@ -194,6 +195,8 @@ class _Reporter:
                 TextColumn("{task.fields[failed]} failed"),
                 TimeElapsedColumn(),
                 TimeRemainingColumn(),
+                # stderr, so stdout stays the caller's (`earmark predict ... > labels.csv`).
+                console=Console(stderr=True),
             )
             # Audio seconds, not files, drive the ETA: file lengths vary by 1000x.
             self.task = self.rich.add_task(
