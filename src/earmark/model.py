@@ -380,8 +380,6 @@ class EarmarkModel:
             If the file is missing, not a model file, damaged, written by a newer
             earmark, or holds a type outside :data:`ALLOWED_TYPES` (named in the message).
         """
-        import skops.io
-
         path = Path(path)
         if not path.is_file():
             raise ModelFileError(f"{path}: no such model file")
@@ -413,6 +411,10 @@ class EarmarkModel:
             raise ModelFileError(
                 f"{path}: refusing to load types earmark does not produce: {', '.join(refused)}"
             )
+        # Imported only now: skops imports all of scikit-learn (seconds), and a file
+        # that is not a model should be told so at once.
+        import skops.io
+
         try:
             untrusted = skops.io.get_untrusted_types(data=pipeline_bytes)
             pipeline = skops.io.loads(pipeline_bytes, trusted=untrusted)
