@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from _embeddings import fsdd_mfcc, one_blas_thread
-from earmark.evaluation import EvaluationResult, cross_validate, evaluate_split, make_splits
+from earmark.evaluation import EvaluationResult, cross_validate, evaluate_split
 from earmark.exceptions import ParameterError
 from earmark.plots import plot_confusion_matrix
+from earmark.splits import make_splits
 
 
 @pytest.fixture(scope="session")
@@ -68,25 +69,17 @@ def test_a_random_split_warns_and_flatters(fsdd, by_speaker):
     assert random.accuracy > by_speaker.accuracy + 0.15  # measured 89.6 % against 58.3 %
 
 
-def test_more_speakers_than_folds_gives_grouped_folds(fsdd):
-    plan = make_splits(fsdd.y, groups=fsdd.speakers, n_splits=3)
-    assert plan.strategy.startswith("stratified group 3-fold")
-    assert len(plan.splits) == 3
-    _assert_groups_apart(plan.splits, fsdd.speakers)
-    tested = np.concatenate([split.test for split in plan.splits])
-    assert sorted(tested.tolist()) == list(range(len(fsdd.y)))
-
-
 def test_official_folds_are_each_held_out_once(fsdd):
+    """How folds become splits is tested in test_splits; here, that evaluation follows them."""
     takes = np.array([path.stem.split("_")[2] for path in fsdd.paths])
     result = cross_validate(fsdd.X, fsdd.y, folds=takes, learner="knn")
-    assert result.strategy == "official folds, each held out once (4 folds)"
+    plan = make_splits(fsdd.y, folds=takes)
+    assert result.strategy == plan.strategy == "official folds, each held out once (4 folds)"
     assert [split.name for split in result.splits] == ["fold 0", "fold 1", "fold 2", "fold 3"]
-    for split in result.splits:
+    for split, planned in zip(result.splits, plan.splits):
         assert set(takes[split.test]) == {split.name.split()[-1]}
-    # Folds by take put every speaker on both sides; given the groups, we say so.
-    checked = make_splits(fsdd.y, folds=takes, groups=fsdd.speakers)
-    assert len(checked.warnings) == 4 and "6 group(s) on both sides" in checked.warnings[0]
+        np.testing.assert_array_equal(split.test, planned.test)
+    assert result.n_tested == len(fsdd.y)
 
 
 def test_official_train_test_lists_give_one_split(fsdd):
@@ -161,3 +154,12 @@ def test_a_scikit_learn_classifier_can_be_evaluated_as_is(fsdd, by_speaker):
     assert result.accuracy > 0.2
     with pytest.raises(ParameterError, match="scikit-learn classifier"):
         cross_validate(fsdd.X, fsdd.y, learner=object())
+
+
+def test_split_planning_is_still_importable_from_evaluation():
+    import earmark.evaluation as evaluation
+    import earmark.splits as splits
+
+    for name in ("make_splits", "Split", "SplitPlan"):
+        assert getattr(evaluation, name) is getattr(splits, name)
+        assert name in evaluation.__all__

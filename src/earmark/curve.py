@@ -1,7 +1,7 @@
 """Learning curves: how accuracy grows with the number of labelled examples per class.
 
 The question a user with little data asks is "how many examples do I need to label?".
-For each split of :func:`earmark.evaluation.make_splits` (the same folds or groups as
+For each split of :func:`earmark.splits.make_splits` (the same folds or groups as
 evaluation, so no group leaks), and each size ``k``, ``k`` examples per class are drawn
 from the training part, a fresh learner is fitted on them and tested on the whole test
 part. Each point repeats this for several draws with fixed seeds; its spread mixes the
@@ -16,8 +16,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .evaluation import _jsonable, check_matrix, make_splits
+from .evaluation import _jsonable, check_matrix
 from .exceptions import ParameterError
+from .splits import make_splits
 
 __all__ = ["CurvePoint", "CurveResult", "learning_curve", "DEFAULT_SIZES"]
 
@@ -84,7 +85,7 @@ class CurveResult:
     ----------
     learner : str
     strategy : str
-        How the data was split (see :func:`earmark.evaluation.make_splits`).
+        How the data was split (see :func:`earmark.splits.make_splits`).
     points : list of CurvePoint
         In increasing size, ``"all"`` last.
     skipped : list of dict
