@@ -22,4 +22,6 @@ MODULES = sorted(
 def test_docstring_examples(name):
     module = importlib.import_module(name)
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    if result.attempted == 0:
+        pytest.skip(f"{name} has no runnable examples")
     assert result.failed == 0, f"{name}: {result.failed} of {result.attempted} examples failed"
