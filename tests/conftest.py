@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("EARMARK_SHARED_DATASETS", ROOT.parent / "shared" / "datasets"))
@@ -35,7 +36,14 @@ def philharmonia_dir() -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _offline(monkeypatch):
-    """No test may reach a model hub: earmark must work offline."""
+def _offline_and_private_cache(monkeypatch, tmp_path):
+    """No test may reach a model hub (earmark must work offline), and none may touch
+    the user's own embedding cache: the default cache is the test's own folder."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    monkeypatch.setenv("EARMARK_CACHE_DIR", str(tmp_path / "earmark-cache"))
+
+
+# Property tests: no example database in the work tree, no deadline on a shared machine.
+settings.register_profile("earmark", database=None, deadline=None)
+settings.load_profile("earmark")

@@ -39,7 +39,7 @@ def test_accuracy_grows_with_examples(curve):
     assert every.mean - one.mean > 0.15
     for point in curve.points:
         assert point.min <= point.mean <= point.max
-        assert point.std >= 0
+        assert point.std == pytest.approx(np.std(point.accuracy))
 
 
 def test_each_point_averages_every_split_and_draw(curve):

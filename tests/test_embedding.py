@@ -200,8 +200,6 @@ def test_timestamps_late_in_a_long_signal_are_exact():
         assert out.start_s[i] == float(Fraction(i * hop, sr)), f"frame {i}"
         assert out.end_s[i] == float(Fraction(min(i * hop + window, total), sr)), f"frame {i}"
     assert out.duration_s == hours * 3600.0
-    # Adding up hops, the obvious alternative, drifts away from the exact times.
-    assert np.cumsum(np.full(count, 0.1))[-2] != out.start_s[-1]
 
 
 # ---------------------------------------------------------------------- real audio

@@ -27,7 +27,6 @@ def _blas():
 def test_clone_keeps_parameters(name):
     learner = make_learner(name, random_state=7)
     copy = clone(learner)
-    assert copy is not learner
     assert repr(copy.get_params()) == repr(learner.get_params())
 
 
@@ -51,7 +50,8 @@ def test_every_learner_tells_an_unseen_speaker_digits_apart(fsdd, name):
 def test_grid_search_runs_on_a_learner(fsdd):
     search = GridSearchCV(make_learner("logreg"), {"classifier__C": [0.1, 1.0]}, cv=GroupKFold(3))
     search.fit(fsdd.X, fsdd.y, groups=fsdd.speakers)
-    assert search.best_params_["classifier__C"] in (0.1, 1.0)
+    # Scored on held-out speakers only (GroupKFold), and well above chance (10 %).
+    assert search.best_score_ > 0.3
 
 
 def test_unknown_learner_lists_the_choices():

@@ -267,8 +267,10 @@ def test_rich_progress_bar_names_bad_files(fsdd_paths, backend, tmp_path, capsys
     empty = tmp_path / "empty.wav"
     empty.write_bytes(b"")
     run = embed_manifest([*fsdd_paths[:3], empty], backend, MemoryStore(), progress=True)
-    out = capsys.readouterr().out
-    assert run.n_failed == 1 and "empty.wav" in out
+    captured = capsys.readouterr()
+    # Progress and skipped files go to stderr: stdout stays clean for data (CSV, JSON).
+    assert run.n_failed == 1 and "empty.wav" in captured.err
+    assert "empty.wav" not in captured.out
 
 
 def test_write_batch_must_be_positive(backend):
