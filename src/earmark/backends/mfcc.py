@@ -36,16 +36,20 @@ class MfccBackend(Backend):
         self._librosa = librosa
         # Built once: librosa.feature.mfcc would rebuild the filterbank on every call.
         self._mel_basis = librosa.filters.mel(sr=self.sample_rate, n_fft=1024, n_mels=128)
+        from threadpoolctl import ThreadpoolController
+
+        # Scanning the loaded libraries costs milliseconds: do it once, not per batch.
+        self._threads = ThreadpoolController()
 
     def _embed_windows(self, windows: np.ndarray) -> np.ndarray:
         import scipy.fft
-        from threadpoolctl import threadpool_limits
 
         librosa = self._librosa
         # The products here are small: a second BLAS thread only adds contention.
-        with threadpool_limits(limits=1, user_api="blas"):
+        with self._threads.limit(limits=1, user_api="blas"):
             power = np.abs(librosa.stft(windows, n_fft=1024, hop_length=256)) ** 2
-            mel = np.einsum("mf,...ft->...mt", self._mel_basis, power)
+            # matmul broadcasts over the batch and goes through BLAS; einsum did not (12x slower).
+            mel = self._mel_basis @ power
         # librosa's top_db floor is relative to the loudest value of the whole array, which
         # would make a window's features depend on its batch neighbours: floor per window.
         mel_db = librosa.power_to_db(mel, top_db=None)
