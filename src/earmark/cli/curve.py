@@ -29,6 +29,7 @@ def curve(
     sizes: str = typer.Option("1,2,4,8,16,32,all", "--sizes", help="Examples per class."),
     draws: int = typer.Option(5, "--draws", help="Random draws per point."),
     seed: int = typer.Option(0, "--seed"),
+    n_splits: int = typer.Option(5, "--splits", help="Splits when only groups (or nothing) are known."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Folder for JSON and PNG."),
     layout: str = LayoutOption,
     cache_dir: Optional[Path] = CacheOption,
@@ -44,7 +45,7 @@ def curve(
         backends.append(open_backend(baseline, None, quiet=quiet))
     curves = compute_curves(
         manifest, backends, store, learner=learner, sizes=parse_sizes(sizes),
-        draws=draws, seed=seed, quiet=quiet,
+        draws=draws, seed=seed, quiet=quiet, n_splits=n_splits,
     )
     target = output_dir(output)
     paths = write_curves(curves, target, learner)
@@ -71,7 +72,7 @@ def parse_sizes(text: str) -> list:
     return sizes
 
 
-def compute_curves(manifest, backends, store, *, learner, sizes, draws, seed, quiet):
+def compute_curves(manifest, backends, store, *, learner, sizes, draws, seed, quiet, n_splits=5):
     """One learning curve per backend, on the same items and splits."""
     from ..curve import learning_curve
 
@@ -88,7 +89,7 @@ def compute_curves(manifest, backends, store, *, learner, sizes, draws, seed, qu
         folds, groups = split_columns(kept_common)
         curves[name] = learning_curve(
             X[mask], kept_common.y, folds=folds, groups=groups, learner=learner,
-            sizes=sizes, n_draws=draws, random_state=seed,
+            sizes=sizes, n_draws=draws, random_state=seed, n_splits=n_splits,
         )
     return curves
 

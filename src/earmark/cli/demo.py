@@ -56,7 +56,7 @@ def demo(
     console.rule(f"2. learning curve, {backend.name} against the {baseline} baseline")
     curves = compute_curves(
         manifest, [backend, open_backend(baseline, None)], store, learner=learner,
-        sizes=curve_sizes, draws=draws, seed=0, quiet=False,
+        sizes=curve_sizes, draws=draws, seed=0, quiet=False, n_splits=n_speakers,
     )
     for name, curve in curves.items():
         console.print(f"[bold]{name}[/]\n{curve.summary()}", highlight=False)
