@@ -170,6 +170,75 @@ def test_fixed_batch_pads_only_the_call_not_the_output():
     np.testing.assert_array_equal(a.clip, b.clip)
 
 
+# ------------------------------------------------------------------- leading zeros
+class LeadBackend(WindowBackend):
+    """A WindowBackend that expects ``lead`` zeros before the signal."""
+
+    def __init__(self, *, lead: int = 2, **params):
+        super().__init__(**params)
+        self.lead_samples = lead
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(min_value=1, max_value=200),
+    window=st.integers(min_value=2, max_value=30),
+    hop=st.integers(min_value=1, max_value=40),
+    lead_fraction=st.floats(min_value=0, max_value=0.999),
+    cuts=st.lists(st.integers(min_value=0, max_value=10**6), max_size=8),
+)
+def test_lead_samples_frame_the_signal_after_that_many_zeros(
+    n, window, hop, lead_fraction, cuts
+):
+    lead = int(lead_fraction * window)
+    y = np.arange(1, n + 1, dtype=np.float32)  # no zero: every zero in a window is padding
+    padded = np.concatenate([np.zeros(lead, dtype=np.float32), y])
+    expected = np.stack(reference_frames(padded, window, hop))
+    count = n_frames(n, window_samples=window, hop_samples=hop, lead_samples=lead)
+    assert count == n_frames(n + lead, window_samples=window, hop_samples=hop)
+
+    streamed = _run(LeadBackend(lead=lead, window=window, hop=hop), split(y, cuts))
+    in_memory = _run(LeadBackend(lead=lead, window=window, hop=hop), [y])
+    np.testing.assert_array_equal(streamed.X, expected)
+    np.testing.assert_array_equal(in_memory.X, expected)
+    assert count == expected.shape[0]
+    np.testing.assert_array_equal(streamed.X[0, :lead], 0)
+    assert streamed.X[0, lead] == 1  # then the first sample of audio
+    # Timestamps are spans of real audio: the lead is not audio.
+    starts = np.arange(count) * hop - lead
+    np.testing.assert_array_equal(streamed.start_s, np.maximum(starts, 0) / 1000)
+    np.testing.assert_array_equal(streamed.end_s, np.minimum(starts + window, n) / 1000)
+    assert streamed.start_s[0] == 0 and (streamed.end_s > streamed.start_s).all()
+    assert streamed.duration_s == in_memory.duration_s == n / 1000
+    np.testing.assert_array_equal(streamed.start_s, in_memory.start_s)
+    np.testing.assert_array_equal(streamed.end_s, in_memory.end_s)
+
+
+def test_lead_samples_example_by_hand():
+    # window 8, hop 3, lead 2: frames cover [-2, 6), [1, 9), [4, 12) of 10 samples.
+    out = _run(LeadBackend(lead=2, window=8, hop=3), [np.arange(1, 11, dtype=np.float32)])
+    np.testing.assert_array_equal(
+        out.X,
+        [[0, 0, 1, 2, 3, 4, 5, 6], [2, 3, 4, 5, 6, 7, 8, 9], [5, 6, 7, 8, 9, 10, 0, 0]],
+    )
+    np.testing.assert_array_equal(out.start_s * 1000, [0, 1, 4])
+    np.testing.assert_array_equal(out.end_s * 1000, [6, 9, 10])
+    assert out.duration_s == 0.01
+
+
+def test_lead_samples_are_part_of_the_identity_and_bounded():
+    plain, lead = WindowBackend(), LeadBackend(lead=2)
+    assert (plain.identity()["lead_samples"], lead.identity()["lead_samples"]) == (0, 2)
+    assert plain.cache_key() != lead.cache_key()
+    with pytest.raises(EarmarkError, match="lead_samples"):
+        _run(LeadBackend(lead=8, window=8), [np.ones(20, dtype=np.float32)])
+    # An empty signal is still an error, and the lead alone is never embedded.
+    backend = LeadBackend(lead=2)
+    with pytest.raises(EarmarkError, match="no samples"):
+        _run(backend, [np.zeros(0, dtype=np.float32)])
+    assert backend.calls == []
+
+
 # ----------------------------------------------------------------------- timestamps
 class FirstSampleBackend(WindowBackend):
     """A window's embedding is its first sample: cheap enough for hours of audio."""

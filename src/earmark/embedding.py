@@ -1,11 +1,16 @@
 """From audio to frame embeddings with timestamps, for any backend.
 
-The one place where audio is cut into a backend's windows. Frame ``i`` starts at sample
-``i * hop_samples`` (at the backend's rate) and spans ``window_samples``; its timestamps
-are computed from those integers, so they do not drift however long the file. A signal
-of ``n`` samples gives ``1`` frame if ``n <= window`` and ``ceil((n - window) / hop) + 1``
-frames otherwise, but never a frame that starts at or past the end (which only matters
-when ``hop > window``); the last window is zero-padded past the end of the signal.
+The one place where audio is cut into a backend's windows. The backend's
+``lead_samples`` zeros (0 for most; a model trained on ``center=True`` spectrograms
+declares the padding it saw) are put before the signal, and frame ``i`` of that padded
+signal starts at sample ``i * hop_samples`` (at the backend's rate) and spans
+``window_samples``: it covers samples ``[i * hop - lead, i * hop - lead + window)`` of
+the audio. Its timestamps are computed from those integers, so they do not drift however
+long the file, and are clipped to the audio (``start_s = max(i * hop - lead, 0) / sr``,
+``end_s = min(i * hop - lead + window, n) / sr``). A padded signal of ``n`` samples
+gives ``1`` frame if ``n <= window`` and ``ceil((n - window) / hop) + 1`` frames
+otherwise, but never a frame that starts at or past the end (which only matters when
+``hop > window``); the last window is zero-padded past the end of the signal.
 
 Files are streamed (:func:`earmark.audio.stream`), so memory is bounded by one read
 block plus one batch of windows, whatever the file's length.
@@ -20,7 +25,7 @@ import numpy as np
 
 from . import audio
 from .backends.base import Backend
-from .exceptions import ParameterError
+from .exceptions import BackendError, ParameterError
 
 __all__ = ["FrameEmbeddings", "n_frames", "embed_signal", "embed_file"]
 
@@ -49,10 +54,16 @@ class FrameEmbeddings:
     scores: np.ndarray | None = field(default=None, repr=False)
 
 
-def n_frames(n_samples: int, *, window_samples: int, hop_samples: int) -> int:
-    """Number of frames a signal of ``n_samples`` gives (see module docstring)."""
+def n_frames(
+    n_samples: int, *, window_samples: int, hop_samples: int, lead_samples: int = 0
+) -> int:
+    """Number of frames a signal of ``n_samples`` gives (see module docstring).
+
+    ``lead_samples`` zeros are put before a signal that is not empty.
+    """
     if n_samples <= 0:
         return 0
+    n_samples += lead_samples
     if n_samples <= window_samples:
         return 1
     # Integer ceilings: exact for any length, unlike float division.
@@ -92,6 +103,18 @@ def _windows(blocks: Iterable[np.ndarray], window: int, hop: int) -> Iterator[np
     return total
 
 
+def _after_lead(blocks: Iterable[np.ndarray], lead: int) -> Iterator[np.ndarray]:
+    """``lead`` zeros, then the blocks; nothing at all if every block is empty, so that
+    an empty signal still embeds no frame."""
+    blocks = iter(blocks)
+    for block in blocks:
+        if block.size:
+            yield np.zeros(lead, dtype=np.float32)
+            yield block
+            break
+    yield from blocks
+
+
 def _run(
     backend: Backend,
     blocks: Iterable[np.ndarray],
@@ -101,7 +124,12 @@ def _run(
 ) -> FrameEmbeddings:
     backend.load()
     window, hop, batch_size = backend.window_samples, backend.hop_samples, backend.batch_size
-    generator = _windows(blocks, window, hop)
+    lead = backend.lead_samples
+    if not 0 <= lead < window:
+        raise BackendError(
+            f"{backend.name}: lead_samples must be in [0, window_samples={window}), got {lead}"
+        )
+    generator = _windows(_after_lead(blocks, lead) if lead else blocks, window, hop)
     outputs, scores = [], []
     batch: list[np.ndarray] = []
     total = 0
@@ -127,7 +155,8 @@ def _run(
         try:
             frame = next(generator)
         except StopIteration as stop:
-            total = stop.value or 0
+            # Samples of audio, without the lead.
+            total = max((stop.value or 0) - lead, 0)
             break
         batch.append(frame)
         if len(batch) == batch_size:
@@ -135,17 +164,15 @@ def _run(
     if batch:
         flush()
     if total == 0:
-        from .exceptions import BackendError
-
         raise BackendError("no samples to embed")
     X = np.concatenate(outputs)
     count = X.shape[0]
     sr = backend.sample_rate
-    starts = np.arange(count, dtype=np.int64) * hop
+    starts = np.arange(count, dtype=np.int64) * hop - lead
     ends = np.minimum(starts + window, total)
     return FrameEmbeddings(
         X=X,
-        start_s=starts / sr,
+        start_s=np.maximum(starts, 0) / sr,
         end_s=ends / sr,
         duration_s=total / sr,
         clip=backend.pool(X),

@@ -2,8 +2,10 @@
 
 ``data/aisfx_reference.npz`` holds the package's embeddings of two Philharmonia clips,
 computed with the versions it pins (librosa 0.9.2, numpy 1.23) by
-``data/make_aisfx_reference.py``; the package's block ``i`` is our frame ``i`` of the
-signal preceded by 1024 zeros (see the backend's module docstring).
+``data/make_aisfx_reference.py``. The backend declares the package's 1024 leading zeros
+(``lead_samples``), so the package's block ``i`` is our frame ``i``: exactly, for clips
+a multiple of 1024 samples long (the reference's), and for every block but the last
+otherwise (see the backend's module docstring).
 """
 
 from __future__ import annotations
@@ -59,17 +61,14 @@ def reference(philharmonia_dir):
     return clips
 
 
-def with_package_padding(y: np.ndarray) -> np.ndarray:
-    """The package's first STFT frame is centred on sample 0, with 1024 zeros before it."""
-    return np.concatenate([np.zeros(MEL_HOP, dtype=np.float32), y])
-
-
 # --------------------------------------------------------------------- declared
 def test_declares_one_block_of_100_mel_frames_per_window():
     backend = get_backend("aisfx")
     assert (backend.sample_rate, backend.dimension) == (44100, 512)
     assert backend.window_samples == 2048 + 99 * MEL_HOP
     assert backend.hop_samples == 50 * MEL_HOP
+    assert backend.lead_samples == MEL_HOP  # the package's center=True padding
+    assert backend.identity()["lead_samples"] == MEL_HOP
     assert backend.identity()["params"] == {"normalize": "window"}
     assert get_backend("aisfx", normalize="none").params != backend.params
 
@@ -104,7 +103,7 @@ def test_matches_the_package_output_block_by_block(backend_unscaled, reference, 
     y, expected = reference[key]
     assert expected.shape == (n_blocks, 512)
     y = y / np.abs(y).max()  # the package scales the whole file to a peak of 1
-    X = embed_signal(backend_unscaled, with_package_padding(y), 44100).X
+    X = embed_signal(backend_unscaled, y, 44100).X
     assert X.shape == expected.shape
     # Measured: cosine >= 0.9999998, max |difference| 3e-5 for values up to 5.3.
     assert cosine(X, expected).min() > 0.99999
@@ -114,26 +113,36 @@ def test_matches_the_package_output_block_by_block(backend_unscaled, reference, 
 @needs_model
 def test_default_scaling_is_the_package_scaling_for_a_clip_of_one_block(backend, reference):
     y, expected = reference["short"]
-    X = embed_signal(backend, with_package_padding(y), 44100).X  # not peak-normalized
+    X = embed_signal(backend, y, 44100).X  # not peak-normalized
     assert np.abs(X - expected).max() < 1e-3
 
 
 @needs_model
-def test_file_without_padding_is_close_to_the_package(backend, reference, philharmonia_dir):
-    # Our mel grid sits 1024 samples later, and each window is scaled to its own
-    # peak rather than the file's; measured cosine 0.975 to 0.9998, mean 0.994.
+def test_file_with_window_scaling_is_close_to_the_package(backend, reference, philharmonia_dir):
+    # Same grid, but each window is scaled to its own peak rather than the file's (and
+    # the file is not trimmed to a multiple of 1024 samples as the reference's clip is).
+    # Measured: cosine 0.976 to 1, mean 0.994 (before lead_samples: 0.975, mean 0.994).
     stored = np.load(REFERENCE)
-    X = embed_file(backend, philharmonia_dir.parent / str(stored["long_path"])).X
-    expected = reference["long"][1]
-    assert X.shape == expected.shape
-    assert cosine(X, expected).min() > 0.95
-    assert cosine(X, expected).mean() > 0.99
+    out = embed_file(backend, philharmonia_dir.parent / str(stored["long_path"]))
+    y, expected = reference["long"]
+    assert out.X.shape == expected.shape
+    similarity = cosine(out.X, expected)
+    assert similarity.min() > 0.97 and similarity.mean() > 0.99
+    # A window that holds the file's loudest sample is scaled as the package scales the
+    # file: there the block is the package's.
+    peak_s = np.argmax(np.abs(y)) / 44100
+    holds_peak = (out.start_s <= peak_s) & (peak_s < out.end_s)
+    assert 1 <= holds_peak.sum() < len(holds_peak)
+    assert similarity[holds_peak].min() > 0.99999
 
 
 @needs_model
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # audioread, via librosa.load
-def test_package_code_in_this_environment_agrees(backend_unscaled, reference, tmp_path):
-    """The package's own functions, run here, on the short clip (no stored numbers)."""
+def test_package_code_in_this_environment_agrees(
+    backend_unscaled, reference, philharmonia_dir, tmp_path
+):
+    """The package's own functions, run here, on the short clip and on the whole long
+    file, not trimmed to a multiple of 1024 samples (no stored numbers)."""
     soundfile = pytest.importorskip("soundfile")
     try:
         from aisfx.inference import load_bestModel, model_get_embedding
@@ -145,18 +154,35 @@ def test_package_code_in_this_environment_agrees(backend_unscaled, reference, tm
 
     from earmark.backends.aisfx import _read_state_dict  # embedding_net.* only
 
-    y, _ = reference["short"]
-    clip = tmp_path / "clip.wav"
-    soundfile.write(clip, y, 44100, subtype="FLOAT")
-    spec = compute_spectrogram(str(clip), 44100.0, 2048, MEL_HOP, 96, 0.0, 22050.0)
-    blocks_input = spectrogram_normalize(spec).T  # (frames, mels), as its model expects
     (checkpoint,) = backend_unscaled.weights_paths()
     weights = {f"embedding_net.{k}": v for k, v in _read_state_dict(checkpoint).items()}
     model = load_bestModel(weights, {}, "cpu")
-    with torch.inference_mode():
-        expected = model_get_embedding(blocks_input, 0.5, False, model, "cpu").numpy()
-    X = embed_signal(backend_unscaled, with_package_padding(y / np.abs(y).max()), 44100).X
-    assert cosine(X, expected).min() > 0.99999
+
+    def package_embeddings(y: np.ndarray) -> np.ndarray:
+        clip = tmp_path / "clip.wav"
+        soundfile.write(clip, y, 44100, subtype="FLOAT")
+        spec = compute_spectrogram(str(clip), 44100.0, 2048, MEL_HOP, 96, 0.0, 22050.0)
+        blocks_input = spectrogram_normalize(spec).T  # (frames, mels), as its model expects
+        with torch.inference_mode():
+            return model_get_embedding(blocks_input, 0.5, False, model, "cpu").numpy()
+
+    y, _ = reference["short"]
+    X = embed_signal(backend_unscaled, y / np.abs(y).max(), 44100).X
+    assert cosine(X, package_embeddings(y)).min() > 0.99999
+
+    stored = np.load(REFERENCE)
+    y, _ = audio.load(philharmonia_dir.parent / str(stored["long_path"]))
+    assert y.size % MEL_HOP != 0  # 896 samples past the last multiple of 1024
+    expected = package_embeddings(y)
+    X = embed_signal(backend_unscaled, y / np.abs(y).max(), 44100).X
+    assert X.shape == expected.shape == (5, 512)
+    # Every block but the last is the package's (measured: max |difference| 1.3e-5).
+    assert cosine(X[:-1], expected[:-1]).min() > 0.99999
+    assert np.abs(X[:-1] - expected[:-1]).max() < 1e-3
+    # The last: our window holds one more STFT frame of audio, where the package's
+    # spectrogram has ended and its block is padded with zero frames (measured: cosine
+    # 0.99993, max |difference| 0.08).
+    assert 0.999 < cosine(X[-1:], expected[-1:])[0] < 0.999999
 
 
 # ------------------------------------------------------------ frames and level
@@ -165,12 +191,15 @@ def test_frames_timestamps_and_pooling_on_a_real_file(backend, philharmonia_dir)
     path = philharmonia_dir / "bassoon" / "bassoon_E4_very-long_cresc-decresc_normal.mp3"
     out = embed_file(backend, path)
     n = int(round(out.duration_s * 44100))
-    count = n_frames(n, window_samples=103424, hop_samples=51200)
+    count = n_frames(n, window_samples=103424, hop_samples=51200, lead_samples=MEL_HOP)
     assert count == 5
     assert out.X.shape == (count, 512) and out.X.dtype == np.float32
     assert np.isfinite(out.X).all() and (out.X > 0).any()
-    np.testing.assert_allclose(out.start_s, np.arange(count) * 51200 / 44100)
-    np.testing.assert_allclose(out.end_s, np.minimum(out.start_s + 103424 / 44100, n / 44100))
+    # Frame i covers samples [i * 51200 - 1024, i * 51200 + 102400), clipped to the file.
+    starts = np.arange(count) * 51200 - MEL_HOP
+    np.testing.assert_allclose(out.start_s, np.maximum(starts, 0) / 44100)
+    np.testing.assert_allclose(out.end_s, np.minimum(starts + 103424, n) / 44100)
+    assert out.start_s[0] == 0 and out.end_s[0] == 102400 / 44100
     np.testing.assert_allclose(out.clip, out.X.mean(axis=0), rtol=1e-6)
     # A crescendo-decrescendo: the frames are not one vector repeated.
     assert cosine(out.X[:1], out.X[2:3])[0] < 0.999

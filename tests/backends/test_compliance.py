@@ -215,19 +215,23 @@ def test_output_is_deterministic_and_independent_of_the_batch(backend, speech):
 
 def test_embed_file_timestamps_follow_window_and_hop(backend, speech, tmp_path):
     name, sr = backend.name, backend.sample_rate
-    window, hop = backend.window_samples, backend.hop_samples
+    window, hop, lead = backend.window_samples, backend.hop_samples, backend.lead_samples
+    assert 0 <= lead < window, f"{name}: expected 0 <= lead_samples < {window}, got {lead}"
     # Long enough for three frames: the timestamps of more than one frame are checked.
     seconds = (window + 2 * hop) / sr + 0.1
     path = tmp_path / "speech.wav"
     sf.write(path, np.resize(speech, int(math.ceil(seconds * 8000))), 8000, subtype="PCM_16")
     out = embed_file(backend, path)
     n = n_samples_at(info(path), sr)
-    count = n_frames(n, window_samples=window, hop_samples=hop)
+    count = n_frames(n, window_samples=window, hop_samples=hop, lead_samples=lead)
     assert out.X.shape == (count, backend.dimension), (
         f"{name}: expected {count} frames of {backend.dimension}, got {out.X.shape}"
     )
-    starts = np.arange(count) * hop
-    np.testing.assert_array_equal(out.start_s, starts / sr, err_msg=f"{name}: start_s")
+    # Frame i covers [i * hop - lead, i * hop - lead + window), clipped to the audio.
+    starts = np.arange(count) * hop - lead
+    np.testing.assert_array_equal(
+        out.start_s, np.maximum(starts, 0) / sr, err_msg=f"{name}: start_s"
+    )
     ends = np.minimum(starts + window, n)
     np.testing.assert_array_equal(out.end_s, ends / sr, err_msg=f"{name}: end_s")
     assert out.duration_s == n / sr, f"{name}: expected duration {n / sr}, got {out.duration_s}"

@@ -71,6 +71,7 @@ def test_declared_shapes_do_not_need_tensorflow(model, layer, dimension):
     # 187 mel frames of 512 samples, 256 apart: the patch the models were trained on.
     assert backend.window_samples == 512 + 186 * 256
     assert backend.hop_samples == 187 * 256
+    assert backend.lead_samples == 256 and backend.identity()["lead_samples"] == 256
     assert len(backend.class_names) == 50
     assert backend.params["layer"] == (layer or next(iter(LAYERS[MODELS[model][0]])))
 
@@ -226,9 +227,9 @@ def test_agrees_with_the_upstream_extractor(philharmonia_dir, tmp_path):
         check=True, env=env, timeout=120, capture_output=True,
     )  # fmt: skip
     upstream = np.load(tmp_path / "up.npz")
-    # Upstream pads 256 zeros before its first STFT frame (librosa's center=True).
-    padded = np.concatenate([np.zeros(256, dtype=np.float32), y])
-    out = embed_signal(backend_for("MTT_musicnn", "max_pool"), padded, 16000, with_scores=True)
+    # Upstream pads 256 zeros before its first STFT frame (librosa's center=True); the
+    # backend declares them (lead_samples), so the signal goes in as it is.
+    out = embed_signal(backend_for("MTT_musicnn", "max_pool"), y, 16000, with_scores=True)
     n = upstream["taggram"].shape[0]
     assert n >= 2 and out.X.shape[0] >= n
     # Where upstream's float16 overflow gave NaN there is nothing to compare with.

@@ -10,14 +10,17 @@ One frame of earmark is one block: ``window_samples = 2048 + 99 * 1024 = 103424`
 samples give exactly 100 STFT frames with ``center=False``, and the hop, 50 * 1024 =
 51200 samples (1.161 s), is the package's own 50 % block hop, so consecutive frames tile
 the same mel grid. The package computes one ``center=True`` spectrogram of the whole
-file, whose first frame is centred on sample 0 with 1024 zeros before it; so its block
-``i`` equals our frame ``i`` of the signal preceded by 1024 zeros, exactly (see
-``tests/backends/test_aisfx.py``). Without that prefix our grid sits 23 ms later than
-the package's: cosine similarity to the package's blocks 0.997 or more, 0.9995 on
-average, on the Philharmonia clips. Every STFT frame of ours lies inside its window, so
-the window's timestamps are the span of audio the embedding saw. (A ``center=True``
-spectrogram of each window instead matches the package's first block exactly but its
-later blocks less well, since their first frame then sees zeros.)
+file, whose first frame is centred on sample 0 with 1024 zeros before it; the backend
+declares those zeros (``lead_samples = 1024``), so our frame ``i`` covers samples
+``[i * 51200 - 1024, i * 51200 + 102400)`` and is the package's block ``i`` (see
+``tests/backends/test_aisfx.py``). Timestamps are clipped to the audio: the first frame
+spans 0 to 2.322 s. Only the end can differ: where a file's length is not a multiple of
+1024 samples, our last window holds one more STFT frame of audio (the package's
+spectrogram stops at the frame centred on the last multiple of 1024 and pads blocks
+with zero frames), and the package can count one block more or fewer than we do.
+(Before ``code_version`` 2 the windows started on sample 0, 23 ms later than the
+package's grid: cosine to its blocks 0.997 or more, and 1.5 points less accuracy on
+philharmonia-mini.)
 
 Loudness (``normalize``): the package scales each file to a peak of 1 before the mel
 spectrogram (the ``log10(1 + 10000 * mel)`` compression makes the output depend on
@@ -183,12 +186,13 @@ class AisfxBackend(Backend):
     requires = ("aisfx", "torch")
     extra = "aisfx"
     install_hint = "pip install 'earmark[aisfx]' && pip install --no-deps aisfx==0.1.2"
-    code_version = "1"
+    code_version = "2"  # 2: lead_samples, the package's frame grid
 
     sample_rate = _SAMPLE_RATE
     dimension = 512
     window_samples = _N_FFT + (_BLOCK_FRAMES - 1) * _MEL_HOP  # 103424: 100 frames
     hop_samples = (_BLOCK_FRAMES // 2) * _MEL_HOP  # 51200: the package's 50 % hop
+    lead_samples = _N_FFT // 2  # 1024: the zeros of the package's center=True STFT
     batch_size = 16
     pooling = "mean"
 

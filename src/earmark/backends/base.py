@@ -4,7 +4,8 @@ A backend is a model that turns fixed-length windows of mono audio at its own sa
 rate into vectors. It declares:
 
 - ``sample_rate`` (Hz), ``dimension`` (length of one embedding),
-- ``window_samples`` and ``hop_samples`` (how audio is cut into frames),
+- ``window_samples`` and ``hop_samples`` (how audio is cut into frames), and
+  ``lead_samples`` (zeros the model expects before the signal),
 - ``pooling`` (how frame embeddings become one clip embedding),
 - its licence, version and a hash of its weights, recorded with every cached vector.
 
@@ -102,6 +103,11 @@ class Backend(ABC):
     hop_samples: int
     batch_size: int = 32
     pooling: str = "mean"
+    #: Zeros the model expects before the signal, as a centred STFT pads: frame ``i``
+    #: covers samples ``[i * hop - lead, i * hop - lead + window)`` of the signal, so
+    #: that a model trained on ``center=True`` spectrograms sees its own frame grid.
+    #: Must be smaller than ``window_samples``.
+    lead_samples: int = 0
 
     def __init__(self, **params: Any):
         self._params = dict(params)
@@ -163,6 +169,7 @@ class Backend(ABC):
             "dimension": self.dimension,
             "window_samples": self.window_samples,
             "hop_samples": self.hop_samples,
+            "lead_samples": self.lead_samples,
             "pooling": self.pooling,
         }
 

@@ -11,9 +11,11 @@ are the embedding.
 One frame of earmark is one patch: ``window_samples = 512 + 186 * 256 = 48128``
 samples give exactly 187 mel frames with ``center=False``. The default hop, 187 * 256
 = 47872 samples (2.992 s), is the patch step of musicnn's own extractor, so consecutive
-frames tile the same mel grid; the extractor zero-pads 256 samples before the first
-frame (librosa's ``center=True``), so its patch ``i`` equals our frame ``i`` of the
-signal preceded by 256 zeros (see ``tests/backends/test_musicnn.py``).
+frames tile the same mel grid. The extractor zero-pads 256 samples before the first
+frame (librosa's ``center=True``); the backend declares them (``lead_samples = 256``), so
+our frame ``i`` covers samples ``[i * hop - 256, i * hop + 47872)`` and is the
+extractor's patch ``i`` (see ``tests/backends/test_musicnn.py``); timestamps are clipped
+to the audio. (Before ``code_version`` 2 the frames started on sample 0, 16 ms later.)
 
 Layers (``layer``):
 
@@ -161,10 +163,11 @@ class MusicnnBackend(Backend):
         "pip install 'earmark[musicnn]' && "
         "pip install --no-deps tf-keras==2.21.0 musicnn==0.1.0"
     )
-    code_version = "1"
+    code_version = "2"  # 2: lead_samples, the extractor's frame grid
 
     sample_rate = _SAMPLE_RATE
     window_samples = _N_FFT + (_PATCH_FRAMES - 1) * _MEL_HOP  # 48128: 187 frames
+    lead_samples = _N_FFT // 2  # 256: the zeros of the extractor's center=True STFT
     batch_size = 16
 
     def __init__(
