@@ -195,6 +195,16 @@ class StoredEmbedding:
             fail("the frame embeddings hold NaN or inf")
 
 
+def check_all_found(keys: Sequence[str], found) -> None:
+    """Raise :class:`StoreError` naming the first keys of ``keys`` absent from ``found``."""
+    missing = [key for key in keys if key not in found]
+    if missing:
+        raise StoreError(
+            f"{len(missing)} of {len(keys)} keys are not in the store "
+            f"(first: {', '.join(missing[:3])})"
+        )
+
+
 class EmbeddingStore(ABC):
     """A cache of embeddings keyed by content, backend configuration and span.
 
@@ -328,12 +338,7 @@ class EmbeddingStore(ABC):
         """
         keys = list(keys)
         found = self.get_many(keys, backend_key=backend_key, with_frames=False)
-        missing = [key for key in keys if key not in found]
-        if missing:
-            raise StoreError(
-                f"{len(missing)} of {len(keys)} keys are not in the store "
-                f"(first: {', '.join(missing[:3])})"
-            )
+        check_all_found(keys, found)
         if not keys:
             return np.zeros((0, 0), dtype=np.float32)
         dimensions = {found[key].dimension for key in keys}

@@ -32,7 +32,7 @@ from .arrow import (
     records_from_arrow,
     records_to_arrow,
 )
-from .base import EmbeddingStore, StoredEmbedding
+from .base import EmbeddingStore, StoredEmbedding, check_all_found
 
 __all__ = ["LanceStore"]
 
@@ -262,12 +262,7 @@ class LanceStore(EmbeddingStore):
             matrix = matrix.reshape(rows.num_rows, dimension)
             for key, vector in zip(rows.column("key").to_pylist(), matrix):
                 row_of.setdefault(key, vector)
-        missing = [key for key in keys if key not in row_of]
-        if missing:
-            raise StoreError(
-                f"{len(missing)} of {len(keys)} keys are not in the store "
-                f"(first: {', '.join(missing[:3])})"
-            )
+        check_all_found(keys, row_of)
         if not keys:
             return np.zeros((0, 0), dtype=np.float32)
         if len(dimensions) > 1:
