@@ -74,6 +74,8 @@ def parse_sizes(text: str) -> list:
 
 def compute_curves(manifest, backends, store, *, learner, sizes, draws, seed, quiet, n_splits=5):
     """One learning curve per backend, on the same items and splits."""
+    import numpy as np
+
     from ..curve import learning_curve
 
     embedded = {}
@@ -81,10 +83,13 @@ def compute_curves(manifest, backends, store, *, learner, sizes, draws, seed, qu
         X, kept, _run = embed_clips(manifest, backend, store, quiet=quiet)
         embedded[backend.name] = (X, kept)
     # Compare like with like: keep only items every backend could embed.
-    common = set.intersection(*(set(kept.paths.tolist()) for _X, kept in embedded.values()))
+    def spans(manifest):  # an item is a file or a span of one
+        return [(item.path, item.start_s, item.end_s) for item in manifest]
+
+    common = set.intersection(*(set(spans(kept)) for _X, kept in embedded.values()))
     curves = {}
     for name, (X, kept) in embedded.items():
-        mask = [path in common for path in kept.paths.tolist()]
+        mask = np.array([span in common for span in spans(kept)], dtype=bool)
         kept_common = kept.subset(mask)
         folds, groups = split_columns(kept_common)
         curves[name] = learning_curve(
