@@ -112,3 +112,14 @@ def test_bad_sizes_are_refused(fsdd):
     for sizes in [(0,), ("most",), ()]:
         with pytest.raises(ParameterError):
             learning_curve(fsdd.X, fsdd.y, groups=fsdd.speakers, sizes=sizes)
+
+
+def test_progress_callback_counts_every_fit(fsdd):
+    seen = []
+    curve = learning_curve(
+        fsdd.X, fsdd.y, groups=fsdd.speakers, n_splits=6, sizes=(1, 2, "all"), n_draws=2,
+        on_fit=lambda done, total: seen.append((done, total)),
+    )
+    fits = sum(len(point.accuracy) for point in curve.points)
+    assert fits == 6 * 2 + 6 * 2 + 6
+    assert seen == [(i, fits) for i in range(1, fits + 1)]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -170,6 +170,7 @@ def learning_curve(
     n_draws: int = 5,
     n_splits: int = 5,
     random_state: int | None = 0,
+    on_fit: Callable[[int, int], Any] | None = None,
     **learner_params: Any,
 ) -> CurveResult:
     """Accuracy against the number of training examples per class.
@@ -193,6 +194,9 @@ def learning_curve(
         Seed of the draws; the same seed gives the same curve.
     **learner_params
         Passed to :func:`earmark.learners.make_learner`.
+    on_fit : callable, optional
+        Called as ``on_fit(done, total)`` after each fit, for a progress bar: a curve
+        makes ``splits x draws`` fits per size.
 
     Returns
     -------
@@ -232,6 +236,12 @@ def learning_curve(
     )
     points, skipped, notes = [], [], list(plan.warnings)
     seed = 0 if random_state is None else int(random_state)
+    total = sum(
+        len(plan.splits) * (1 if size == "all" else n_draws)
+        for size in wanted
+        if size == "all" or size <= fewest
+    )
+    done = 0
     for size in wanted:
         if size != "all" and size > fewest:
             skipped.append(
@@ -261,6 +271,9 @@ def learning_curve(
                 accuracy.append(float(accuracy_score(truth, predicted)))
                 macro_f1.append(float(f1_score(truth, predicted, average="macro", zero_division=0)))
                 used.append(len(train) / len(classes))
+                done += 1
+                if on_fit is not None:
+                    on_fit(done, total)
         points.append(CurvePoint(size, float(np.mean(used)), accuracy, macro_f1))
     if not points:
         raise ParameterError(f"no size could be drawn: {skipped}")

@@ -87,15 +87,21 @@ def compute_curves(manifest, backends, store, *, learner, sizes, draws, seed, qu
         return [(item.path, item.start_s, item.end_s) for item in manifest]
 
     common = set.intersection(*(set(spans(kept)) for _X, kept in embedded.values()))
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
     curves = {}
-    for name, (X, kept) in embedded.items():
-        mask = np.array([span in common for span in spans(kept)], dtype=bool)
-        kept_common = kept.subset(mask)
-        folds, groups = split_columns(kept_common)
-        curves[name] = learning_curve(
-            X[mask], kept_common.y, folds=folds, groups=groups, learner=learner,
-            sizes=sizes, n_draws=draws, random_state=seed, n_splits=n_splits,
-        )
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, disable=quiet, transient=True) as progress:
+        for name, (X, kept) in embedded.items():
+            task = progress.add_task(f"learning curve, {name}: fits", total=None)
+            mask = np.array([span in common for span in spans(kept)], dtype=bool)
+            kept_common = kept.subset(mask)
+            folds, groups = split_columns(kept_common)
+            curves[name] = learning_curve(
+                X[mask], kept_common.y, folds=folds, groups=groups, learner=learner,
+                sizes=sizes, n_draws=draws, random_state=seed, n_splits=n_splits,
+                on_fit=lambda done, total, task=task: progress.update(task, completed=done, total=total),
+            )
     return curves
 
 
