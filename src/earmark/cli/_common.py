@@ -30,6 +30,11 @@ CacheOption = typer.Option(
     None, "--cache-dir", envvar="EARMARK_CACHE_DIR", help="Embedding cache folder (LanceDB)."
 )
 LayoutOption = typer.Option("auto", "--layout", help="Dataset layout; 'auto' detects it.")
+# Names only: importing earmark.learners (scikit-learn) would slow every command's start.
+LearnerOption = typer.Option(
+    "logreg", "--learner", "-l",
+    help="logreg, svm-linear, svm-rbf, knn, mlp or random-forest (standardised embeddings).",
+)
 JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")
 QuietOption = typer.Option(False, "--quiet", "-q", help="No progress bar.")
 

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from ._common import (
-    BackendOption, BackendParamOption, CacheOption, DataArgument, JsonOption, LayoutOption,
+    BackendOption, BackendParamOption, CacheOption, DataArgument, JsonOption, LayoutOption, LearnerOption,
     QuietOption, console, embed_clips, emit_json, load_data, open_backend, open_cache,
     output_dir, split_columns,
 )
@@ -25,7 +25,7 @@ def curve(
     baseline: Optional[str] = typer.Option(
         None, "--baseline", help="Also draw this backend's curve on the same plot, e.g. mfcc."
     ),
-    learner: str = typer.Option("logreg", "--learner", "-l"),
+    learner: str = LearnerOption,
     sizes: str = typer.Option("1,2,4,8,16,32,all", "--sizes", help="Examples per class."),
     draws: int = typer.Option(5, "--draws", help="Random draws per point."),
     seed: int = typer.Option(0, "--seed"),

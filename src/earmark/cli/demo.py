@@ -7,7 +7,9 @@ from typing import Optional
 
 import typer
 
-from ._common import CacheOption, console, embed_clips, open_backend, open_cache, output_dir
+from ._common import (
+    CacheOption, LearnerOption, console, embed_clips, open_backend, open_cache, output_dir,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -18,7 +20,7 @@ def demo(
     output: Path = typer.Option(Path("demo-output"), "--output", "-o", help="Folder for results."),
     backend_name: Optional[str] = typer.Option(None, "--backend", "-b", help="Default birdnet."),
     baseline: str = typer.Option("mfcc", "--baseline", help="Baseline backend on the curve."),
-    learner: str = typer.Option("logreg", "--learner", "-l"),
+    learner: str = LearnerOption,
     draws: int = typer.Option(5, "--draws", help="Random draws per learning-curve point."),
     sizes: str = typer.Option("1,2,4,8,16,all", "--sizes", help="Learning-curve examples per class."),
     cache_dir: Optional[Path] = CacheOption,

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from ._common import (
-    BackendOption, BackendParamOption, CacheOption, DataArgument, JsonOption, LayoutOption,
+    BackendOption, BackendParamOption, CacheOption, DataArgument, JsonOption, LayoutOption, LearnerOption,
     QuietOption, console, embed_clips, emit_json, load_data, open_backend, open_cache,
     output_dir, split_columns,
 )
@@ -22,7 +22,7 @@ def evaluate(
     data: str = DataArgument,
     backend_name: Optional[str] = BackendOption,
     backend_params: Optional[list[str]] = BackendParamOption,
-    learner: str = typer.Option("logreg", "--learner", "-l", help="See `earmark train --help`."),
+    learner: str = LearnerOption,
     n_splits: int = typer.Option(5, "--splits", help="Splits when only groups (or nothing) are known."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Folder for JSON and PNG."),
     layout: str = LayoutOption,

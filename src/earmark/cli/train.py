@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from ._common import (
-    BackendOption, BackendParamOption, CacheOption, DataArgument, JsonOption, LayoutOption,
+    BackendOption, BackendParamOption, CacheOption, DataArgument, JsonOption, LayoutOption, LearnerOption,
     QuietOption, console, embed_clips, emit_json, load_data, open_backend, open_cache,
 )
 
@@ -17,18 +17,12 @@ def register(app: typer.Typer) -> None:
     app.command("train")(train)
 
 
-def _learner_help() -> str:
-    from ..learners import LEARNERS
-
-    return "; ".join(f"{name}: {text}" for name, text in LEARNERS.items())
-
-
 def train(
     data: str = DataArgument,
     output: Path = typer.Option(..., "--output", "-o", help="Model file to write (.earmark)."),
     backend_name: Optional[str] = BackendOption,
     backend_params: Optional[list[str]] = BackendParamOption,
-    learner: str = typer.Option("logreg", "--learner", "-l", help="logreg, svm-linear, svm-rbf, knn, mlp, random-forest."),
+    learner: str = LearnerOption,
     layout: str = LayoutOption,
     cache_dir: Optional[Path] = CacheOption,
     json_output: bool = JsonOption,
