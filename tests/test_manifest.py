@@ -203,8 +203,14 @@ def test_describe_counts_classes_folds_and_groups(clips):
     assert text.splitlines()[0] == "6 items, 3 classes (single-label), source: fsdd"
     assert "classes: 0 2, 1 2, 2 2" in text
     assert "folds: 1 3, 2 3" in text
-    assert "groups: 2 (3-3 items each)" in text
-    assert "items without: 6 domain" in text
+    assert "groups: 2 (3 items each)" in text
+    # No item has a domain: said once, as "none", not again as a gap.
+    assert "domains: none" in text and "without" not in text
+    frame = _frame(clips)
+    frame.loc[0, "group"] = None
+    partial = Manifest(frame, source="fsdd").describe()
+    assert "groups: 2 (2 to 3 items each)" in partial
+    assert "items: 1 without a group" in partial
     summary = manifest.summary()
     assert summary["classes"] == {"0": 2, "1": 2, "2": 2} and summary["n_groups"] == 2
     assert repr(manifest) == "Manifest(6 items, 3 classes, source='fsdd')"

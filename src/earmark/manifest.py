@@ -382,11 +382,13 @@ class Manifest:
             shown = ", ".join(f"{k} {v}" for k, v in list(s[name].items())[:50]) or "none"
             lines.append(f"{name}: {shown}" + (" ..." if len(s[name]) > 50 else ""))
         low, high = s["group_size_min"], s["group_size_max"]
-        sizes = f" ({low}-{high} items each)" if s["n_groups"] else ""
+        each = f"{low} items each" if low == high else f"{low} to {high} items each"
+        sizes = f" ({each})" if s["n_groups"] else ""
         lines.append(f"groups: {s['n_groups'] or 'none'}{sizes}")
-        gaps = ", ".join(f"{n} {k}" for k, n in s["missing"].items() if 0 < n)
+        # A column no item has is already shown as "none"; name only partial gaps.
+        gaps = ", ".join(f"{n} without a {k}" for k, n in s["missing"].items() if 0 < n < len(self))
         if gaps:
-            lines.append(f"items without: {gaps}")
+            lines.append(f"items: {gaps}")
         return "\n".join(lines)
 
 
