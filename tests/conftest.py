@@ -35,6 +35,23 @@ def philharmonia_dir() -> Path:
     return _dataset("philharmonia-mini")
 
 
+@pytest.fixture(scope="session")
+def fsdd(fsdd_dir):
+    """MFCC clip embeddings of a 240-clip FSDD subset, speakers as groups (tests/_embeddings.py)."""
+    from _embeddings import fsdd_mfcc
+
+    return fsdd_mfcc(fsdd_dir)
+
+
+@pytest.fixture(scope="module")
+def one_blas_thread():
+    """Many tiny fits: a second BLAS thread costs more than it gives on 2 shared cores."""
+    from _embeddings import one_blas_thread as limit
+
+    with limit():
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _offline_and_private_cache(monkeypatch, tmp_path):
     """No test may reach a model hub (earmark must work offline), and none may touch

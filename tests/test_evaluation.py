@@ -7,22 +7,14 @@ import json
 import numpy as np
 import pytest
 
-from _embeddings import fsdd_mfcc, one_blas_thread
 from earmark.evaluation import EvaluationResult, cross_validate, evaluate_split
 from earmark.exceptions import ParameterError
 from earmark.plots import plot_confusion_matrix
 from earmark.splits import make_splits
 
 
-@pytest.fixture(scope="session")
-def fsdd(fsdd_dir):
-    return fsdd_mfcc(fsdd_dir)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _blas():
-    with one_blas_thread():
-        yield
+# Small fits on the FSDD embeddings: one BLAS thread (see tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
 
 @pytest.fixture(scope="module")

@@ -7,20 +7,12 @@ import pytest
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, GroupKFold
 
-from _embeddings import fsdd_mfcc, one_blas_thread
 from earmark.exceptions import ParameterError
 from earmark.learners import LEARNERS, fit_learner, make_learner
 
 
-@pytest.fixture(scope="session")
-def fsdd(fsdd_dir):
-    return fsdd_mfcc(fsdd_dir)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _blas():
-    with one_blas_thread():
-        yield
+# Small fits on the FSDD embeddings: one BLAS thread (see tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
 
 @pytest.mark.parametrize("name", sorted(LEARNERS))

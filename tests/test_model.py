@@ -11,20 +11,12 @@ import numpy as np
 import pytest
 import skops.io
 
-from _embeddings import fsdd_mfcc, one_blas_thread
 from earmark.exceptions import BackendError, ModelFileError, ParameterError
 from earmark.model import FORMAT_VERSION, EarmarkModel
 
 
-@pytest.fixture(scope="session")
-def fsdd(fsdd_dir):
-    return fsdd_mfcc(fsdd_dir)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _blas():
-    with one_blas_thread():
-        yield
+# Small fits on the FSDD embeddings: one BLAS thread (see tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
 
 @pytest.fixture(scope="module")

@@ -5,14 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from _embeddings import fsdd_mfcc
 from earmark.exceptions import ParameterError
 from earmark.splits import Split, SplitPlan, make_splits
-
-
-@pytest.fixture(scope="session")
-def fsdd(fsdd_dir):
-    return fsdd_mfcc(fsdd_dir)
 
 
 def _assert_groups_apart(splits, groups):
