@@ -14,10 +14,17 @@ from earmark.learners import LEARNERS, fit_learner, make_learner
 # Small fits on the FSDD embeddings: one BLAS thread (see tests/conftest.py).
 pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
+#: The hierarchical prototype learner needs a taxonomy: digits grouped by parity.
+PARITY = {str(d): "even" if d % 2 == 0 else "odd" for d in range(10)}
+
+
+def _params(name: str) -> dict:
+    return {"taxonomy": PARITY} if name == "prototype-hierarchical" else {}
+
 
 @pytest.mark.parametrize("name", sorted(LEARNERS))
 def test_clone_keeps_parameters(name):
-    learner = make_learner(name, random_state=7)
+    learner = make_learner(name, random_state=7, **_params(name))
     copy = clone(learner)
     assert repr(copy.get_params()) == repr(learner.get_params())
 
@@ -29,7 +36,7 @@ def test_every_learner_tells_an_unseen_speaker_digits_apart(fsdd, name):
     Measured: 57.5 % (knn) to 87.5 % (logreg) on theo.
     """
     train, test = fsdd.speakers != "theo", fsdd.speakers == "theo"
-    fitted, notes = fit_learner(make_learner(name), fsdd.X[train], fsdd.y[train])
+    fitted, notes = fit_learner(make_learner(name, **_params(name)), fsdd.X[train], fsdd.y[train])
     assert notes == []
     accuracy = np.mean(fitted.predict(fsdd.X[test]) == fsdd.y[test])
     assert accuracy > 0.4, f"{name}: {accuracy:.1%} on an unseen speaker"
@@ -54,6 +61,11 @@ def test_unknown_learner_lists_the_choices():
 def test_unknown_parameter_is_named():
     with pytest.raises(ParameterError, match="'n_trees'.*n_estimators"):
         make_learner("random-forest", n_trees=10)
+
+
+def test_hierarchical_prototypes_need_a_taxonomy():
+    with pytest.raises(ParameterError, match="needs taxonomy"):
+        make_learner("prototype-hierarchical")
 
 
 def test_parameters_reach_the_classifier():

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import skops.io
 
-from earmark.exceptions import BackendError, ModelFileError, ParameterError
+from earmark.exceptions import BackendError, EarmarkError, ModelFileError, ParameterError
 from earmark.model import FORMAT_VERSION, EarmarkModel
 
 
@@ -82,6 +82,43 @@ def test_unseen_speaker_files_are_classified_and_a_bad_file_gets_an_error_row(
     truth = [p.name.split("_")[0] for p in theo]
     accuracy = np.mean([row["label"] == t for row, t in zip(good, truth)])
     assert accuracy > 0.5, f"{accuracy:.0%} of theo's unseen takes"
+
+
+@pytest.mark.parametrize(
+    "learner, params",
+    [("prototype", {}), ("prototype-hierarchical", {"taxonomy": {"0": "low", "1": "low", "2": "low", "3": "high", "4": "high"}})],
+)
+def test_prototype_models_answer_unknown_for_digits_they_never_heard(
+    fsdd, fsdd_dir, tmp_path, learner, params
+):
+    """Trained on digits 0-4 (takes 0-3 of six speakers); the same speakers' takes 5-6."""
+    known = np.isin(fsdd.y, list("01234"))
+    model = EarmarkModel.train(
+        fsdd.X[known], fsdd.y[known], backend=fsdd.identity, learner=learner, **params
+    )
+    loaded = EarmarkModel.load(model.save(tmp_path / "five.earmark"))
+    assert loaded.can_reject
+    speakers = sorted(set(fsdd.speakers))
+    paths = [
+        fsdd_dir / "recordings" / f"{d}_{s}_{take}.wav"
+        for d in range(10) for s in speakers for take in (5, 6)
+    ]
+    rows = loaded.predict_files(paths)
+    unknown = np.array([row["unknown"] for row in rows])
+    assert all(row["label"] == "unknown" for row in rows if row["unknown"])
+    assert all(row["top_k"] and row["top_k"][0]["label"] in "01234" for row in rows)
+    is_known = np.array([p.name[0] in "01234" for p in paths])
+    # Measured: 7 % of known and 43 % of unknown digits rejected.
+    assert unknown[is_known].mean() <= 0.3
+    assert unknown[~is_known].mean() >= unknown[is_known].mean() + 0.2
+    kept = loaded.predict_files(paths, reject_unknown=False)
+    assert not any(row["unknown"] for row in kept)
+
+
+def test_a_model_that_cannot_reject_says_so(trained):
+    assert not trained.can_reject
+    with pytest.raises(EarmarkError, match="cannot say 'unknown'"):
+        trained.is_unknown(np.zeros((1, trained.backend_identity["dimension"])))
 
 
 def test_backend_with_other_weights_is_refused(trained):

@@ -13,7 +13,9 @@ otherwise, but never a frame that starts at or past the end (which only matters 
 ``hop > window``); the last window is zero-padded past the end of the signal.
 
 Files are streamed (:func:`earmark.audio.stream`), so memory is bounded by one read
-block plus one batch of windows, whatever the file's length.
+block plus one batch of windows, whatever the file's length. :func:`embed_file` gathers
+every frame; :func:`stream_file` (a :class:`FrameStream`) hands them over one batch at a
+time, for work on files too long to hold their embeddings (sound event detection).
 """
 
 from __future__ import annotations
@@ -25,9 +27,17 @@ import numpy as np
 
 from . import audio
 from .backends.base import Backend
-from .exceptions import BackendError, ParameterError
+from .exceptions import BackendError, EarmarkError, ParameterError
 
-__all__ = ["FrameEmbeddings", "n_frames", "embed_signal", "embed_file"]
+__all__ = [
+    "FrameEmbeddings",
+    "FrameBatch",
+    "FrameStream",
+    "n_frames",
+    "embed_signal",
+    "embed_file",
+    "stream_file",
+]
 
 
 @dataclass
@@ -115,6 +125,151 @@ def _after_lead(blocks: Iterable[np.ndarray], lead: int) -> Iterator[np.ndarray]
     yield from blocks
 
 
+@dataclass
+class FrameBatch:
+    """Consecutive frames of a stream, as :class:`FrameStream` yields them.
+
+    Attributes
+    ----------
+    first : int
+        Index, in the whole stream, of the batch's first frame.
+    X : np.ndarray [shape=(n, dimension), dtype=float32]
+    start_s, end_s : np.ndarray [shape=(n,), dtype=float64]
+        Frame spans, from the same integer arithmetic as :class:`FrameEmbeddings`.
+    scores : np.ndarray [shape=(n, n_scores)] or None
+    """
+
+    first: int
+    X: np.ndarray
+    start_s: np.ndarray
+    end_s: np.ndarray
+    scores: np.ndarray | None = None
+
+
+class FrameStream:
+    """Frame embeddings of a stream of samples, one backend batch at a time.
+
+    Iterating yields :class:`FrameBatch` objects in order; memory is bounded by one read
+    block plus one batch, whatever the length of the stream. Timestamps are exact: a
+    batch embedded before the end of the stream holds only frames that lie wholly
+    inside it, and the batch that holds the last frames is embedded once the length is
+    known. When the iteration is over, :attr:`duration_s` and :attr:`n_frames` are set.
+
+    Parameters
+    ----------
+    backend : Backend
+    blocks : iterable of np.ndarray [shape=(n,), dtype=float32]
+        Mono samples at ``backend.sample_rate``, e.g. :func:`earmark.audio.stream`.
+    with_scores : bool
+        Also ask the backend for its own class scores.
+    on_progress : callable, optional
+        Called with the seconds of audio each batch advanced by.
+
+    Examples
+    --------
+    >>> from earmark.backends import get_backend
+    >>> backend = get_backend("placeholder")  # 0.5 s frames, batches of 16
+    >>> stream = FrameStream(backend, [np.zeros(16000 * 10, dtype=np.float32)])
+    >>> [(batch.first, batch.X.shape[0]) for batch in stream]
+    [(0, 16), (16, 4)]
+    >>> stream.duration_s, stream.n_frames
+    (10.0, 20)
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        blocks: Iterable[np.ndarray],
+        *,
+        with_scores: bool = False,
+        on_progress: Callable[[float], None] | None = None,
+    ):
+        self.backend = backend
+        self.blocks = blocks
+        self.with_scores = with_scores
+        self.on_progress = on_progress
+        self.duration_s: float | None = None
+        self.n_frames: int | None = None
+        self._started = False
+
+    def __iter__(self) -> Iterator[FrameBatch]:
+        if self._started:
+            raise EarmarkError("a FrameStream can be iterated only once")
+        self._started = True
+        backend = self.backend
+        backend.load()
+        window, hop, batch_size = backend.window_samples, backend.hop_samples, backend.batch_size
+        lead = backend.lead_samples
+        if not 0 <= lead < window:
+            raise BackendError(
+                f"{backend.name}: lead_samples must be in [0, window_samples={window}), "
+                f"got {lead}"
+            )
+        read = 0  # samples, lead included, taken from the blocks so far
+
+        def counted(blocks):
+            nonlocal read
+            for block in blocks:
+                read += block.size
+                yield block
+
+        generator = _windows(
+            counted(_after_lead(self.blocks, lead) if lead else self.blocks), window, hop
+        )
+        batch: list[np.ndarray] = []
+        first = 0
+
+        def flush() -> FrameBatch:
+            nonlocal first
+            real = len(batch)
+            stacked = np.stack(batch)
+            if backend.fixed_batch and real < batch_size:
+                stacked = np.concatenate(
+                    [stacked, np.zeros((batch_size - real, window), dtype=np.float32)]
+                )
+            scores = None
+            if self.with_scores:
+                X, scores = backend.embed_and_score_windows(stacked)
+                scores = scores[:real]
+            else:
+                X = backend.embed_windows(stacked)
+            starts = np.arange(first, first + real, dtype=np.int64) * hop - lead
+            # The framing rule emits a frame that ends inside the samples read so far,
+            # or, once the blocks are exhausted, one that reaches the end: clipping to
+            # what has been read is exact either way.
+            ends = np.minimum(starts + window, read - lead)
+            sr = backend.sample_rate
+            out = FrameBatch(
+                first=first,
+                X=X[:real],
+                start_s=np.maximum(starts, 0) / sr,
+                end_s=ends / sr,
+                scores=scores,
+            )
+            first += real
+            batch.clear()
+            if self.on_progress is not None:
+                self.on_progress(real * hop / sr)
+            return out
+
+        while True:
+            try:
+                frame = next(generator)
+            except StopIteration as stop:
+                # Samples of audio, without the lead.
+                total = max((stop.value or 0) - lead, 0)
+                break
+            batch.append(frame)
+            if len(batch) == batch_size:
+                yield flush()
+        if total == 0:
+            raise BackendError("no samples to embed")
+        if batch:
+            yield flush()
+        self.duration_s = total / backend.sample_rate
+        self.n_frames = first
+
+
 def _run(
     backend: Backend,
     blocks: Iterable[np.ndarray],
@@ -122,62 +277,47 @@ def _run(
     with_scores: bool = False,
     on_progress: Callable[[float], None] | None = None,
 ) -> FrameEmbeddings:
-    backend.load()
-    window, hop, batch_size = backend.window_samples, backend.hop_samples, backend.batch_size
-    lead = backend.lead_samples
-    if not 0 <= lead < window:
-        raise BackendError(
-            f"{backend.name}: lead_samples must be in [0, window_samples={window}), got {lead}"
-        )
-    generator = _windows(_after_lead(blocks, lead) if lead else blocks, window, hop)
-    outputs, scores = [], []
-    batch: list[np.ndarray] = []
-    total = 0
+    return _collect(
+        FrameStream(backend, blocks, with_scores=with_scores, on_progress=on_progress)
+    )
 
-    def flush():
-        real = len(batch)
-        stacked = np.stack(batch)
-        if backend.fixed_batch and real < batch_size:
-            stacked = np.concatenate(
-                [stacked, np.zeros((batch_size - real, window), dtype=np.float32)]
-            )
-        if with_scores:
-            X, S = backend.embed_and_score_windows(stacked)
-            scores.append(S[:real])
-        else:
-            X = backend.embed_windows(stacked)
-        outputs.append(X[:real])
-        if on_progress is not None:
-            on_progress(real * hop / backend.sample_rate)
-        batch.clear()
 
-    while True:
-        try:
-            frame = next(generator)
-        except StopIteration as stop:
-            # Samples of audio, without the lead.
-            total = max((stop.value or 0) - lead, 0)
-            break
-        batch.append(frame)
-        if len(batch) == batch_size:
-            flush()
-    if batch:
-        flush()
-    if total == 0:
-        raise BackendError("no samples to embed")
-    X = np.concatenate(outputs)
-    count = X.shape[0]
-    sr = backend.sample_rate
-    starts = np.arange(count, dtype=np.int64) * hop - lead
-    ends = np.minimum(starts + window, total)
+def _collect(stream: FrameStream) -> FrameEmbeddings:
+    """All of a stream's batches as one :class:`FrameEmbeddings`."""
+    batches = list(stream)
+    backend, with_scores = stream.backend, stream.with_scores
+    X = np.concatenate([batch.X for batch in batches])
     return FrameEmbeddings(
         X=X,
-        start_s=np.maximum(starts, 0) / sr,
-        end_s=ends / sr,
-        duration_s=total / sr,
+        start_s=np.concatenate([batch.start_s for batch in batches]),
+        end_s=np.concatenate([batch.end_s for batch in batches]),
+        duration_s=stream.duration_s,
         clip=backend.pool(X),
-        scores=np.concatenate(scores) if with_scores else None,
+        scores=np.concatenate([batch.scores for batch in batches]) if with_scores else None,
     )
+
+
+def stream_file(
+    backend: Backend,
+    path,
+    *,
+    start_s: float | None = None,
+    end_s: float | None = None,
+    with_scores: bool = False,
+    on_progress: Callable[[float], None] | None = None,
+) -> FrameStream:
+    """Frame embeddings of a file (or a span of it), one batch at a time.
+
+    Same frames and timestamps as :func:`embed_file`, with memory that does not grow
+    with the file's length; see :class:`FrameStream`.
+
+    Raises
+    ------
+    AudioError
+        If the file is bad (when iterating); the message names it.
+    """
+    blocks = audio.stream(path, sr=backend.sample_rate, start_s=start_s, end_s=end_s)
+    return FrameStream(backend, blocks, with_scores=with_scores, on_progress=on_progress)
 
 
 def embed_signal(
@@ -234,5 +374,8 @@ def embed_file(
     AudioError
         If the file is bad; the message names it.
     """
-    blocks = audio.stream(path, sr=backend.sample_rate, start_s=start_s, end_s=end_s)
-    return _run(backend, blocks, with_scores=with_scores, on_progress=on_progress)
+    stream = stream_file(
+        backend, path, start_s=start_s, end_s=end_s, with_scores=with_scores,
+        on_progress=on_progress,
+    )
+    return _collect(stream)

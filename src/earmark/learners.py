@@ -30,7 +30,13 @@ LEARNERS: dict[str, str] = {
     "knn": "standardise, then 5 nearest neighbours (cosine distance, weighted by distance)",
     "mlp": "standardise, then a one-hidden-layer (256) neural network with L2 penalty",
     "random-forest": "300 randomised trees on the raw features (the classic MFCC baseline)",
+    "prototype": "class means in a whitened cosine space (few-shot); answers 'unknown' far "
+    "from every class",
+    "prototype-hierarchical": "prototypes at every level of a label taxonomy (needs taxonomy=)",
 }
+
+#: Learners that do their own preprocessing, fitted on the training set, so no scaler.
+_SELF_SCALING = ("random-forest", "prototype", "prototype-hierarchical")
 
 # Calibration folds for the SVMs; lowered by fit_learner when a class has fewer examples.
 _CALIBRATION_FOLDS = 3
@@ -72,7 +78,7 @@ def make_learner(name: str = "logreg", *, random_state: int | None = 0, **params
             f"unknown learner {name!r}; expected one of: {', '.join(LEARNERS)}"
         )
     classifier = _classifier(name, random_state, params)
-    steps = [] if name == "random-forest" else [("scale", StandardScaler())]
+    steps = [] if name in _SELF_SCALING else [("scale", StandardScaler())]
     return Pipeline([*steps, ("classifier", classifier)])
 
 
@@ -92,6 +98,16 @@ def _classifier(name: str, random_state: int | None, params: dict[str, Any]):
     elif name == "knn":
         # Cosine suits embeddings whose scale varies from clip to clip.
         base = KNeighborsClassifier(n_neighbors=5, weights="distance", metric="cosine")
+    elif name == "prototype":
+        from .fewshot.prototypes import PrototypeClassifier
+
+        base = PrototypeClassifier()
+    elif name == "prototype-hierarchical":
+        from .fewshot.hierarchical import HierarchicalPrototypeClassifier
+
+        if params.get("taxonomy") is None:
+            raise ParameterError("learner 'prototype-hierarchical' needs taxonomy=...")
+        base = HierarchicalPrototypeClassifier()
     elif name == "mlp":
         base = MLPClassifier(
             hidden_layer_sizes=(256,), alpha=1e-3, max_iter=1000, random_state=random_state

@@ -29,7 +29,11 @@ import numpy as np
 
 from .exceptions import BackendError, EarmarkError, ModelFileError, ParameterError
 
-__all__ = ["EarmarkModel", "FORMAT_VERSION", "ALLOWED_TYPES"]
+__all__ = ["EarmarkModel", "FORMAT_VERSION", "ALLOWED_TYPES", "UNKNOWN_LABEL"]
+
+#: The label :meth:`EarmarkModel.predict_files` gives a clip far from every class, for
+#: models that can tell (prototype learners).
+UNKNOWN_LABEL = "unknown"
 
 #: Version of the file layout; a file with a higher number was written by a newer earmark.
 FORMAT_VERSION = 1
@@ -70,6 +74,14 @@ ALLOWED_TYPES: dict[str, frozenset[str]] = {
             "RandomForestClassifier",
             "DecisionTreeClassifier",
             "Tree",
+        }
+    ),
+    # earmark's own estimators hold only numpy arrays, builtins and each other.
+    "earmark": frozenset(
+        {
+            "PrototypeClassifier",
+            "HierarchicalPrototypeClassifier",
+            "MILClassifier",
         }
     ),
 }
@@ -218,6 +230,35 @@ class EarmarkModel:
             _check_matrix(X, self.backend_identity.get("dimension"))
         )
 
+    @property
+    def can_reject(self) -> bool:
+        """Whether the model can answer "none of these" (:meth:`is_unknown`)."""
+        return hasattr(self.pipeline[-1], "is_unknown")
+
+    def is_unknown(self, X) -> np.ndarray:
+        """True where a clip is far from every class the model knows.
+
+        The distance threshold was calibrated on the training set when the model was
+        fitted (see :class:`earmark.fewshot.PrototypeClassifier`).
+
+        Parameters
+        ----------
+        X : np.ndarray [shape=(n, dimension)]
+
+        Returns
+        -------
+        mask : np.ndarray [shape=(n,), dtype=bool]
+        """
+        if not self.can_reject:
+            raise EarmarkError(
+                f"a {self.learner!r} model cannot say 'unknown'; train a prototype model "
+                f"(earmark train --fewshot)"
+            )
+        X = _check_matrix(X, self.backend_identity.get("dimension"))
+        if len(self.pipeline) > 1:
+            X = self.pipeline[:-1].transform(X)
+        return self.pipeline[-1].is_unknown(X)
+
     def backend(self, *, strict: bool = True):
         """Instantiate the backend this model was trained with, and check its weights.
 
@@ -265,6 +306,7 @@ class EarmarkModel:
         top_k: int = 3,
         backend=None,
         progress: bool = False,
+        reject_unknown: bool = True,
     ) -> list[dict[str, Any]]:
         """Classify audio files, one row per file; a bad file gives a row with an error.
 
@@ -280,13 +322,17 @@ class EarmarkModel:
             An already checked instance of :meth:`backend`, to avoid loading it again.
         progress : bool
             Show a progress bar while embedding.
+        reject_unknown : bool
+            For models that can tell (:attr:`can_reject`), label a clip far from every
+            class :data:`UNKNOWN_LABEL`; its nearest classes stay in ``top_k``.
 
         Returns
         -------
         rows : list of dict
             In the order of ``paths``, each with ``path``, ``label``, ``score`` (its
             probability, or None for a model without probabilities), ``top_k`` (a list
-            of ``{"label", "score"}``) and ``error`` (None, or what went wrong).
+            of ``{"label", "score"}``), ``unknown`` (True where the clip was rejected as
+            none of the classes) and ``error`` (None, or what went wrong).
         """
         from .pipeline import clip_embeddings
         from .store import MemoryStore
@@ -300,7 +346,7 @@ class EarmarkModel:
         )
         reasons = iter(failure.reason for failure in run.failures)
         rows = [
-            {"path": path, "label": None, "score": None, "top_k": [],
+            {"path": path, "label": None, "score": None, "top_k": [], "unknown": False,
              "error": None if good else f"{path}: {next(reasons)}"}
             for path, good in zip(paths, ok)
         ]
@@ -317,6 +363,10 @@ class EarmarkModel:
         else:
             for row, label in zip(good, self.predict(X).tolist()):
                 row["label"] = _plain(label)
+        if reject_unknown and self.can_reject:
+            for row, unknown in zip(good, self.is_unknown(X)):
+                if unknown:
+                    row["label"], row["score"], row["unknown"] = UNKNOWN_LABEL, None, True
         return rows
 
     # ------------------------------------------------------------------- saving

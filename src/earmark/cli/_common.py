@@ -33,7 +33,8 @@ LayoutOption = typer.Option("auto", "--layout", help="Dataset layout; 'auto' det
 # Names only: importing earmark.learners (scikit-learn) would slow every command's start.
 LearnerOption = typer.Option(
     "logreg", "--learner", "-l",
-    help="logreg, svm-linear, svm-rbf, knn, mlp or random-forest (standardised embeddings).",
+    help="logreg, svm-linear, svm-rbf, knn, mlp, random-forest or prototype "
+    "(few-shot), on standardised embeddings where the learner needs it.",
 )
 JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")
 QuietOption = typer.Option(False, "--quiet", "-q", help="No progress bar.")

@@ -22,6 +22,10 @@ def predict(
     files: list[Path] = typer.Argument(..., help="Audio files or folders to label."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write .csv or .json here."),
     top_k: int = typer.Option(3, "--top", help="Most probable labels listed per file."),
+    reject_unknown: bool = typer.Option(
+        True, "--unknown/--no-unknown",
+        help="With a prototype model, label clips far from every class 'unknown'.",
+    ),
     cache_dir: Optional[Path] = CacheOption,
     json_output: bool = JsonOption,
     quiet: bool = QuietOption,
@@ -33,7 +37,8 @@ def predict(
     paths = expand(files)
     store = open_cache(cache_dir)
     rows = model.predict_files(
-        paths, top_k=top_k, backend=backend, store=store, progress=not (quiet or json_output)
+        paths, top_k=top_k, backend=backend, store=store, progress=not (quiet or json_output),
+        reject_unknown=reject_unknown,
     )
     if output is not None:
         write_rows(rows, output)
@@ -70,11 +75,13 @@ def write_rows(rows: list[dict], output: Optional[Path]) -> None:
     handle = open(output, "w", newline="") if output is not None else sys.stdout
     try:
         writer = csv.writer(handle)
-        writer.writerow(["path", "label", "score", "top_k", "error"])
+        writer.writerow(["path", "label", "score", "top_k", "unknown", "error"])
         for row in rows:
             top = ";".join(f"{t['label']}:{t['score']:.4f}" for t in row["top_k"])
             score = "" if row["score"] is None else f"{row['score']:.4f}"
-            writer.writerow([row["path"], row["label"] or "", score, top, row["error"] or ""])
+            writer.writerow(
+                [row["path"], row["label"] or "", score, top, int(row["unknown"]), row["error"] or ""]
+            )
     finally:
         if output is not None:
             handle.close()

@@ -1,0 +1,144 @@
+"""``earmark detect``: timestamped sound events in audio files of any length."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ._common import JsonOption, QuietOption, console, emit_json, output_dir, report_failures
+
+
+def register(app: typer.Typer) -> None:
+    app.command("detect")(detect)
+
+
+def detect(
+    model_path: Path = typer.Argument(..., help="A model file written by `earmark train`."),
+    files: list[Path] = typer.Argument(..., help="Audio files or folders to scan."),
+    out_dir: Optional[Path] = typer.Option(
+        None, "--output-dir", "-o", help="Folder for events and pictures (earmark-output)."
+    ),
+    formats: Optional[list[str]] = typer.Option(
+        None, "--format", "-f",
+        help="csv, json, audacity (label track) or raven (selection table); repeatable. "
+        "Default csv.",
+    ),
+    thresholds: Optional[list[str]] = typer.Option(
+        None, "--threshold", "-t",
+        help="Score threshold (default 0.5), or LABEL=VALUE for one class; repeatable.",
+    ),
+    median_s: float = typer.Option(0.0, "--median-s", help="Median filter length in seconds."),
+    min_duration_s: float = typer.Option(
+        0.0, "--min-duration-s", help="Drop events shorter than this."
+    ),
+    merge_gap_s: float = typer.Option(
+        0.0, "--merge-gap-s", help="Merge events of one class at most this far apart."
+    ),
+    window_s: Optional[float] = typer.Option(
+        None, "--window", help="Window in seconds (default: the backend's window)."
+    ),
+    hop_s: Optional[float] = typer.Option(
+        None, "--hop", help="Hop in seconds (default: the backend's hop)."
+    ),
+    plot: bool = typer.Option(True, "--plot/--no-plot", help="Draw a picture per file."),
+    json_output: bool = JsonOption,
+    quiet: bool = QuietOption,
+) -> None:
+    """Find where each class sounds in each file; one events file per input and format."""
+    from ..detection.batch import detect_files
+    from ..detection.stream import SlidingWindows
+    from ..model import EarmarkModel
+    from .predict import expand
+
+    model = EarmarkModel.load(model_path)
+    backend = model.backend()
+    # A model that scores frames itself is used per frame; a clip model slides windows.
+    scorer = (
+        model if hasattr(model, "segment_proba")
+        else SlidingWindows(model, window_s=window_s, hop_s=hop_s)
+    )
+    paths = expand(files)
+    target = output_dir(out_dir)
+    quiet = quiet or json_output
+    progress = _Progress(len(paths), disabled=quiet)
+    # Checked here, before the progress display starts: a bad option is one clean line.
+    each_file = detect_files(
+        scorer, backend, paths, target,
+        formats=formats or ["csv"], plot=plot,
+        on_file=progress.start_file, on_progress=progress.advance,
+        threshold=_thresholds(thresholds), median_s=median_s,
+        min_duration_s=min_duration_s, merge_gap_s=merge_gap_s,
+    )
+    reports = []
+    with progress:
+        for report in each_file:
+            reports.append(report)
+            progress.end_file(report)
+    failures = [report for report in reports if report.error]
+    if json_output:
+        emit_json([report.to_dict() for report in reports])
+    elif not quiet:
+        found = sum(len(report.result.events) for report in reports if report.result)
+        console.print(
+            f"{found} event(s) in {len(reports) - len(failures)} file(s); written to {target}",
+            highlight=False,
+        )
+    if not json_output:
+        report_failures(failures)
+    if failures and len(failures) == len(reports):
+        raise typer.Exit(1)
+
+
+def _thresholds(values: Optional[list[str]]):
+    """``["0.6", "dog=0.8"]`` -> ``{"*": 0.6, "dog": 0.8}``; a mapping the library reads."""
+    from ..exceptions import ParameterError
+
+    thresholds: dict[str, float] = {}
+    for value in values or []:
+        label, sep, number = value.rpartition("=")
+        try:
+            thresholds[label if sep else "*"] = float(number)
+        except ValueError:
+            raise ParameterError(
+                f"expected --threshold VALUE or LABEL=VALUE, got {value!r}"
+            ) from None
+    return thresholds or 0.5
+
+
+class _Progress:
+    """Rich progress by seconds of audio for the current file, and files done."""
+
+    def __init__(self, n_files: int, *, disabled: bool):
+        from rich.progress import (
+            BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn,
+        )
+
+        self.rich = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeRemainingColumn(), console=console, disable=disabled, transient=True,
+        )
+        self.files = self.rich.add_task("files", total=n_files)
+        self.audio = self.rich.add_task("", total=None, visible=False)
+
+    def __enter__(self):
+        self.rich.__enter__()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.rich.__exit__(*exc_info)
+
+    def start_file(self, path: str, duration_s: float | None) -> None:
+        from rich.markup import escape
+
+        name = escape(Path(path).name)
+        total = None if duration_s is None else max(round(duration_s), 1)
+        self.rich.reset(self.audio, total=total, description=f"{name} (s)", visible=True)
+
+    def advance(self, seconds: float) -> None:
+        self.rich.advance(self.audio, seconds)
+
+    def end_file(self, report) -> None:
+        self.rich.update(self.audio, visible=False)
+        self.rich.advance(self.files, 1)

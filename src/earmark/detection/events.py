@@ -1,0 +1,455 @@
+"""From per-frame class scores to timestamped sound events, and event files.
+
+:func:`frames_to_events` turns a score matrix (one row per frame, one column per class)
+into events in four steps, per class:
+
+1. threshold: a frame is active when its score is ``>= threshold``;
+2. median filter: a running median of ``median_frames`` rows (an odd number) along
+   time, the first and last rows repeated past the ends (``mode="nearest"``). For an
+   odd window, filtering the scores and then thresholding gives exactly the same
+   activity as thresholding and then filtering the 0/1 activity, since a threshold
+   keeps the order of values; the filtered scores are what is thresholded here;
+3. runs of consecutive active frames become events: the onset is the start of the
+   run's first frame and the offset the end of its last, taken from the frame
+   timestamps given (exact integer sample arithmetic in :mod:`earmark.embedding`).
+   Events of one class that overlap or lie at most ``merge_gap_s`` apart are merged;
+4. events shorter than ``min_duration_s`` are dropped.
+
+An event's score is the highest filtered score over its frames, so it is never below
+the threshold.
+
+Event files (:func:`write_events`, :func:`read_events`) come in four formats: ``csv``
+and ``json`` (every field), ``audacity`` (a label track: ``onset<TAB>offset<TAB>label``
+per line, 6 decimals) and ``raven`` (a Raven Pro selection table). Files are written
+next to their destination and renamed into place, so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from ..exceptions import ParameterError
+
+__all__ = [
+    "Event",
+    "FORMATS",
+    "frames_to_events",
+    "median_frames_for",
+    "resolve_thresholds",
+    "write_events",
+    "read_events",
+    "format_for",
+]
+
+#: Event file formats, with the file suffix each is inferred from (``.txt`` reads as
+#: ``audacity``; a Raven table must be asked for by name).
+FORMATS = ("csv", "json", "audacity", "raven")
+_SUFFIX_FORMATS = {".csv": "csv", ".json": "json", ".txt": "audacity"}
+_CSV_COLUMNS = ("path", "label", "onset_s", "offset_s", "score")
+RAVEN_COLUMNS = (
+    "Selection", "View", "Channel", "Begin Time (s)", "End Time (s)",
+    "Low Freq (Hz)", "High Freq (Hz)", "Annotation", "Score",
+)
+#: Slack when comparing times computed from integers: far below one sample at 1 MHz.
+_TIME_TOLERANCE_S = 1e-9
+
+
+@dataclass(frozen=True)
+class Event:
+    """One detected (or annotated) sound event.
+
+    Attributes
+    ----------
+    path : str or None
+        The audio file it was found in.
+    label : str
+    onset_s, offset_s : float
+        Start and end, in seconds from the start of the file.
+    score : float or None
+        Highest filtered score over the event's frames (None when read from a format
+        that does not keep scores, such as an Audacity label track).
+    """
+
+    path: str | None
+    label: str
+    onset_s: float
+    offset_s: float
+    score: float | None = None
+
+    @property
+    def duration_s(self) -> float:
+        return self.offset_s - self.onset_s
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# ------------------------------------------------------------------------- events
+def resolve_thresholds(threshold, classes: Sequence) -> np.ndarray:
+    """One threshold per class.
+
+    Parameters
+    ----------
+    threshold : float, sequence of float [shape=(n_classes,)], or mapping
+        A mapping gives thresholds by label (matched as text); classes it does not
+        name get the value under the key ``"*"``, or 0.5.
+    classes : sequence [shape=(n_classes,)]
+
+    Returns
+    -------
+    thresholds : np.ndarray [shape=(n_classes,), dtype=float64]
+
+    Examples
+    --------
+    >>> resolve_thresholds({"dog": 0.8, "*": 0.3}, ["cat", "dog"]).tolist()
+    [0.3, 0.8]
+    """
+    names = [str(label) for label in classes]
+    if isinstance(threshold, Mapping):
+        given = {str(key): value for key, value in threshold.items()}
+        unknown = sorted(set(given) - set(names) - {"*"})
+        if unknown:
+            raise ParameterError(
+                f"thresholds given for unknown classes {unknown}; the classes are {names}"
+            )
+        default = given.pop("*", 0.5)
+        values = np.array([given.get(name, default) for name in names], dtype=np.float64)
+    else:
+        try:
+            values = np.asarray(threshold, dtype=np.float64)
+        except (TypeError, ValueError):
+            values = np.zeros(0)
+        if values.shape not in ((), (len(names),)):
+            raise ParameterError(
+                f"expected one threshold or {len(names)} (one per class), got {threshold!r}"
+            )
+        values = np.broadcast_to(values, (len(names),)).copy()
+    if not np.isfinite(values).all():
+        raise ParameterError(f"thresholds must be finite numbers, got {values.tolist()}")
+    return values
+
+
+def median_frames_for(median_s: float, hop_s: float) -> int:
+    """Length of a median filter of ``median_s`` seconds over rows ``hop_s`` apart.
+
+    Rounded to the nearest whole number of rows, then up to an odd number (a median
+    over an even number of rows has no middle); 0 seconds gives 1 row (no filter).
+
+    Examples
+    --------
+    >>> median_frames_for(2.0, 0.5), median_frames_for(0.0, 0.5)
+    (5, 1)
+    """
+    if not (median_s >= 0 and math.isfinite(median_s)):
+        raise ParameterError(f"expected median_s >= 0, got {median_s}")
+    if not hop_s > 0:
+        raise ParameterError(f"expected hop_s > 0, got {hop_s}")
+    rows = max(1, int(round(median_s / hop_s)))
+    return rows if rows % 2 else rows + 1
+
+
+def frames_to_events(
+    scores,
+    start_s,
+    end_s,
+    classes: Sequence,
+    *,
+    threshold=0.5,
+    median_frames: int = 1,
+    min_duration_s: float = 0.0,
+    merge_gap_s: float = 0.0,
+    path=None,
+) -> list[Event]:
+    """Events from per-frame class scores (see the module docstring for the rules).
+
+    Parameters
+    ----------
+    scores : np.ndarray [shape=(n_frames, n_classes)]
+        Frame scores, rows in time order.
+    start_s, end_s : np.ndarray [shape=(n_frames,)]
+        Each frame's span in seconds.
+    classes : sequence [shape=(n_classes,)]
+        Label of each column.
+    threshold : float, sequence or mapping
+        See :func:`resolve_thresholds`; a frame is active when its filtered score is
+        ``>= threshold``.
+    median_frames : int
+        Odd length of the running median, in frames; 1 leaves the scores as they are.
+    min_duration_s : float
+        Events shorter than this (after merging) are dropped.
+    merge_gap_s : float
+        Events of one class at most this far apart are merged into one.
+    path : str or Path, optional
+        Recorded in every event.
+
+    Returns
+    -------
+    events : list of Event
+        Sorted by onset, then by class order.
+
+    Examples
+    --------
+    >>> scores = np.array([[0.1], [0.9], [0.8], [0.2], [0.7]])
+    >>> start = np.arange(5) * 0.5
+    >>> events = frames_to_events(scores, start, start + 0.5, ["bird"])
+    >>> [(e.onset_s, e.offset_s, e.score) for e in events]
+    [(0.5, 1.5, 0.9), (2.0, 2.5, 0.7)]
+    >>> [e.onset_s for e in frames_to_events(scores, start, start + 0.5, ["bird"],
+    ...                                      median_frames=3)]
+    [0.5]
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    start_s = np.asarray(start_s, dtype=np.float64)
+    end_s = np.asarray(end_s, dtype=np.float64)
+    classes = list(classes)
+    if scores.ndim != 2 or scores.shape[1] != len(classes):
+        raise ParameterError(
+            f"expected scores of shape (n_frames, {len(classes)}), got {scores.shape}"
+        )
+    if start_s.shape != (scores.shape[0],) or end_s.shape != (scores.shape[0],):
+        raise ParameterError(
+            f"expected start_s and end_s of shape ({scores.shape[0]},), got "
+            f"{start_s.shape} and {end_s.shape}"
+        )
+    if not np.isfinite(scores).all():
+        raise ParameterError("scores hold NaN or infinite values")
+    if median_frames < 1 or median_frames % 2 == 0:
+        raise ParameterError(f"expected an odd median_frames >= 1, got {median_frames}")
+    if min_duration_s < 0 or merge_gap_s < 0:
+        raise ParameterError(
+            f"expected min_duration_s >= 0 and merge_gap_s >= 0, got {min_duration_s} "
+            f"and {merge_gap_s}"
+        )
+    thresholds = resolve_thresholds(threshold, classes)
+    smoothed = median_filter_scores(scores, median_frames)
+    active = smoothed >= thresholds
+    path = None if path is None else str(path)
+    found: list[tuple[float, int, Event]] = []
+    for column, label in enumerate(classes):
+        runs = _runs(active[:, column])
+        spans = [
+            [start_s[first], end_s[last], smoothed[first : last + 1, column].max()]
+            for first, last in runs
+        ]
+        merged: list[list[float]] = []
+        for onset, offset, score in spans:
+            if merged and onset - merged[-1][1] <= merge_gap_s + _TIME_TOLERANCE_S:
+                merged[-1][1] = max(merged[-1][1], offset)
+                merged[-1][2] = max(merged[-1][2], score)
+            else:
+                merged.append([onset, offset, score])
+        for onset, offset, score in merged:
+            if offset - onset + _TIME_TOLERANCE_S >= min_duration_s:
+                event = Event(path, str(_plain(label)), float(onset), float(offset), float(score))
+                found.append((event.onset_s, column, event))
+    found.sort(key=lambda item: item[:2])
+    return [event for _, _, event in found]
+
+
+def median_filter_scores(scores: np.ndarray, median_frames: int) -> np.ndarray:
+    """Running median of ``median_frames`` rows along time, per class column.
+
+    Parameters
+    ----------
+    scores : np.ndarray [shape=(n_frames, n_classes)]
+    median_frames : int
+        Odd; the first and last rows are repeated past the ends.
+
+    Returns
+    -------
+    smoothed : np.ndarray [shape=(n_frames, n_classes)]
+    """
+    if median_frames <= 1 or scores.shape[0] == 0:
+        return scores
+    from scipy.ndimage import median_filter
+
+    return median_filter(scores, size=(median_frames, 1), mode="nearest")
+
+
+def _runs(active: np.ndarray) -> list[tuple[int, int]]:
+    """(first, last) indices of each run of True values."""
+    if not active.any():
+        return []
+    edges = np.diff(np.concatenate([[0], active.astype(np.int8), [0]]))
+    firsts = np.flatnonzero(edges == 1)
+    lasts = np.flatnonzero(edges == -1) - 1
+    return list(zip(firsts.tolist(), lasts.tolist()))
+
+
+def _plain(value):
+    return value.item() if isinstance(value, np.generic) else value
+
+
+# -------------------------------------------------------------------------- files
+def format_for(path, format: str | None = None) -> str:
+    """The event file format of ``path``: ``format`` if given, else from the suffix."""
+    if format is not None:
+        if format not in FORMATS:
+            raise ParameterError(f"expected a format in {FORMATS}, got {format!r}")
+        return format
+    suffix = Path(path).suffix.lower()
+    if suffix not in _SUFFIX_FORMATS:
+        raise ParameterError(
+            f"{path}: cannot tell the event format from the suffix {suffix!r}; use "
+            f".csv, .json or .txt (Audacity labels), or name a format from {FORMATS}"
+        )
+    return _SUFFIX_FORMATS[suffix]
+
+
+def write_events(
+    events: Iterable[Event],
+    path,
+    format: str | None = None,
+    *,
+    high_freq_hz: float | None = None,
+    low_freq_hz: float = 0.0,
+) -> Path:
+    """Write events to one file, atomically.
+
+    Parameters
+    ----------
+    events : iterable of Event
+    path : str or Path
+    format : {"csv", "json", "audacity", "raven"}, optional
+        Inferred from the suffix when omitted (``.csv``, ``.json``, ``.txt`` for an
+        Audacity label track).
+    high_freq_hz, low_freq_hz : float
+        Frequency band of every selection in a Raven table; ``high_freq_hz`` is needed
+        for ``raven`` (usually the file's Nyquist frequency, half its sample rate).
+
+    Returns
+    -------
+    Path
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> event = Event("a.wav", "dog", 1.5, 2.25, 0.9)
+    >>> written = write_events([event], pathlib.Path(folder.name) / "a.txt")
+    >>> written.read_text().split("\\t")
+    ['1.500000', '2.250000', 'dog\\n']
+    >>> folder.cleanup()
+    """
+    events = list(events)
+    format = format_for(path, format)
+    if format == "csv":
+        text = _csv_text(events)
+    elif format == "json":
+        text = json.dumps([event.to_dict() for event in events], indent=2) + "\n"
+    elif format == "audacity":
+        text = "".join(
+            f"{e.onset_s:.6f}\t{e.offset_s:.6f}\t{_one_line(e.label)}\n" for e in events
+        )
+    else:
+        if high_freq_hz is None:
+            raise ParameterError(
+                "a Raven selection table needs high_freq_hz (e.g. half the file's sample rate)"
+            )
+        rows = ["\t".join(RAVEN_COLUMNS)]
+        for number, e in enumerate(events, start=1):
+            score = "" if e.score is None else f"{e.score:.6f}"
+            rows.append(
+                f"{number}\tSpectrogram 1\t1\t{e.onset_s:.6f}\t{e.offset_s:.6f}\t"
+                f"{low_freq_hz:.1f}\t{high_freq_hz:.1f}\t{_one_line(e.label)}\t{score}"
+            )
+        text = "\n".join(rows) + "\n"
+    return _write_atomically(Path(path), text)
+
+
+def read_events(path, format: str | None = None, *, audio_path=None) -> list[Event]:
+    """Read an event file written by :func:`write_events` (or by Audacity or Raven).
+
+    Parameters
+    ----------
+    path : str or Path
+    format : str, optional
+        As for :func:`write_events`; a ``.txt`` file whose first line is a Raven header
+        is read as ``raven``.
+    audio_path : str or Path, optional
+        The audio file the events belong to, for formats that do not name it
+        (Audacity, Raven).
+
+    Returns
+    -------
+    events : list of Event
+        In file order.
+    """
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    if format is None and path.suffix.lower() == ".txt" and text.startswith("Selection\t"):
+        format = "raven"
+    format = format_for(path, format)
+    audio_path = None if audio_path is None else str(audio_path)
+    try:
+        if format == "csv":
+            return [
+                Event(row["path"] or audio_path, row["label"], float(row["onset_s"]),
+                      float(row["offset_s"]), _score(row["score"]))
+                for row in csv.DictReader(io.StringIO(text))
+            ]
+        if format == "json":
+            return [Event(**item) for item in json.loads(text)]
+        if format == "audacity":
+            events = []
+            for line in text.splitlines():
+                # Audacity adds "\t<low>\t<high>" lines under a label for spectral selections.
+                if not line.strip() or line.startswith("\\"):
+                    continue
+                onset, offset, label = line.split("\t", 2)
+                events.append(Event(audio_path, label, float(onset), float(offset)))
+            return events
+        lines = text.splitlines()
+        header = lines[0].split("\t")
+        rows = [dict(zip(header, line.split("\t"))) for line in lines[1:] if line.strip()]
+        return [
+            Event(audio_path, row.get("Annotation", ""), float(row["Begin Time (s)"]),
+                  float(row["End Time (s)"]), _score(row.get("Score", "")))
+            for row in rows
+        ]
+    except (KeyError, ValueError, TypeError) as error:
+        raise ParameterError(f"{path}: not a {format} event file ({error})") from None
+
+
+def _score(text: str | None) -> float | None:
+    return None if text in (None, "") else float(text)
+
+
+def _one_line(label) -> str:
+    # A tab or newline in a label would break the line-based formats.
+    return " ".join(str(label).split())
+
+
+def _csv_text(events: list[Event]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(_CSV_COLUMNS)
+    for e in events:
+        score = "" if e.score is None else f"{e.score:.6f}"
+        writer.writerow([e.path or "", e.label, f"{e.onset_s:.6f}", f"{e.offset_s:.6f}", score])
+    return buffer.getvalue()
+
+
+def _write_atomically(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
+            out.write(text)
+        # mkstemp makes the file private (0600); an event file is an ordinary document.
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,460 @@
+"""Multiple-instance learning: a frame detector trained from clip labels only.
+
+A recording is a *bag* of frame embeddings, and only the bag has a label ("there is a
+flute somewhere in here"). :class:`MILClassifier` scores every frame with a small
+network (standardise, ``dim -> hidden -> n_classes``, one logit per frame and class),
+pools the frame logits into one clip logit per class and learns from the clip labels
+alone. After training, the frame scores are the detector: they say *where* the class
+is, though no frame was ever labelled (Kumar, Khadkevich & Fugen, "Knowledge transfer
+from weakly labeled audio using convolutional neural network for sound events and
+scenes", ICASSP 2018).
+
+Pooling (over the frames of one bag, per class, in logit space):
+
+``"max"``
+    the highest frame logit: the clip is as positive as its most positive frame. The
+    gradient reaches one frame per class and bag.
+``"mean"``
+    the average frame logit: every frame takes part, which suits events that fill
+    the recording and dilutes short ones.
+``"attention"``
+    a weighted average, with weights from a second linear head on the hidden layer
+    (one attention logit per frame and class, softmax over the bag's frames), as in
+    attention MIL (Ilse, Tomczak & Welling 2018) and Kong et al.'s attention pooling
+    for weak audio labels (2018-2019).
+
+Multi-label targets (label sets or an indicator matrix) get a sigmoid per class on the
+pooled logit and binary cross-entropy; single-label targets a softmax over the pooled
+logits and cross-entropy. Frame scores are always per-class sigmoids of the frame
+logits (see :meth:`MILClassifier.segment_proba`).
+
+Training uses PyTorch (imported inside :meth:`~MILClassifier.fit`, seeded, on
+whatever number of threads torch is set to), on padded batches with masks. The
+trained weights are then kept as plain NumPy arrays and every prediction runs in
+NumPy, so a fitted model needs no torch and :mod:`skops.io` can save it without
+pickle.
+"""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+from typing import Iterable, Sequence
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from ..exceptions import BackendUnavailableError, ParameterError
+
+__all__ = ["MILClassifier", "POOLINGS"]
+
+#: Pooling names and what each does, in one line.
+POOLINGS: dict[str, str] = {
+    "max": "highest frame logit per class: one decisive frame",
+    "mean": "average frame logit per class: events that fill the recording",
+    "attention": "attention-weighted average, weights learned per frame and class",
+}
+
+_LABEL_SET_TYPES = (tuple, list, set, frozenset)
+
+
+class MILClassifier(ClassifierMixin, BaseEstimator):
+    """Clip classifier over bags of frame embeddings whose frame scores are a detector.
+
+    Parameters
+    ----------
+    pooling : {"max", "mean", "attention"}
+        How frame logits become a clip logit (see :data:`POOLINGS`).
+    hidden : int
+        Width of the hidden layer.
+    epochs : int
+        Passes over the training bags (no early stopping: with weak labels there is
+        no frame-level signal to stop on).
+    learning_rate : float
+        AdamW step size.
+    weight_decay : float
+        AdamW decoupled weight decay.
+    batch_size : int
+        Bags per step; shorter bags are padded and masked out.
+    dropout : float
+        Dropout on the hidden layer during training, in ``[0, 1)``.
+    random_state : int, RandomState or None
+        Seeds the weights, dropout and batch order; an int gives the same model on
+        every run with the same torch thread count. Torch's global random state is
+        restored after fitting.
+
+    Attributes
+    ----------
+    classes_ : np.ndarray [shape=(n_classes,)]
+        Class labels (for an indicator matrix, the column indices).
+    multilabel_ : bool
+        Whether ``y`` was multi-label (label sets or indicator matrix).
+    n_features_in_ : int
+        Frame embedding dimension.
+    pooling_ : str
+        The pooling the weights were trained with (predictions use it, whatever
+        ``pooling`` is set to later).
+    mean_, scale_ : np.ndarray [shape=(n_features_in_,)]
+        Standardisation learned over all training frames.
+    coefs_ : list of np.ndarray
+        ``[shape=(n_features_in_, hidden), shape=(hidden, n_classes)]``: the frame
+        network's weights (as in :class:`sklearn.neural_network.MLPClassifier`).
+    intercepts_ : list of np.ndarray
+        ``[shape=(hidden,), shape=(n_classes,)]``.
+    attention_coef_ : np.ndarray [shape=(hidden, n_classes)] or None
+        Attention head (``pooling="attention"`` only).
+    attention_intercept_ : np.ndarray [shape=(n_classes,)] or None
+    loss_curve_ : list of float
+        Mean training loss per epoch.
+    n_iter_ : int
+        Epochs run.
+
+    Examples
+    --------
+    Each recording is six frames of noise; one frame, somewhere, holds the event (a
+    high or a low first feature). Only the recording is labelled.
+
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> def recording(label):
+    ...     X = rng.normal(size=(6, 4))
+    ...     where = int(rng.integers(6))
+    ...     X[where, 0] = 5.0 if label == "high" else -5.0
+    ...     return X, where
+    >>> labels = ["high", "low"] * 30
+    >>> bags = [recording(label)[0] for label in labels]
+    >>> model = MILClassifier(epochs=40, random_state=0).fit(bags, labels)
+    >>> X, where = recording("low")
+    >>> model.predict([X]).tolist()
+    ['low']
+    >>> model.segment_proba(X).shape
+    (6, 2)
+    >>> int(np.argmax(model.segment_proba(X)[:, 1])) == where
+    True
+    """
+
+    def __init__(
+        self,
+        *,
+        pooling: str = "attention",
+        hidden: int = 128,
+        epochs: int = 60,
+        learning_rate: float = 1e-3,
+        weight_decay: float = 1e-4,
+        batch_size: int = 32,
+        dropout: float = 0.1,
+        random_state=0,
+    ):
+        self.pooling = pooling
+        self.hidden = hidden
+        self.epochs = epochs
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.dropout = dropout
+        self.random_state = random_state
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # Input is a sequence of 2-D arrays of varying length, not one 2-D array.
+        tags.input_tags.two_d_array = False
+        tags.input_tags.three_d_array = True
+        tags.target_tags.multi_output = True
+        tags.classifier_tags.multi_label = True
+        return tags
+
+    # ------------------------------------------------------------------ fitting
+
+    def fit(self, bags, y):
+        """Learn from labelled bags.
+
+        Parameters
+        ----------
+        bags : sequence of np.ndarray [shape=(n_frames_i, dim)]
+            One array of frame embeddings per recording; ``n_frames_i >= 1`` may vary.
+        y : array-like [shape=(n_bags,)] or np.ndarray [shape=(n_bags, n_classes)]
+            One label per bag (single-label, at least 2 classes). Multi-label: one
+            tuple, list or set of labels per bag (possibly empty), or a 0/1 indicator
+            matrix given as a 2-D NumPy array (``classes_`` are then its column
+            indices).
+
+        Returns
+        -------
+        self
+        """
+        self._check_params()
+        bags = _check_bags(bags)
+        targets, classes, multilabel = _encode_targets(y, len(bags))
+        train = _training()
+        frames = np.concatenate(bags)
+        mean = frames.mean(axis=0)
+        scale = frames.std(axis=0)
+        # A constant feature carries nothing; dividing by 1 keeps it at zero, as
+        # StandardScaler does.
+        scale[scale < 10 * np.finfo(np.float64).eps] = 1.0
+        standardised = [((bag - mean) / scale).astype(np.float32) for bag in bags]
+
+        weights, losses = train(
+            standardised,
+            targets,
+            multilabel=multilabel,
+            n_classes=len(classes),
+            pooling=self.pooling,
+            hidden=int(self.hidden),
+            epochs=int(self.epochs),
+            learning_rate=float(self.learning_rate),
+            weight_decay=float(self.weight_decay),
+            batch_size=int(self.batch_size),
+            dropout=float(self.dropout),
+            seed=int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max)),
+        )
+        self.classes_ = classes
+        self.multilabel_ = multilabel
+        self.n_features_in_ = int(frames.shape[1])
+        self.pooling_ = self.pooling
+        self.mean_ = mean
+        self.scale_ = scale
+        self.coefs_ = [weights["hidden.weight"].T.copy(), weights["classes.weight"].T.copy()]
+        self.intercepts_ = [weights["hidden.bias"], weights["classes.bias"]]
+        if self.pooling == "attention":
+            self.attention_coef_ = weights["attention.weight"].T.copy()
+            self.attention_intercept_ = weights["attention.bias"]
+        else:
+            self.attention_coef_ = None
+            self.attention_intercept_ = None
+        self.loss_curve_ = losses
+        self.n_iter_ = int(self.epochs)
+        return self
+
+    def _check_params(self) -> None:
+        if self.pooling not in POOLINGS:
+            raise ParameterError(
+                f"expected pooling in {tuple(POOLINGS)}, got {self.pooling!r}"
+            )
+        for name in ("hidden", "epochs", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, Integral) or isinstance(value, bool) or value < 1:
+                raise ParameterError(f"expected {name} to be an integer >= 1, got {value!r}")
+        if not (isinstance(self.learning_rate, Real) and self.learning_rate > 0):
+            raise ParameterError(f"expected learning_rate > 0, got {self.learning_rate!r}")
+        if not (isinstance(self.weight_decay, Real) and self.weight_decay >= 0):
+            raise ParameterError(f"expected weight_decay >= 0, got {self.weight_decay!r}")
+        if not (isinstance(self.dropout, Real) and 0 <= self.dropout < 1):
+            raise ParameterError(f"expected dropout in [0, 1), got {self.dropout!r}")
+
+    # --------------------------------------------------------------- prediction
+
+    def predict_proba(self, bags) -> np.ndarray:
+        """Clip-level probabilities, one row per bag.
+
+        Parameters
+        ----------
+        bags : sequence of np.ndarray [shape=(n_frames_i, n_features_in_)]
+
+        Returns
+        -------
+        np.ndarray [shape=(n_bags, n_classes)]
+            Softmax over classes (rows sum to 1) for a single-label model; an
+            independent sigmoid per class for a multi-label one.
+        """
+        check_is_fitted(self)
+        bags = _check_bags(bags, n_features=self.n_features_in_)
+        logits = self._pooled_logits(bags)
+        return _softmax(logits) if not self.multilabel_ else _sigmoid(logits)
+
+    def predict(self, bags) -> np.ndarray:
+        """Clip-level labels.
+
+        Returns
+        -------
+        np.ndarray [shape=(n_bags,)] or [shape=(n_bags, n_classes)]
+            The most probable class (single-label), or a 0/1 indicator matrix of the
+            classes whose probability is at least 0.5 (multi-label).
+        """
+        proba = self.predict_proba(bags)
+        if self.multilabel_:
+            return (proba >= 0.5).astype(np.int64)
+        return self.classes_[np.argmax(proba, axis=1)]
+
+    def segment_proba(self, X) -> np.ndarray:
+        """Per-frame, per-class scores of one recording: the detector.
+
+        Each score is the sigmoid of the frame's logit for that class, independent of
+        the other classes and of the other frames, so a frame that holds none of the
+        classes can score low for all of them. For a multi-label model it is exactly
+        the clip probability the model would give a one-frame recording (and, with
+        ``pooling="max"``, a recording's clip probability is its best frame's). For a
+        single-label model (trained through a softmax over classes) it is on the
+        same scale but not a distribution over classes and not calibrated: use it to
+        rank frames or with a threshold chosen on data, not as "probability 0.5". (A
+        softmax over each frame's logits would force every frame to pick a class; on
+        the Philharmonia task in the tests it ranked frames no better.)
+
+        Parameters
+        ----------
+        X : np.ndarray [shape=(n_frames, n_features_in_)]
+            Frame embeddings of one recording (e.g. ``embed_file(...).X``; the
+            frames' times are in its ``start_s`` / ``end_s``).
+
+        Returns
+        -------
+        np.ndarray [shape=(n_frames, n_classes)]
+            Scores in ``[0, 1]``, columns in the order of ``classes_``.
+        """
+        check_is_fitted(self)
+        (X,) = _check_bags([X], n_features=self.n_features_in_, what="X")
+        logits, _ = self._frame_logits(X)
+        return _sigmoid(logits)
+
+    # The NumPy forward pass; _mil_torch.MILNetwork is its torch twin, used for training.
+
+    def _frame_logits(self, frames: np.ndarray):
+        standardised = (frames - self.mean_) / self.scale_
+        hidden = np.maximum(standardised @ self.coefs_[0] + self.intercepts_[0], 0.0)
+        logits = hidden @ self.coefs_[1] + self.intercepts_[1]
+        attention = None
+        if self.attention_coef_ is not None:
+            attention = hidden @ self.attention_coef_ + self.attention_intercept_
+        return logits, attention
+
+    def _pooled_logits(self, bags: list[np.ndarray]) -> np.ndarray:
+        lengths = np.array([len(bag) for bag in bags])
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        # One matrix product for all frames of all bags, then per-bag reductions.
+        logits, attention = self._frame_logits(np.concatenate(bags))
+        if self.pooling_ == "max":
+            return np.maximum.reduceat(logits, starts, axis=0)
+        if self.pooling_ == "mean":
+            return np.add.reduceat(logits, starts, axis=0) / lengths[:, None]
+        peak = np.repeat(np.maximum.reduceat(attention, starts, axis=0), lengths, axis=0)
+        weights = np.exp(attention - peak)
+        total = np.repeat(np.add.reduceat(weights, starts, axis=0), lengths, axis=0)
+        return np.add.reduceat(weights / total * logits, starts, axis=0)
+
+
+# ---------------------------------------------------------------------- inputs
+
+
+def _check_bags(bags, *, n_features: int | None = None, what: str = "bag") -> list[np.ndarray]:
+    """Bags as float64 arrays, each checked; errors name the bag by index."""
+    if isinstance(bags, np.ndarray) and bags.ndim == 2:
+        raise ParameterError(
+            f"expected a sequence of bags, each of shape (n_frames, dim), got one array of "
+            f"shape {bags.shape}; wrap a single recording as [X]"
+        )
+    try:
+        bags = list(bags)
+    except TypeError:
+        raise ParameterError(
+            f"expected a sequence of bags, got {type(bags).__name__}"
+        ) from None
+    if not bags:
+        raise ParameterError("expected at least one bag, got none")
+    checked: list[np.ndarray] = []
+    for index, bag in enumerate(bags):
+        name = what if what == "X" else f"bag {index}"
+        try:
+            bag = np.asarray(bag, dtype=np.float64)
+        except (TypeError, ValueError) as error:
+            raise ParameterError(f"{name}: expected an array of numbers, got {error}") from None
+        if bag.ndim != 2:
+            raise ParameterError(
+                f"{name}: expected an array of shape (n_frames, dim), got shape {bag.shape}"
+            )
+        if bag.shape[0] == 0:
+            raise ParameterError(f"{name}: expected at least 1 frame, got 0")
+        # Frames must match the fitted model, or else the first bag.
+        expected = n_features if n_features is not None or not checked else checked[0].shape[1]
+        if expected is not None and bag.shape[1] != expected:
+            raise ParameterError(
+                f"{name}: expected {expected} features per frame, got {bag.shape[1]}"
+            )
+        finite = np.isfinite(bag)
+        if not finite.all():
+            raise ParameterError(
+                f"{name}: expected finite values, got {int((~finite).sum())} NaN or "
+                f"infinite of {bag.size}"
+            )
+        checked.append(bag)
+    return checked
+
+
+def _encode_targets(y, n_bags: int) -> tuple[np.ndarray, np.ndarray, bool]:
+    """``(targets, classes, multilabel)``: class indices, or a float 0/1 matrix."""
+    if isinstance(y, np.ndarray) and y.ndim == 2:
+        if y.shape[0] != n_bags:
+            raise ParameterError(
+                f"expected one indicator row per bag ({n_bags} bags), got {y.shape[0]} rows"
+            )
+        if y.shape[1] == 0 or not np.isin(y, (0, 1)).all():
+            raise ParameterError(
+                f"expected a 0/1 indicator matrix with at least one column, got values "
+                f"{np.unique(y)[:5].tolist()} in shape {y.shape}"
+            )
+        return y.astype(np.float32), np.arange(y.shape[1]), True
+    if isinstance(y, str) or not isinstance(y, Iterable):
+        raise ParameterError(f"expected one label per bag, got {type(y).__name__}")
+    y = list(y)
+    if len(y) != n_bags:
+        raise ParameterError(f"expected one label per bag ({n_bags} bags), got {len(y)} labels")
+    is_set = [isinstance(label, _LABEL_SET_TYPES) for label in y]
+    if any(is_set):
+        if not all(is_set):
+            first = is_set.index(False)
+            raise ParameterError(
+                f"expected every label to be a set of labels (multi-label) or none, got "
+                f"{y[first]!r} for bag {first}"
+            )
+        return _encode_label_sets(y)
+    labels = np.asarray(y)
+    if labels.ndim != 1:
+        raise ParameterError(f"expected one label per bag, got an array of shape {labels.shape}")
+    classes, targets = np.unique(labels, return_inverse=True)
+    if len(classes) < 2:
+        raise ParameterError(
+            f"expected at least 2 classes for single-label training, got {classes.tolist()}; "
+            f"for one class, give label sets (with empty ones for recordings without it)"
+        )
+    return targets.astype(np.int64), classes, False
+
+
+def _encode_label_sets(y: Sequence) -> tuple[np.ndarray, np.ndarray, bool]:
+    union = set().union(*(set(labels) for labels in y))
+    if not union:
+        raise ParameterError("expected at least one label among the bags' label sets, got none")
+    try:
+        classes = np.array(sorted(union))
+    except TypeError:
+        raise ParameterError(
+            f"expected labels of one comparable type, got {sorted(map(repr, union))}"
+        ) from None
+    column = {label: index for index, label in enumerate(classes.tolist())}
+    targets = np.zeros((len(y), len(classes)), dtype=np.float32)
+    for row, labels in enumerate(y):
+        targets[row, [column[label] for label in labels]] = 1.0
+    return targets, classes, True
+
+
+def _training():
+    """``_mil_torch.train``, or a clear error where torch is not installed."""
+    try:
+        from ._mil_torch import train
+    except ImportError as error:
+        if error.name != "torch":
+            raise
+        raise BackendUnavailableError(
+            "MILClassifier needs PyTorch to train (not to predict): pip install torch==2.13.0"
+        ) from None
+    return train
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def _sigmoid(logits: np.ndarray) -> np.ndarray:
+    # Written through exp(-|x|) so that neither branch overflows.
+    positive = np.exp(-np.abs(logits))
+    return np.where(logits >= 0, 1.0 / (1.0 + positive), positive / (1.0 + positive))

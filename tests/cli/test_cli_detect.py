@@ -1,0 +1,142 @@
+"""``earmark detect`` end to end: real clips in soundscapes, every output format, bad files."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from _cli_data import PNG_SIGNATURE
+from _soundscapes import Placement, clips, trained_model, write_soundscape
+from earmark.detection.events import RAVEN_COLUMNS, read_events
+
+
+@pytest.fixture(scope="module")
+def model_path(speech_commands_dir, philharmonia_dir, tmp_path_factory):
+    """A saved mfcc clip model: speech, music or background."""
+    path = tmp_path_factory.mktemp("model") / "scape.earmark"
+    trained_model(speech_commands_dir, philharmonia_dir).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def recordings(speech_commands_dir, philharmonia_dir, tmp_path_factory):
+    """Two soundscapes of the same name in two folders (a word; a word and a note)."""
+    _, test = clips(speech_commands_dir, philharmonia_dir)
+    root = tmp_path_factory.mktemp("recordings")
+    truth = {}
+    for day, picks in (("day1", [(4.0, test[3])]), ("day2", [(3.0, test[5]), (11.0, test[28])])):
+        (root / day).mkdir()
+        truth[day] = write_soundscape(
+            root / day / "site.wav", sr=22050, duration_s=16.0,
+            placements=[Placement(label, t, clip) for t, (label, clip) in picks],
+        )
+    return root, truth
+
+
+def test_detect_writes_every_format_per_file_and_reports_bad_files_by_name(
+    cli, model_path, recordings, tmp_path, write_bad_files
+):
+    root, truth = recordings
+    bad = write_bad_files(tmp_path / "bad", root / "day1" / "site.wav")
+    out = tmp_path / "out"
+
+    run = cli(
+        "detect", model_path, root, *bad.values(), "-o", out,
+        "-f", "csv", "-f", "json", "-f", "audacity", "-f", "raven",
+        "--threshold", "background=1.1", "--median-s", "1", "--json",
+    )
+
+    assert run.code == 0, run.stderr
+    assert run.stderr == "", "--json keeps progress and messages off"
+    rows = {row["path"]: row for row in run.json()}
+    assert len(rows) == 5
+    for kind, path in bad.items():
+        assert path.name in rows[str(path)]["error"], kind
+        assert rows[str(path)]["outputs"] == {}
+    for day, placements in truth.items():
+        row = rows[str(root / day / "site.wav")]
+        assert row["error"] is None
+        assert [e["label"] for e in row["events"]] == [p.label for p in placements]
+        for event, placement in zip(row["events"], placements):
+            assert abs(event["onset_s"] - placement.onset_s) <= 0.5  # on the grid: one hop
+        outputs = row["outputs"]
+        assert outputs == {
+            "csv": str(out / root.name / day / "site.events.csv"),
+            "json": str(out / root.name / day / "site.events.json"),
+            "audacity": str(out / root.name / day / "site.labels.txt"),
+            "raven": str(out / root.name / day / "site.selections.txt"),
+            "plot": str(out / root.name / day / "site.detections.png"),
+        }
+        from_csv = read_events(outputs["csv"])
+        assert [(e.label, e.onset_s, e.offset_s) for e in from_csv] == [
+            (e["label"], round(e["onset_s"], 6), round(e["offset_s"], 6)) for e in row["events"]
+        ]
+        assert json.loads(open(outputs["json"]).read()) == row["events"]
+        labels = [line.split("\t") for line in open(outputs["audacity"]).read().splitlines()]
+        assert [label for _, _, label in labels] == [p.label for p in placements]
+        raven = list(csv.reader(open(outputs["raven"]), delimiter="\t"))
+        assert tuple(raven[0]) == RAVEN_COLUMNS
+        assert [r[1:3] + r[6:8] for r in raven[1:]] == [
+            ["Spectrogram 1", "1", "11025.0", p.label] for p in placements
+        ]
+        with open(outputs["plot"], "rb") as picture:
+            assert picture.read(8) == PNG_SIGNATURE
+    assert not list(out.rglob("*.tmp")) and not list(out.rglob(".*"))
+
+
+def test_detect_tells_people_what_it_found_and_what_failed(
+    cli, model_path, recordings, tmp_path, write_bad_files
+):
+    root, _ = recordings
+    bad = write_bad_files(tmp_path / "bad", root / "day1" / "site.wav")
+
+    run = cli("detect", model_path, root / "day1" / "site.wav", bad["text"], "-o", tmp_path,
+              "--no-plot", "-t", "background=1.1")
+
+    assert run.code == 0 and run.stdout == ""
+    assert "text-as-audio.wav" in run.stderr and "1 file(s) skipped" in run.stderr
+    assert "event(s) in 1 file(s)" in run.stderr
+    assert [p.name for p in tmp_path.rglob("*.events.csv")] == ["site.events.csv"]
+    assert not list(tmp_path.rglob("*.png"))
+
+
+def test_detect_with_windows_off_the_backend_grid_fails_with_one_clean_line(
+    cli, model_path, recordings, tmp_path
+):
+    root, _ = recordings
+    run = cli("detect", model_path, root, "--window", "1.2", "-o", tmp_path / "out")
+
+    assert run.code == 2
+    assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
+    assert "window must be the mfcc backend's window (1 s)" in run.stderr
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+    unknown = cli("detect", model_path, root, "-t", "owl=0.3", "-o", tmp_path / "out")
+    assert unknown.code == 2 and unknown.stderr.count("\n") == 1
+    assert "unknown classes ['owl']" in unknown.stderr and "'speech'" in unknown.stderr
+
+
+def test_detect_fails_when_no_file_can_be_read(
+    cli, model_path, recordings, tmp_path, write_bad_files
+):
+    root, _ = recordings
+    bad = write_bad_files(tmp_path / "bad", root / "day1" / "site.wav")
+
+    run = cli("detect", model_path, tmp_path / "bad", "-q", "-o", tmp_path / "out")
+
+    assert run.code == 1
+    assert all(path.name in run.stderr for path in bad.values())
+
+
+def test_detect_with_longer_windows_scores_fewer_rows(cli, model_path, recordings, tmp_path):
+    root, _ = recordings
+    one = cli("detect", model_path, root / "day1", "--json", "--no-plot", "-o", tmp_path / "a")
+    two = cli("detect", model_path, root / "day1", "--json", "--no-plot", "-o", tmp_path / "b",
+              "--window", "2", "--hop", "1")
+
+    assert one.code == 0 and two.code == 0, one.stderr + two.stderr
+    (first,), (second,) = one.json(), two.json()
+    assert (first["hop_s"], second["hop_s"]) == (0.5, 1.0)
+    assert (first["n_rows"], second["n_rows"]) == (31, 15)

@@ -1,0 +1,137 @@
+"""PrototypeClassifier on real MFCC embeddings of spoken digits (speakers kept apart)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.neighbors import NearestCentroid
+
+from earmark.exceptions import ParameterError
+from earmark.fewshot.prototypes import PrototypeClassifier, _apply_whitening, _shrunk_whitening
+
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
+
+BASELINE = dict(metric="euclidean", normalize=False, standardize=False, whiten=False)
+
+
+def _split(fsdd, held_out="theo"):
+    train, test = fsdd.speakers != held_out, fsdd.speakers == held_out
+    return fsdd.X[train], fsdd.y[train], fsdd.X[test], fsdd.y[test]
+
+
+def test_plain_euclidean_prototypes_are_nearest_centroid(fsdd):
+    X, y, Xq, _ = _split(fsdd)
+    ours = PrototypeClassifier(**BASELINE).fit(X, y)
+    theirs = NearestCentroid().fit(X, y)
+    # NearestCentroid averages in float32, we in float64.
+    np.testing.assert_allclose(ours.prototypes_, theirs.centroids_, rtol=1e-4, atol=1e-4)
+    assert ours.predict(Xq).tolist() == theirs.predict(Xq).tolist()
+
+
+def test_default_prototypes_recognise_an_unseen_speaker(fsdd):
+    X, y, Xq, yq = _split(fsdd)
+    model = PrototypeClassifier().fit(X, y)
+    accuracy = np.mean(model.predict(Xq) == yq)
+    assert accuracy > 0.5, f"{accuracy:.1%} on an unseen speaker (chance 10 %)"
+
+
+def test_probabilities_agree_with_predictions_and_distances(fsdd):
+    X, y, Xq, _ = _split(fsdd)
+    model = PrototypeClassifier().fit(X, y)
+    P = model.predict_proba(Xq)
+    D = model.transform(Xq)
+    np.testing.assert_allclose(P.sum(axis=1), 1.0)
+    assert (model.classes_[P.argmax(1)] == model.predict(Xq)).all()
+    assert (P.argmax(1) == D.argmin(1)).all()
+    np.testing.assert_allclose(model.decision_function(Xq), -(D**2) / model.temperature_)
+
+
+def test_fitted_temperature_minimises_the_leave_one_out_loss(fsdd):
+    from earmark.fewshot.prototypes import _leave_one_out_sq_distances
+    from scipy.special import logsumexp
+
+    X, y, _, _ = _split(fsdd)
+    model = PrototypeClassifier().fit(X, y)
+    assert model.temperature_source_ == "leave-one-out"
+    codes = np.searchsorted(model.classes_, y)
+    Z = model._preprocess(X)
+    counts = np.bincount(codes)
+    sums = np.zeros_like(model.prototypes_)
+    np.add.at(sums, codes, Z)
+    D2 = _leave_one_out_sq_distances(Z, codes, sums, counts)
+
+    def loss(t):
+        logits = -D2 / t
+        return np.mean(logsumexp(logits, axis=1) - logits[np.arange(len(codes)), codes])
+
+    best = loss(model.temperature_)
+    assert best < loss(model.temperature_ * 2) and best < loss(model.temperature_ / 2)
+
+
+def test_set_temperature_is_used():
+    X = np.r_[np.zeros((3, 4)), np.ones((3, 4))] + np.arange(4) * 0.01
+    model = PrototypeClassifier(temperature=0.5, **BASELINE).fit(X, [0, 0, 0, 1, 1, 1])
+    assert model.temperature_ == 0.5 and model.temperature_source_ == "set"
+
+
+@pytest.mark.parametrize("held_out_take", [0, 3])
+def test_unknown_digits_are_rejected_and_known_ones_kept(fsdd, held_out_take):
+    """Digits 0-4 known (three takes of each speaker), queries: the fourth take of 0-9."""
+    from pathlib import Path
+
+    take = np.array([int(Path(path).stem.split("_")[2]) for path in fsdd.paths])
+    known = np.isin(fsdd.y, list("01234"))
+    support, query = (take != held_out_take) & known, take == held_out_take
+    model = PrototypeClassifier(unknown_coverage=0.9).fit(fsdd.X[support], fsdd.y[support])
+    assert model.threshold_source_ == "held-out items"
+    rejected_in = model.is_unknown(fsdd.X[query & known]).mean()
+    rejected_out = model.is_unknown(fsdd.X[query & ~known]).mean()
+    # Measured: 10 % / 3 % of known and 57 % / 50 % of unknown digits rejected.
+    assert rejected_in <= 0.2, rejected_in
+    assert rejected_out >= rejected_in + 0.3, (rejected_in, rejected_out)
+    strict = clone(model).set_params(unknown_coverage=0.5).fit(fsdd.X[support], fsdd.y[support])
+    assert strict.threshold_ < model.threshold_
+    assert strict.is_unknown(fsdd.X[query & known]).mean() > rejected_in
+
+
+def test_one_shot_uses_between_prototype_distances(fsdd):
+    X, y, _, _ = _split(fsdd)
+    first = np.unique(y, return_index=True)[1]
+    model = PrototypeClassifier().fit(X[first], y[first])
+    assert model.threshold_source_ == "between-prototypes"
+    assert model.temperature_source_ == "between-prototypes"
+    assert np.isfinite(model.threshold_) and model.threshold_ > 0
+    assert model.predict(X[first]).tolist() == y[first].tolist()
+
+
+def test_factored_whitening_equals_the_inverse_square_root_of_the_shrunk_covariance():
+    from sklearn.covariance import ledoit_wolf_shrinkage
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(9, 6)) @ rng.normal(size=(6, 6))
+    codes = np.repeat([0, 1, 2], 3)
+    whitening = _shrunk_whitening(X, codes)
+    means = np.stack([X[codes == c].mean(0) for c in range(3)])
+    Z = X - means[codes]
+    dof = len(X) - 3
+    alpha = ledoit_wolf_shrinkage(Z, assume_centered=True)
+    mu = np.trace(Z.T @ Z / dof) / X.shape[1]
+    covariance = alpha * mu * np.eye(6) + (1 - alpha) * Z.T @ Z / dof
+    values, vectors = np.linalg.eigh(covariance)
+    inverse_root = vectors @ np.diag(values**-0.5) @ vectors.T
+    Q = rng.normal(size=(4, 6))
+    np.testing.assert_allclose(_apply_whitening(whitening, Q), Q @ inverse_root, atol=1e-10)
+
+
+def test_errors_say_what_was_expected(fsdd):
+    X, y, _, _ = _split(fsdd)
+    with pytest.raises(ParameterError, match="at least 2 classes"):
+        PrototypeClassifier().fit(X[:3], ["a"] * 3)
+    with pytest.raises(ParameterError, match="metric"):
+        PrototypeClassifier(metric="manhattan").fit(X, y)
+    with pytest.raises(ParameterError, match="temperature"):
+        PrototypeClassifier(temperature=0).fit(X, y)
+    model = PrototypeClassifier().fit(X, y)
+    with pytest.raises(ValueError, match="features"):
+        model.predict(X[:, :10])
