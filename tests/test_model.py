@@ -225,3 +225,63 @@ def test_a_file_from_a_newer_earmark_is_refused(trained, tmp_path):
     _rewrite(path, format_version=FORMAT_VERSION + 1)
     with pytest.raises(ModelFileError, match="newer earmark"):
         EarmarkModel.load(path)
+
+
+# ------------------------------------------------------------ frame (MIL) models
+@pytest.fixture(scope="module")
+def mil_model(fsdd):
+    """A multiple-instance model on frame embeddings of digits 0-3, plus its bags."""
+    from earmark.backends import get_backend
+    from earmark.embedding import embed_file
+
+    backend = get_backend("mfcc")
+    keep = np.flatnonzero(np.isin(fsdd.y, list("0123")))[:48]
+    bags = [embed_file(backend, fsdd.paths[i]).X for i in keep]
+    model = EarmarkModel.train_mil(
+        bags, fsdd.y[keep], backend=backend, pooling="max", epochs=15, hidden=16
+    )
+    return model, bags, [fsdd.paths[i] for i in keep]
+
+
+def test_a_frame_model_round_trips_with_identical_frame_scores(mil_model, tmp_path):
+    model, bags, _ = mil_model
+    path = model.save(tmp_path / "mil.earmark")
+    with zipfile.ZipFile(path) as archive:
+        metadata = json.loads(archive.read("model.json"))
+    assert metadata["kind"] == "frames"
+    assert metadata["learner"] == "mil-max"
+    assert metadata["training"]["n_items"] == 48
+    assert sum(metadata["training"]["class_counts"].values()) == 48
+    loaded = EarmarkModel.load(path)
+    assert loaded.kind == "frames" and loaded.learner == "mil-max"
+    X = np.concatenate(bags[:5])
+    np.testing.assert_array_equal(loaded.segment_proba(X), model.segment_proba(X))
+    assert loaded.segment_proba(X).shape == (len(X), 4)
+    np.testing.assert_array_equal(loaded.predict_proba(bags), model.predict_proba(bags))
+
+
+def test_a_frame_model_classifies_files_from_their_frames(mil_model):
+    model, _, paths = mil_model
+    rows = model.predict_files(paths, top_k=2)
+    truth = [path.name.split("_")[0] for path in paths]
+    assert all(row["error"] is None and len(row["top_k"]) == 2 for row in rows)
+    assert np.mean([row["label"] == t for row, t in zip(rows, truth)]) > 0.5
+
+
+def test_only_frame_models_score_frames(trained, mil_model, tmp_path):
+    model, _, _ = mil_model
+    assert trained.kind == "clip" and trained.metadata()["kind"] == "clip"
+    assert not hasattr(trained, "segment_proba")
+    assert hasattr(model, "segment_proba")
+    with pytest.raises(ParameterError, match="dimension"):
+        model.segment_proba(np.zeros((3, 7)))
+    # A file written before model kinds existed is read as a clip model.
+    path = trained.save(tmp_path / "old.earmark")
+    with zipfile.ZipFile(path) as archive:
+        metadata = json.loads(archive.read("model.json"))
+        pipeline_bytes = archive.read("pipeline.skops")
+    del metadata["kind"]
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("model.json", json.dumps(metadata))
+        archive.writestr("pipeline.skops", pipeline_bytes)
+    assert EarmarkModel.load(path).kind == "clip"

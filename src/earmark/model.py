@@ -102,6 +102,10 @@ class EarmarkModel:
     learner_params : dict, optional
     training : dict, optional
         Training summary (:meth:`train` fills it in).
+    kind : {"clip", "frames"}
+        What the classifier reads: one clip embedding per item (``"clip"``), or a bag
+        of frame embeddings per recording (``"frames"``, a multiple-instance model from
+        :meth:`train_mil`, which also scores single frames: :meth:`segment_proba`).
 
     Attributes
     ----------
@@ -127,8 +131,12 @@ class EarmarkModel:
         learner: str,
         learner_params: dict[str, Any] | None = None,
         training: dict[str, Any] | None = None,
+        kind: str = "clip",
     ):
+        if kind not in _KINDS:
+            raise ParameterError(f"expected kind in {_KINDS}, got {kind!r}")
         self.pipeline = pipeline
+        self.kind = kind
         self.backend_identity = dict(backend_identity)
         self.learner = learner
         self.learner_params = dict(learner_params or {})
@@ -191,10 +199,122 @@ class EarmarkModel:
             training=training,
         )
 
+    @classmethod
+    def train_mil(
+        cls,
+        bags,
+        y,
+        *,
+        backend,
+        pooling: str = "attention",
+        random_state: int | None = 0,
+        **params: Any,
+    ) -> "EarmarkModel":
+        """Fit a multiple-instance model on frame embeddings labelled per recording.
+
+        The model learns from recording labels alone and then scores every frame
+        (:meth:`segment_proba`), so ``earmark detect`` uses it frame by frame instead
+        of sliding a clip classifier.
+
+        Parameters
+        ----------
+        bags : sequence of np.ndarray [shape=(n_frames_i, dimension)]
+            Frame embeddings from ``backend``, one array per recording
+            (e.g. ``embed_file(backend, path).X``).
+        y : array-like [shape=(n_bags,)] or sequence of label sets
+            One label per recording, or one tuple/list/set of labels per recording
+            (multi-label; an empty set marks a recording with none of the classes).
+        backend : Backend or dict
+        pooling : {"max", "mean", "attention"}
+            See :data:`earmark.detection.mil.POOLINGS`.
+        random_state : int or None
+        **params
+            Passed to :class:`~earmark.detection.mil.MILClassifier`.
+
+        Returns
+        -------
+        EarmarkModel
+            With ``kind="frames"`` and learner ``"mil-<pooling>"``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from earmark.backends import get_backend
+        >>> backend = get_backend("placeholder")
+        >>> rng = np.random.default_rng(0)
+        >>> bags = [rng.normal(size=(5, 16)) + (i % 2) * 3 for i in range(20)]
+        >>> model = EarmarkModel.train_mil(bags, ["a", "b"] * 10, backend=backend,
+        ...                                epochs=20)
+        >>> model.segment_proba(bags[1]).shape
+        (5, 2)
+        """
+        from sklearn.pipeline import Pipeline
+
+        from . import __version__
+        from .detection.mil import MILClassifier
+
+        identity = backend if isinstance(backend, dict) else backend.identity()
+        dimension = identity.get("dimension")
+        bags = [_check_matrix(bag, dimension) for bag in bags]
+        classifier = MILClassifier(pooling=pooling, random_state=random_state, **params)
+        pipeline = Pipeline([("classifier", classifier)]).fit(bags, y)
+        counts: dict[str, int] = {}
+        for labels in y:
+            for label in _label_set(labels):
+                counts[str(_plain(label))] = counts.get(str(_plain(label)), 0) + 1
+        training = {
+            "n_items": len(bags),
+            "n_frames": int(sum(len(bag) for bag in bags)),
+            "class_counts": dict(sorted(counts.items())),
+            "n_without_label": sum(1 for labels in y if not _label_set(labels)),
+            "multilabel": bool(classifier.multilabel_),
+            "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "earmark_version": __version__,
+            "random_state": random_state,
+            "notes": [],
+        }
+        return cls(
+            pipeline,
+            backend_identity=identity,
+            learner=f"mil-{pooling}",
+            learner_params=params,
+            training=training,
+            kind="frames",
+        )
+
     # ---------------------------------------------------------------- prediction
     @property
     def classes_(self) -> np.ndarray:
         return self.pipeline.classes_
+
+    @property
+    def segment_proba(self):
+        """Per-frame class scores of one recording (frame models only).
+
+        A property, so that ``hasattr(model, "segment_proba")`` tells a model that
+        scores frames itself from a clip model that must slide windows.
+
+        Parameters
+        ----------
+        X : np.ndarray [shape=(n_frames, dimension)]
+
+        Returns
+        -------
+        np.ndarray [shape=(n_frames, n_classes)]
+            See :meth:`earmark.detection.mil.MILClassifier.segment_proba`.
+        """
+        if self.kind != "frames":
+            raise AttributeError(
+                f"a {self.learner!r} clip model has no segment_proba; slide it over the "
+                f"recording (earmark.detection.stream.SlidingWindows)"
+            )
+        dimension = self.backend_identity.get("dimension")
+        classifier = self.pipeline[-1]
+
+        def segment_proba(X) -> np.ndarray:
+            return classifier.segment_proba(_check_matrix(X, dimension))
+
+        return segment_proba
 
     def predict(self, X) -> np.ndarray:
         """Labels of clip embeddings.
@@ -202,12 +322,13 @@ class EarmarkModel:
         Parameters
         ----------
         X : np.ndarray [shape=(n, dimension)]
+            For a ``kind="frames"`` model, a sequence of ``n`` frame matrices instead.
 
         Returns
         -------
         labels : np.ndarray [shape=(n,)]
         """
-        return self.pipeline.predict(_check_matrix(X, self.backend_identity.get("dimension")))
+        return self.pipeline.predict(self._check_input(X))
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities of clip embeddings.
@@ -215,20 +336,27 @@ class EarmarkModel:
         Parameters
         ----------
         X : np.ndarray [shape=(n, dimension)]
+            For a ``kind="frames"`` model, a sequence of ``n`` frame matrices instead.
 
         Returns
         -------
         P : np.ndarray [shape=(n, n_classes)]
-            Columns in the order of :attr:`classes_`; rows sum to 1.
+            Columns in the order of :attr:`classes_`; rows sum to 1 (except for a
+            multi-label frame model: one sigmoid per class).
         """
         if not hasattr(self.pipeline, "predict_proba"):
             raise EarmarkError(
                 f"this {self.learner!r} model gives no probabilities "
                 f"({'; '.join(self.training.get('notes', [])) or 'learner has none'})"
             )
-        return self.pipeline.predict_proba(
-            _check_matrix(X, self.backend_identity.get("dimension"))
-        )
+        return self.pipeline.predict_proba(self._check_input(X))
+
+    def _check_input(self, X):
+        """A clip model reads one matrix; a frame model a sequence of bags."""
+        dimension = self.backend_identity.get("dimension")
+        if self.kind == "frames":
+            return [_check_matrix(bag, dimension) for bag in X]
+        return _check_matrix(X, dimension)
 
     @property
     def can_reject(self) -> bool:
@@ -341,10 +469,14 @@ class EarmarkModel:
             raise ParameterError(f"expected top_k >= 1, got {top_k}")
         backend = backend if backend is not None else self.backend()
         paths = [str(path) for path in paths]
-        X, ok, run = clip_embeddings(
-            paths, backend, store if store is not None else MemoryStore(), progress=progress
-        )
-        reasons = iter(failure.reason for failure in run.failures)
+        if self.kind == "frames":
+            X, ok, reasons = _frame_bags(paths, backend)
+        else:
+            X, ok, run = clip_embeddings(
+                paths, backend, store if store is not None else MemoryStore(),
+                progress=progress,
+            )
+            reasons = iter(failure.reason for failure in run.failures)
         rows = [
             {"path": path, "label": None, "score": None, "top_k": [], "unknown": False,
              "error": None if good else f"{path}: {next(reasons)}"}
@@ -379,6 +511,7 @@ class EarmarkModel:
             "learner": self.learner,
             "learner_params": self.learner_params,
             "backend": self.backend_identity,
+            "kind": self.kind,
             "training": self.training,
         }
 
@@ -486,6 +619,8 @@ class EarmarkModel:
             learner=metadata["learner"],
             learner_params=metadata.get("learner_params"),
             training=metadata.get("training"),
+            # Files written before frame models existed hold clip models.
+            kind=metadata.get("kind", "clip"),
         )
 
     def __repr__(self) -> str:
@@ -497,6 +632,36 @@ class EarmarkModel:
 
 
 # ----------------------------------------------------------------------- helpers
+_KINDS = ("clip", "frames")
+
+
+def _label_set(labels) -> tuple:
+    """One recording's labels as a tuple (a single label, or a label set)."""
+    if isinstance(labels, (tuple, list, set, frozenset)):
+        return tuple(labels)
+    if isinstance(labels, np.ndarray) and labels.ndim == 1:
+        return tuple(labels.tolist())
+    return (labels,)
+
+
+def _frame_bags(paths: list[str], backend):
+    """Frame embeddings per file for a frame model: ``(bags, ok, reasons)``."""
+    from .embedding import embed_file
+
+    bags, ok, reasons = [], [], []
+    for path in paths:
+        try:
+            X = embed_file(backend, path).X
+            if len(X) == 0:
+                raise EarmarkError(f"{path}: too short for one {backend.name} frame")
+        except EarmarkError as error:  # AudioError, or a backend failing on the file
+            ok.append(False)
+            reasons.append(str(error).removeprefix(f"{path}: "))
+            continue
+        bags.append(X)
+        ok.append(True)
+    return bags, np.array(ok, dtype=bool), iter(reasons)
+
 def _check_matrix(X, dimension: int | None) -> np.ndarray:
     X = np.asarray(X, dtype=np.float32)
     if X.ndim != 2:
@@ -529,6 +694,10 @@ def _check_metadata(path: Path, metadata: Any) -> None:
     for key in ("classes", "learner", "backend"):
         if key not in metadata:
             raise ModelFileError(f"{path}: model.json lacks {key!r}")
+    if metadata.get("kind", "clip") not in _KINDS:
+        raise ModelFileError(
+            f"{path}: model.json has kind {metadata['kind']!r}; expected one of {_KINDS}"
+        )
 
 
 def _types_outside_allow_list(path: Path, pipeline_bytes: bytes) -> set[str]:

@@ -40,9 +40,21 @@ def test_leaf_weight_alone_is_flat_prototypes(fsdd):
     np.testing.assert_allclose(model.predict_proba(Xq), flat.predict_proba(Xq))
 
 
+def test_by_default_the_leaf_is_flat_and_groups_use_every_level(fsdd):
+    X, y, Xq, _ = _split(fsdd)
+    flat = PrototypeClassifier().fit(X, y)
+    model = HierarchicalPrototypeClassifier(PARITY).fit(X, y)
+    assert model.predict(Xq).tolist() == flat.predict(Xq).tolist()
+    combined = HierarchicalPrototypeClassifier(PARITY, combine_leaf=True).fit(X, y)
+    np.testing.assert_allclose(
+        model.predict_levels_proba(Xq)["level 1"], combined.predict_levels_proba(Xq)["level 1"]
+    )
+    assert not np.allclose(model.predict_proba(Xq), combined.predict_proba(Xq))
+
+
 def test_levels_are_reported_and_consistent(fsdd):
     X, y, Xq, yq = _split(fsdd)
-    model = HierarchicalPrototypeClassifier(PARITY).fit(X, y)
+    model = HierarchicalPrototypeClassifier(PARITY, combine_leaf=True).fit(X, y)
     levels = model.predict_levels(Xq)
     assert list(levels) == ["leaf", "level 1"]
     probabilities = model.predict_levels_proba(Xq)

@@ -33,15 +33,24 @@ def train(
         help="Label taxonomy (YAML/JSON file, or esc50, philharmonia, speech-commands): "
         "hierarchical prototypes that also answer at the group level. Implies --fewshot.",
     ),
+    mil: Optional[str] = typer.Option(
+        None, "--mil",
+        help="Multiple-instance model on frame embeddings (pooling: max, mean or "
+        "attention): learns from clip labels, then scores every frame, for `detect`.",
+    ),
     layout: str = LayoutOption,
     cache_dir: Optional[Path] = CacheOption,
     json_output: bool = JsonOption,
     quiet: bool = QuietOption,
 ) -> None:
     """Train a classifier on every item of DATA; the model file is all `predict` needs."""
+    from ..detection.mil import POOLINGS
+    from ..exceptions import ParameterError
     from ..model import EarmarkModel
     from ..taxonomy import load_taxonomy
 
+    if mil is not None and mil not in POOLINGS:
+        raise ParameterError(f"expected --mil one of {', '.join(POOLINGS)}, got {mil!r}")
     quiet = quiet or json_output
     params = {}
     if taxonomy is not None:
@@ -52,8 +61,13 @@ def train(
         learner = "prototype"
     manifest = load_data(data, layout, quiet=quiet)
     backend = open_backend(backend_name, backend_params, quiet=quiet)
-    X, manifest, _run = embed_clips(manifest, backend, open_cache(cache_dir), quiet=quiet)
-    model = EarmarkModel.train(X, manifest.y, backend=backend, learner=learner, **params)
+    if mil is not None:
+        model = _train_mil(manifest, backend, mil, quiet=quiet)
+        learner, n_items = model.learner, model.training["n_items"]
+    else:
+        X, manifest, _run = embed_clips(manifest, backend, open_cache(cache_dir), quiet=quiet)
+        model = EarmarkModel.train(X, manifest.y, backend=backend, learner=learner, **params)
+        n_items = X.shape[0]
     path = model.save(output)
     if json_output:
         emit_json({"model": str(path), **model.metadata()})
@@ -67,6 +81,17 @@ def train(
             style="dim", highlight=False,
         )
     console.print(
-        f"trained [bold]{learner}[/] on {X.shape[0]} {backend.name} embeddings, "
+        f"trained [bold]{learner}[/] on {n_items} {backend.name} embeddings, "
         f"{len(model.classes_)} classes -> [bold]{path}[/]"
     )
+
+
+def _train_mil(manifest, backend, pooling: str, *, quiet: bool):
+    """A frame model from every readable item's frame embeddings; bad files are named."""
+    from ..model import EarmarkModel, _frame_bags
+
+    bags, ok, reasons = _frame_bags([str(path) for path in manifest.paths], backend)
+    if not quiet:
+        for path, reason in zip([p for p, good in zip(manifest.paths, ok) if not good], reasons):
+            console.print(f"skipped {path}: {reason}", style="yellow", highlight=False)
+    return EarmarkModel.train_mil(bags, manifest.y[ok], backend=backend, pooling=pooling)

@@ -39,6 +39,12 @@ class HierarchicalPrototypeClassifier(ClassifierMixin, BaseEstimator):
         parent. A plain dict keeps a saved model self-contained.
     level_weights : sequence of float
         Weight of the leaf level, then of each coarser level; missing levels weigh 0.
+        The combined score gives the group-level answers (:meth:`predict_levels`).
+    combine_leaf : bool
+        Also decide the leaf with the combined score. Off by default: on Speech
+        Commands (BirdNET, 5-way, 600 episodes) it cost 1 to 3 points of leaf accuracy
+        while the combined score raised group accuracy by 2 to 4 points, so the leaf
+        comes from the leaf level and the groups from all levels.
     metric, normalize, standardize, whiten, temperature, unknown_coverage
         As in :class:`~earmark.fewshot.prototypes.PrototypeClassifier`, which does the
         leaf level and the preprocessing.
@@ -76,6 +82,7 @@ class HierarchicalPrototypeClassifier(ClassifierMixin, BaseEstimator):
         taxonomy: Any = None,
         *,
         level_weights=(1.0, 0.5),
+        combine_leaf: bool = False,
         metric: str = "cosine",
         normalize: bool = True,
         standardize: bool | str = "center",
@@ -85,6 +92,7 @@ class HierarchicalPrototypeClassifier(ClassifierMixin, BaseEstimator):
     ):
         self.taxonomy = taxonomy
         self.level_weights = level_weights
+        self.combine_leaf = combine_leaf
         self.metric = metric
         self.normalize = normalize
         self.standardize = standardize
@@ -159,8 +167,10 @@ class HierarchicalPrototypeClassifier(ClassifierMixin, BaseEstimator):
         leaf = _sq_distances(Z, self.leaf_.prototypes_)
         return leaf, [_sq_distances(Z, P) for P in self.level_prototypes_]
 
-    def _logits(self, X) -> np.ndarray:
+    def _logits(self, X, *, combined: bool | None = None) -> np.ndarray:
         leaf, levels = self._level_sq_distances(X)
+        if not (self.combine_leaf if combined is None else combined):
+            return -leaf / self.leaf_.temperature_
         weights = np.asarray(self.level_weights, dtype=float)
         combined = weights[0] * leaf
         for h, D2 in enumerate(levels, start=1):
@@ -185,15 +195,21 @@ class HierarchicalPrototypeClassifier(ClassifierMixin, BaseEstimator):
         return self.classes_[np.argmax(self._logits(X), axis=1)]
 
     def predict_levels_proba(self, X) -> dict[str, np.ndarray]:
-        """Probabilities at every level: leaf probabilities summed within each group.
+        """Probabilities at every level.
+
+        The leaf's as :meth:`predict_proba`; a group's is the sum of its leaves'
+        probabilities under the score that combines all levels (``level_weights``).
 
         Returns
         -------
         dict
             ``"leaf"`` -> (n, n_classes), then ``"level 1"`` -> (n, n_groups_1), ...
         """
-        P = self.predict_proba(X)
-        out = {"leaf": P}
+        out = {"leaf": self.predict_proba(X)}
+        logits = self._logits(X, combined=True)
+        logits -= logits.max(axis=1, keepdims=True)
+        P = np.exp(logits)
+        P /= P.sum(axis=1, keepdims=True)
         for h, (groups, rows) in enumerate(zip(self.level_classes_, self.level_index_), 1):
             Q = np.zeros((len(P), len(groups)))
             np.add.at(Q.T, rows, P.T)
