@@ -82,6 +82,8 @@ ALLOWED_TYPES: dict[str, frozenset[str]] = {
             "PrototypeClassifier",
             "HierarchicalPrototypeClassifier",
             "MILClassifier",
+            "PrototypicalAdapter",
+            "MultiLabelPrototypeClassifier",
         }
     ),
 }
