@@ -27,6 +27,7 @@ auxiliary words, as in the dataset's own description).
 from __future__ import annotations
 
 import json
+import os
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -187,15 +188,26 @@ class Taxonomy:
 
 
 def load_taxonomy(name_or_path) -> Taxonomy:
-    """A shipped taxonomy by name (:data:`SHIPPED_TAXONOMIES`) or one from a file.
+    """A taxonomy from whatever names one: a Taxonomy (returned as is), a child -> parent
+    mapping or tree (:meth:`Taxonomy.from_mapping`), a shipped taxonomy's name
+    (:data:`SHIPPED_TAXONOMIES`) or a file.
 
     Examples
     --------
     >>> load_taxonomy("esc50").parent("dog")
     'animals'
+    >>> load_taxonomy({"violin": "strings"}).parent("violin")
+    'strings'
     """
     if isinstance(name_or_path, Taxonomy):
         return name_or_path
+    if isinstance(name_or_path, Mapping):
+        return Taxonomy.from_mapping(name_or_path)
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise ParameterError(
+            f"expected taxonomy as a Taxonomy, a child -> parent mapping, a shipped name "
+            f"or a file, got {type(name_or_path).__name__}"
+        )
     name = str(name_or_path)
     if name in SHIPPED_TAXONOMIES:
         folder = resources.files("earmark.datasets") / "taxonomies"

@@ -24,8 +24,7 @@ Beside accuracy:
 
 from __future__ import annotations
 
-import os
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -304,16 +303,9 @@ def _as_taxonomy(value):
     """Anything with ``parent(label)`` as is; a mapping, shipped name or file loaded."""
     if value is None or callable(getattr(value, "parent", None)):
         return value
-    from ..taxonomy import Taxonomy, load_taxonomy
+    from ..taxonomy import load_taxonomy
 
-    if isinstance(value, Mapping):
-        return Taxonomy.from_mapping(value)
-    if isinstance(value, (str, os.PathLike)):
-        return load_taxonomy(value)
-    raise ParameterError(
-        "expected a taxonomy (an object with parent(label), a mapping, a shipped name or "
-        f"a file), got {type(value).__name__}"
-    )
+    return load_taxonomy(value)
 
 
 def _coarse_map(taxonomy, labels, notes: list[str]) -> dict:

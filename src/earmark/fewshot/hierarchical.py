@@ -156,8 +156,6 @@ class HierarchicalPrototypeClassifier(ClassifierMixin, BaseEstimator):
     def _taxonomy(self) -> Taxonomy:
         if self.taxonomy is None:
             raise ParameterError("HierarchicalPrototypeClassifier needs a taxonomy")
-        if isinstance(self.taxonomy, dict):
-            return Taxonomy.from_mapping(self.taxonomy)
         return load_taxonomy(self.taxonomy)
 
     # ---------------------------------------------------------------- predicting

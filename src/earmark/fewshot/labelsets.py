@@ -19,8 +19,6 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import numpy as np
 
 from ..exceptions import ParameterError
@@ -32,16 +30,9 @@ def resolve_taxonomy(taxonomy):
     """A taxonomy object from a Taxonomy, a mapping, a shipped name or a file (or None)."""
     if taxonomy is None or hasattr(taxonomy, "ancestors"):
         return taxonomy
-    from ..taxonomy import Taxonomy, load_taxonomy
+    from ..taxonomy import load_taxonomy
 
-    if isinstance(taxonomy, Mapping):
-        return Taxonomy.from_mapping(taxonomy)
-    if isinstance(taxonomy, str) or hasattr(taxonomy, "__fspath__"):
-        return load_taxonomy(taxonomy)
-    raise ParameterError(
-        f"expected taxonomy as a Taxonomy, a child -> parent mapping, a name or a file, "
-        f"got {type(taxonomy).__name__}"
-    )
+    return load_taxonomy(taxonomy)
 
 
 def binarize(Y, classes, taxonomy, *, n_items: int, fixed: bool = False):
