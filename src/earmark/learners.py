@@ -14,6 +14,7 @@ what it changed, so evaluation code never has to special-case a learner.
 from __future__ import annotations
 
 import warnings
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -208,13 +209,11 @@ def fit_learner(learner, X, y) -> tuple[Any, list[str]]:
         elif isinstance(folds, int) and folds > smallest:
             calibrated.set_params(cv=smallest)
             notes.append(f"calibration folds lowered from {folds} to {smallest} (smallest class)")
-    from threadpoolctl import threadpool_limits
-
     # Embedding matrices are small (hundreds to thousands of rows): a second BLAS thread
     # costs more in hand-offs than it gives. Measured on 2 cores, FSDD demo, BirdNET
     # 250 x 1024 logistic regression: 0.10 s per fit with one thread, 2.5 s with two
     # while another process was busy. Parallelism belongs across splits, not inside a fit.
-    with warnings.catch_warnings(record=True) as caught, threadpool_limits(limits=1, user_api="blas"):
+    with warnings.catch_warnings(record=True) as caught, _blas_threads().limit(limits=1, user_api="blas"):
         warnings.simplefilter("always", ConvergenceWarning)
         fitted.fit(X, y)
     for warning in caught:
@@ -225,3 +224,13 @@ def fit_learner(learner, X, y) -> tuple[Any, list[str]]:
                 warning.message, warning.category, warning.filename, warning.lineno
             )
     return fitted, notes
+
+
+@lru_cache(maxsize=1)
+def _blas_threads():
+    """The loaded BLAS libraries, scanned once: a scan costs ~8 ms, more than a small
+    fit, and few-shot evaluation fits thousands of support sets. By the first fit
+    numpy, scipy and scikit-learn (whose BLAS this limits) are all loaded."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
