@@ -231,3 +231,31 @@ def test_result_writes_a_raven_table_up_to_the_files_nyquist(scape, tmp_path):
     assert {line.split("\t")[6] for line in table[1:]} == {"8000.0"}
     summary = result.to_dict()
     assert summary["n_rows"] == result.scores.shape[0] and len(summary["events"]) == 3
+
+
+def test_cells_tighten_events_of_overlapping_windows_to_a_tone_burst(tmp_path):
+    """A real tone burst in silence, 2 s placeholder windows at hop 0.25 s: runs of
+    windows start up to 1.75 s early; cells reduced by min start within a hop."""
+    import soundfile as sf
+
+    sr, onset_s, duration_s = 16000, 5.3, 0.6
+    y = np.zeros(int(12 * sr), dtype=np.float32)
+    t = np.arange(int(duration_s * sr)) / sr
+    y[int(onset_s * sr):int(onset_s * sr) + t.size] = 0.5 * np.sin(2 * np.pi * 440 * t)
+    path = tmp_path / "burst.wav"
+    sf.write(path, y, sr)
+    backend = get_backend("placeholder", window_s=2.0, hop_s=0.25)
+
+    class AnyEnergy:
+        classes_ = np.array(["burst"])
+
+        def segment_proba(self, X):
+            return (X.max(axis=1, keepdims=True) > 1e-3).astype(float)
+
+    windows = detect_file(AnyEnergy(), backend, path)
+    cells = detect_file(AnyEnergy(), backend, path, cells="min")
+    assert windows.events[0].onset_s < onset_s - 1.0
+    assert abs(cells.events[0].onset_s - onset_s) <= 0.25
+    assert abs(cells.events[0].offset_s - (onset_s + duration_s)) <= 0.25
+    with pytest.raises(ParameterError, match="cells"):
+        detect_file(AnyEnergy(), backend, path, cells="median")

@@ -44,6 +44,7 @@ __all__ = [
     "Event",
     "FORMATS",
     "frames_to_events",
+    "window_cells",
     "median_frames_for",
     "resolve_thresholds",
     "write_events",
@@ -254,6 +255,77 @@ def frames_to_events(
                 found.append((event.onset_s, column, event))
     found.sort(key=lambda item: item[:2])
     return [event for _, _, event in found]
+
+
+def window_cells(scores, start_s, end_s, *, reduce: str = "mean"):
+    """Turn overlapping window scores into scores of the short cells between them.
+
+    A backend whose window is longer than its hop (BirdNET: 3 s windows, hop 0.5 s)
+    gives every instant several scores, one per window covering it. Taking runs of
+    active *windows* as events stretches each event by up to a window on both sides
+    (a 0.5 s word makes six 3 s windows active: a 5.5 s event starting 2.5 s early).
+    Here the timeline is cut at every window start and end, and each cell gets a
+    reduction of the scores of the windows that cover it: ``"min"`` (a cell is
+    active only if *every* window over it is, which recovers an event's true span
+    when windows score high exactly when they overlap it) or ``"mean"`` (softer, for
+    windows whose score grows with how much of the event they hold). Cells no window
+    covers are dropped. Windows that do not overlap come back unchanged.
+
+    Parameters
+    ----------
+    scores : np.ndarray [shape=(n_windows, n_classes)]
+    start_s, end_s : np.ndarray [shape=(n_windows,)]
+        Window spans, in time order (starts and ends both non-decreasing).
+    reduce : {"mean", "min", "max"}
+
+    Returns
+    -------
+    cell_scores : np.ndarray [shape=(n_cells, n_classes)]
+    cell_start_s, cell_end_s : np.ndarray [shape=(n_cells,)]
+
+    Examples
+    --------
+    >>> start = np.arange(4) * 1.0          # 2 s windows, hop 1 s
+    >>> scores = np.array([[0.0], [1.0], [1.0], [0.0]])
+    >>> cells, a, b = window_cells(scores, start, start + 2.0, reduce="min")
+    >>> a.tolist(), cells[:, 0].tolist()
+    ([0.0, 1.0, 2.0, 3.0, 4.0], [0.0, 0.0, 1.0, 0.0, 0.0])
+    """
+    reducers = {"mean": None, "min": np.minimum, "max": np.maximum}
+    if reduce not in reducers:
+        raise ParameterError(f"reduce: expected 'mean', 'min' or 'max', got {reduce!r}")
+    scores = np.asarray(scores, dtype=np.float64)
+    start_s = np.asarray(start_s, dtype=np.float64)
+    end_s = np.asarray(end_s, dtype=np.float64)
+    if scores.ndim != 2 or start_s.shape != (scores.shape[0],) or end_s.shape != start_s.shape:
+        raise ParameterError(
+            f"expected scores (n, n_classes) and spans (n,), got {scores.shape}, "
+            f"{start_s.shape} and {end_s.shape}"
+        )
+    if len(start_s) == 0:
+        return scores, start_s, end_s
+    if np.any(np.diff(start_s) < 0) or np.any(np.diff(end_s) < 0):
+        raise ParameterError("window starts and ends must be in time order")
+    edges = np.unique(np.concatenate([start_s, end_s]))
+    left, right = edges[:-1], edges[1:]
+    # Windows covering [left, right): those starting at or before `left` whose end is
+    # at or after `right`; with ordered starts and ends that is one index range.
+    first = np.searchsorted(end_s, right - _TIME_TOLERANCE_S, side="left")
+    last = np.searchsorted(start_s, left + _TIME_TOLERANCE_S, side="right") - 1
+    covered = first <= last
+    left, right, first, last = left[covered], right[covered], first[covered], last[covered]
+    if reduce == "mean":
+        # Prefix sums give every range's mean in one step.
+        prefix = np.vstack([np.zeros((1, scores.shape[1])), np.cumsum(scores, axis=0)])
+        cells = (prefix[last + 1] - prefix[first]) / (last - first + 1)[:, None]
+    else:
+        # The ranges are short (window / hop rows at most): reduce them offset by offset.
+        combine = reducers[reduce]
+        cells = scores[first].copy()
+        for offset in range(1, int((last - first).max(initial=0)) + 1):
+            inside = first + offset <= last
+            cells[inside] = combine(cells[inside], scores[(first + offset)[inside]])
+    return cells, left, right
 
 
 def median_filter_scores(scores: np.ndarray, median_frames: int) -> np.ndarray:

@@ -33,9 +33,12 @@ from ..embedding import FrameBatch, FrameStream, n_frames
 from ..exceptions import EarmarkError, ParameterError
 from .envelope import Envelope
 from .events import Event, frames_to_events, median_filter_scores, median_frames_for
-from .events import resolve_thresholds, write_events
+from .events import resolve_thresholds, window_cells, write_events
 
-__all__ = ["FrameScorer", "SlidingWindows", "DetectionResult", "detect_file"]
+__all__ = ["FrameScorer", "SlidingWindows", "DetectionResult", "detect_file", "CELL_REDUCTIONS"]
+
+#: Values of ``detect_file(cells=...)``: runs of whole windows, or cells between them.
+CELL_REDUCTIONS = (None, "mean", "min", "max")
 
 
 @runtime_checkable
@@ -211,7 +214,7 @@ def _session(scorer, backend):
 
 
 def _prepare(scorer, backend, *, threshold=0.5, median_s=0.0, min_duration_s=0.0,
-             merge_gap_s=0.0):
+             merge_gap_s=0.0, cells=None):
     """Check every detection parameter against the scorer and backend, before any audio."""
     session = _session(scorer, backend)
     classes = [str(label) for label in np.asarray(scorer.classes_).tolist()]
@@ -222,6 +225,8 @@ def _prepare(scorer, backend, *, threshold=0.5, median_s=0.0, min_duration_s=0.0
             f"expected min_duration_s >= 0 and merge_gap_s >= 0, got {min_duration_s} "
             f"and {merge_gap_s}"
         )
+    if cells not in CELL_REDUCTIONS:
+        raise ParameterError(f"cells: expected one of {CELL_REDUCTIONS}, got {cells!r}")
     return session, classes, thresholds, median_frames
 
 
@@ -294,6 +299,7 @@ def detect_file(
     median_s: float = 0.0,
     min_duration_s: float = 0.0,
     merge_gap_s: float = 0.0,
+    cells: str | None = None,
     on_progress: Callable[[float], None] | None = None,
     envelope_bins: int = 2000,
 ) -> DetectionResult:
@@ -313,6 +319,11 @@ def detect_file(
         Length of the median filter in seconds (:func:`median_frames_for`).
     min_duration_s, merge_gap_s : float
         See :func:`~earmark.detection.events.frames_to_events`.
+    cells : {None, "mean", "min", "max"}
+        For windows longer than their hop: score the short cells between window
+        edges by reducing the windows over each (:func:`~earmark.detection.events.
+        window_cells`) before finding events, so an event is not stretched by a window
+        on each side. ``None`` finds runs of whole windows.
     on_progress : callable, optional
         Called with the seconds of audio each batch advanced by.
     envelope_bins : int
@@ -346,7 +357,7 @@ def detect_file(
     """
     session, classes, thresholds, median_frames = _prepare(
         scorer, backend, threshold=threshold, median_s=median_s,
-        min_duration_s=min_duration_s, merge_gap_s=merge_gap_s,
+        min_duration_s=min_duration_s, merge_gap_s=merge_gap_s, cells=cells,
     )
     header = audio.info(path)
     envelope = Envelope(backend.sample_rate, max_bins=envelope_bins)
@@ -361,8 +372,10 @@ def detect_file(
     scores = np.concatenate([part[0] for part in parts]).astype(np.float32, copy=False)
     start_s = np.concatenate([part[1] for part in parts])
     end_s = np.concatenate([part[2] for part in parts])
+    event_rows = (scores, start_s, end_s) if cells is None else window_cells(
+        scores, start_s, end_s, reduce=cells)
     events = frames_to_events(
-        scores, start_s, end_s, classes,
+        *event_rows, classes,
         threshold=thresholds, median_frames=median_frames,
         min_duration_s=min_duration_s, merge_gap_s=merge_gap_s, path=path,
     )
