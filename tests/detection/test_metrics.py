@@ -72,6 +72,15 @@ def test_offset_collar_grows_with_the_reference_length():
     assert onset_only.f_measure == 0.0
 
 
+def test_onset_only_matching_ignores_the_offset_but_not_the_onset():
+    ref = [ev("dog", 1.0, 2.0)]
+    late_end = [ev("dog", 1.1, 4.0)]
+    assert event_based_scores(ref, late_end).f_measure == 0.0
+    onset_only = event_based_scores(ref, late_end, evaluate_offset=False)
+    assert (onset_only.f_measure, onset_only.parameters["evaluate_offset"]) == (1.0, False)
+    assert event_based_scores(ref, [ev("dog", 1.3, 2.0)], evaluate_offset=False).f_measure == 0.0
+
+
 def test_a_split_event_fails_event_based_but_not_segment_based():
     ref = [ev("dog", 1.0, 3.0)]
     est = [ev("dog", 1.0, 1.9), ev("dog", 2.1, 3.0)]

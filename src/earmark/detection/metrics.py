@@ -200,7 +200,8 @@ def _scores(method, parameters, labels, class_counts, n_files, subs, dels, ins):
 
 
 # ------------------------------------------------------------------- event-based
-def _match_events(ref: FileEvents, est: FileEvents, t_collar, percentage_of_length):
+def _match_events(ref: FileEvents, est: FileEvents, t_collar, percentage_of_length,
+                  evaluate_offset: bool = True):
     """Correct pairs per reference label, and the number of substitutions, in one file.
 
     Weights make one assignment maximise the correct pairs first and the substitutions
@@ -224,7 +225,7 @@ def _match_events(ref: FileEvents, est: FileEvents, t_collar, percentage_of_leng
     offset_collar = np.maximum(
         t_collar, percentage_of_length * (ref.offset_s - ref.onset_s))[ref_index]
     offset_ok = np.abs(ref.offset_s[ref_index] - est.offset_s[est_index]) <= offset_collar
-    keep = onset_ok & offset_ok
+    keep = onset_ok & offset_ok if evaluate_offset else onset_ok
     ref_index, est_index = ref_index[keep], est_index[keep]
     if not ref_index.size:
         return correct, 0
@@ -269,6 +270,7 @@ def event_based_scores(
     t_collar: float = 0.2,
     percentage_of_length: float = 0.2,
     labels: Sequence[str] | None = None,
+    evaluate_offset: bool = True,
 ) -> DetectionScores:
     """Event-based F-score and error rate (DCASE, ``sed_eval`` definitions).
 
@@ -284,6 +286,9 @@ def event_based_scores(
         than ``t_collar``.
     labels : sequence of str, optional
         The classes to report; default: every label seen on either side.
+    evaluate_offset : bool
+        ``False`` matches on the onset alone (``sed_eval``'s ``evaluate_offset``), for
+        uses where finding where an event starts is what counts.
 
     Returns
     -------
@@ -311,14 +316,16 @@ def event_based_scores(
             counts[label][0] += 1
         for label in est.labels:
             counts[label][1] += 1
-        correct, substituted = _match_events(ref, est, t_collar, percentage_of_length)
+        correct, substituted = _match_events(ref, est, t_collar, percentage_of_length,
+                                             evaluate_offset)
         for label, n in correct.items():
             counts[label][2] += n
         n_correct = sum(correct.values())
         subs += substituted
         dels += len(ref) - n_correct - substituted
         ins += len(est) - n_correct - substituted
-    parameters = {"t_collar": t_collar, "percentage_of_length": percentage_of_length}
+    parameters = {"t_collar": t_collar, "percentage_of_length": percentage_of_length,
+                  "evaluate_offset": evaluate_offset}
     return _scores("event-based", parameters, labels, counts, len(files), subs, dels, ins)
 
 
