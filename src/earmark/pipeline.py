@@ -34,6 +34,10 @@ __all__ = ["EmbedFailure", "EmbedProgress", "EmbedRun", "embed_manifest", "clip_
 #: from one (10 000 records).
 COMPACT_AFTER_WRITES = 16
 
+#: Items longer than 1.5 times this are split into blocks when running on a cluster: a
+#: three-hour recording is then shared by many workers instead of holding one for an hour.
+CLUSTER_BLOCK_S = 600.0
+
 
 @dataclass(frozen=True)
 class EmbedFailure:
@@ -85,6 +89,10 @@ class EmbedRun:
         Seconds of audio embedded in this run.
     wall_s : float
         Seconds the run took.
+    n_tasks : int
+        Tasks run (one per item to embed, more for items split into blocks).
+    n_workers : int
+        Processes that ran them (1 without a cluster; the most seen connected).
     """
 
     backend_key: str
@@ -95,6 +103,8 @@ class EmbedRun:
     failures: list[EmbedFailure] = field(default_factory=list)
     computed_audio_s: float = 0.0
     wall_s: float = 0.0
+    n_tasks: int = 0
+    n_workers: int = 1
 
     @property
     def n_items(self) -> int:
@@ -129,10 +139,13 @@ class EmbedRun:
             f"from the cache, {self.n_failed} failed"
         )
         if self.n_computed and self.wall_s > 0:
+            from .distributed.progress import duration_text
+
             speed = self.computed_audio_s / self.wall_s
+            workers = f", {self.n_workers} workers" if self.n_workers > 1 else ""
             head += (
-                f" ({self.computed_audio_s:.1f} s of audio in {self.wall_s:.1f} s, "
-                f"{speed:.0f}x real time)"
+                f" ({duration_text(self.computed_audio_s)} of audio in "
+                f"{duration_text(self.wall_s)}, {speed:.0f}x real time{workers})"
             )
         lines = [head]
         if self.failures:
@@ -162,71 +175,10 @@ def _as_items(source) -> list[tuple[str, float | None, float | None]]:
     return items
 
 
-def _span_duration_s(path, start_s, end_s) -> float:
-    """Seconds a span will give, from the header; raises AudioError for a bad file."""
-    header = audio.info(path)
+def _span_duration_s(header, start_s, end_s) -> float:
+    """Seconds a span will give, from the file's header."""
     stop = header.duration_s if end_s is None else min(end_s, header.duration_s)
     return max(0.0, stop - (start_s or 0.0))
-
-
-class _Reporter:
-    """Progress for a person (Rich) or for code (a callable); silent by default."""
-
-    def __init__(self, progress, n_items: int, audio_s_total: float):
-        self.callback = progress if callable(progress) else None
-        self.rich = None
-        self.n_items = n_items
-        self.audio_s_total = audio_s_total
-        if progress is True:
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            self.rich = Progress(
-                TextColumn("[bold]embedding[/]"),
-                BarColumn(),
-                TextColumn("{task.fields[files]}/{task.fields[n_items]} files"),
-                TextColumn("{task.completed:.0f}/{task.total:.0f} s of audio"),
-                TextColumn("{task.fields[failed]} failed"),
-                TimeElapsedColumn(),
-                TimeRemainingColumn(),
-                # stderr, so stdout stays the caller's (`earmark predict ... > labels.csv`).
-                console=Console(stderr=True),
-            )
-            # Audio seconds, not files, drive the ETA: file lengths vary by 1000x.
-            self.task = self.rich.add_task(
-                "embed", total=max(audio_s_total, 1e-9), files=0, n_items=n_items, failed=0
-            )
-
-    def __enter__(self):
-        if self.rich is not None:
-            self.rich.__enter__()
-        return self
-
-    def __exit__(self, *exc_info):
-        if self.rich is not None:
-            self.rich.__exit__(*exc_info)
-
-    def item(self, event: EmbedProgress, computed_s: float, n_failed: int) -> None:
-        if self.rich is not None:
-            if event.status == "failed":
-                from rich.markup import escape
-
-                self.rich.console.print(
-                    f"[yellow]skipped[/] {escape(event.path)}: {escape(event.reason or '')}"
-                )
-            self.rich.update(
-                self.task, advance=computed_s, files=event.n_done, failed=n_failed
-            )
-            if event.n_done == event.n_items:  # header lengths are only estimates
-                self.rich.update(self.task, completed=max(self.audio_s_total, 1e-9))
-        if self.callback is not None:
-            self.callback(event)
 
 
 def embed_manifest(
@@ -237,6 +189,8 @@ def embed_manifest(
     progress: bool | Callable[[EmbedProgress], Any] = True,
     write_batch: int = 64,
     with_frames: bool = True,
+    client=None,
+    block_s: float | None = None,
 ) -> EmbedRun:
     """Embed every item into the store, reusing what it already holds.
 
@@ -249,20 +203,30 @@ def embed_manifest(
     store : EmbeddingStore, optional
         Defaults to :func:`~earmark.store.open_store` (the user's cache).
     progress : bool or callable
-        ``True`` shows a Rich progress bar (files, audio seconds, ETA) and names bad
-        files as they come; a callable receives an :class:`EmbedProgress` after each
-        item (raise from it to stop the run; what was embedded is kept); ``False``
-        is silent.
+        ``True`` shows a Rich progress bar (files, audio seconds, ETA, workers) and
+        names bad files as they come; a callable receives an :class:`EmbedProgress`
+        after each item (raise from it to stop the run; what was embedded is kept);
+        ``False`` is silent.
     write_batch : int
         Records held in memory before they are written: a kill loses at most these.
     with_frames : bool
         Store frame embeddings and timestamps, not only the clip vector. Records
         stored without frames are embedded again when frames are asked for.
+    client : distributed.Client, optional
+        Run the tasks on this Dask cluster (:func:`earmark.distributed.open_client`);
+        ``None`` runs the same tasks here, one after another. Either way, records are
+        written from this process, in batches, as tasks finish.
+    block_s : float, optional
+        Split items longer than 1.5 blocks into tasks of about this many seconds,
+        joined into one record per item (:func:`earmark.distributed.plan_blocks`).
+        Default: 600 s on a cluster (so workers share a long file), whole items here.
 
     Notes
     -----
     A run that wrote at least ``COMPACT_AFTER_WRITES`` batches ends with
-    :meth:`EmbeddingStore.compact`.
+    :meth:`EmbeddingStore.compact`. Progress events come in the order items finish:
+    items found in the store (or failing at their header) first, then the others;
+    :attr:`EmbedRun.failures` is in input order.
 
     Returns
     -------
@@ -272,7 +236,8 @@ def embed_manifest(
     Raises
     ------
     BackendUnavailableError
-        If there is something to embed and the backend cannot load.
+        If there is something to embed and the backend cannot load (here or on a
+        worker).
     StoreError
         If the store cannot be read or written.
 
@@ -284,8 +249,14 @@ def embed_manifest(
     ...                      progress=False)  # doctest: +SKIP
     >>> print(run.summary())  # doctest: +SKIP
     """
+    from .distributed.executors import WorkerLost, make_executor
+    from .distributed.progress import EmbedReporter
+    from .distributed.tasks import assemble_blocks, embed_task, plan_blocks
+
     if write_batch < 1:
         raise ParameterError(f"expected write_batch >= 1, got {write_batch}")
+    if block_s is not None and not block_s > 0:
+        raise ParameterError(f"expected block_s > 0 seconds or None, got {block_s}")
     if store is None:
         from .store import open_store
 
@@ -294,6 +265,9 @@ def embed_manifest(
     items = _as_items(manifest)
     backend_key = backend.cache_key()
     run = EmbedRun(backend_key=backend_key, paths=[path for path, _, _ in items], keys=[])
+    executor = make_executor(backend, client)
+    if client is not None and block_s is None:
+        block_s = CLUSTER_BLOCK_S
 
     # Keys first: one pass of (memoised) hashing, then one question to the store.
     hashes: list[str | None] = []
@@ -315,19 +289,40 @@ def embed_manifest(
         else set()
     )
 
-    # Headers of what is left to embed: the ETA's total, and bad files caught early.
+    # Headers of what is left to embed: the ETA's total, bad files caught early, and
+    # the tasks (one per key; blocks for a long item).
     durations: dict[str, float] = {}
+    lengths: dict[str, int] = {}
     key_reasons: dict[str, str] = {}
+    items_of: dict[str, list[int]] = {}
+    tasks = []
     for index, key in enumerate(run.keys):
-        if key is None or key in stored or key in durations or key in key_reasons:
+        if key is None or key in stored or key in key_reasons:
+            continue
+        if key in durations:
+            items_of[key].append(index)
             continue
         path, start_s, end_s = items[index]
         try:
-            durations[key] = _span_duration_s(path, start_s, end_s)
-        except AudioError as error:
-            key_reasons[key] = error.reason
-    if durations:
-        backend.load()
+            header = audio.info(path)
+            durations[key] = _span_duration_s(header, start_s, end_s)
+            lengths[key] = (
+                audio.n_samples_at(header, backend.sample_rate, start_s, end_s)
+                if block_s is not None and durations[key] > block_s
+                else 0
+            )
+        except (AudioError, ParameterError) as error:
+            key_reasons[key] = error.reason if isinstance(error, AudioError) else str(error)
+            continue
+        items_of[key] = [index]
+        tasks.extend(
+            plan_blocks(
+                backend, key=key, path=path, content_sha256=hashes[index],
+                start_s=start_s, end_s=end_s, n_samples=lengths[key], block_s=block_s,
+            )
+        )
+    run.n_tasks = len(tasks)
+    n_parts = {task.key: (task.part.of if task.part else 1) for task in tasks}
 
     new_records: list[StoredEmbedding] = []
     replacements: list[StoredEmbedding] = []
@@ -346,70 +341,101 @@ def embed_manifest(
             store.put_many(replacing, replace=True)
             n_writes += 1
 
-    embedded_here: set[str] = set()
-    reporter = _Reporter(progress, len(items), sum(durations.values()))
-    with reporter:
-        try:
-            for index, (path, start_s, end_s) in enumerate(items):
-                key = run.keys[index]
-                computed_s = 0.0
+    failures: list[tuple[int, EmbedFailure]] = []
+    workers = executor.n_workers if client is not None else None
+    reporter = EmbedReporter(progress, len(items), sum(durations.values()), workers=workers)
+    n_done = 0
+
+    def done(index: int, status: str, reason: str | None, advance_s: float) -> None:
+        nonlocal n_done
+        n_done += 1
+        if status == "failed":
+            run.keys[index] = None
+            failures.append((index, EmbedFailure(items[index][0], reason)))
+        elif status == "reused":
+            run.n_reused += 1
+        event = EmbedProgress(
+            index=index,
+            path=items[index][0],
+            status=status,
+            n_done=n_done,
+            n_items=len(items),
+            audio_s_done=run.computed_audio_s,
+            audio_s_total=reporter.audio_s_total,
+            reason=reason,
+        )
+        reporter.item(event, advance_s, len(failures))
+
+    def finish(key: str, record: StoredEmbedding | None, reason: str | None, advance_s: float):
+        if record is not None:
+            (replacements if key in frameless else new_records).append(record)
+            if len(new_records) + len(replacements) >= write_batch:
+                write()
+            run.n_computed += 1
+            run.computed_audio_s += record.duration_s
+        first, *copies = items_of.pop(key)
+        done(first, "failed" if record is None else "computed", reason, advance_s)
+        for index in copies:  # same bytes and span: embedded once
+            done(index, "failed" if record is None else "reused", reason, 0.0)
+
+    blocks: dict[str, list] = {}
+    outcomes = iter(())
+    try:
+        with reporter:
+            for index, key in enumerate(run.keys):
                 reason = reasons.get(index) or (key_reasons.get(key) if key else None)
                 if reason is not None:
-                    status = "failed"
-                elif key in stored or key in embedded_here:
-                    status = "reused"
-                else:
-                    try:
-                        frames = embed_file(backend, path, start_s=start_s, end_s=end_s)
-                        record = StoredEmbedding.from_embeddings(
-                            frames,
-                            key=key,
-                            backend=backend,
-                            content_sha256=hashes[index],
-                            path=path,
-                            start_s=start_s,
-                            end_s=end_s,
-                            with_frames=with_frames,
-                        )
-                    except AudioError as error:
-                        reason = error.reason
-                    except StoreError as error:  # e.g. NaN from the model, for this file
-                        reason = str(error).removeprefix(f"{path}: ")
-                    except Exception as error:  # one file's fault must not end the run
-                        reason = f"{type(error).__name__}: {error}"
-                    if reason is not None:
-                        status = "failed"
-                        key_reasons[key] = reason
-                    else:
-                        status = "computed"
-                        computed_s = record.duration_s
-                        embedded_here.add(key)
-                        (replacements if key in frameless else new_records).append(record)
-                        if len(new_records) + len(replacements) >= write_batch:
-                            write()
-                if status == "failed":
-                    run.keys[index] = None
-                    run.failures.append(EmbedFailure(path, reason))
-                elif status == "computed":
-                    run.n_computed += 1
-                    run.computed_audio_s += computed_s
-                else:
-                    run.n_reused += 1
-                event = EmbedProgress(
-                    index=index,
-                    path=path,
-                    status=status,
-                    n_done=index + 1,
-                    n_items=len(items),
-                    audio_s_done=run.computed_audio_s,
-                    audio_s_total=reporter.audio_s_total,
-                    reason=reason,
+                    done(index, "failed", reason, 0.0)
+                elif key in stored:
+                    done(index, "reused", None, 0.0)
+            if tasks:
+                executor.prepare()
+                run.n_workers = executor.n_workers()
+            outcomes = (
+                # embed_file is passed (not imported by the task) so that it can be
+                # instrumented here, e.g. to count what reaches the backend.
+                executor.run(
+                    embed_task, tasks, {"with_frames": with_frames, "embed_file": embed_file}
                 )
-                reporter.item(event, computed_s, run.n_failed)
-        finally:
-            # Interrupted (Ctrl-C, a callback raising) or not, keep what was embedded.
+                if tasks
+                else iter(())
+            )
+            for task, outcome in outcomes:
+                key = task.key
+                if key not in items_of:  # a block of an item that has already failed
+                    continue
+                if isinstance(outcome, WorkerLost) or outcome.failed:
+                    blocks.pop(key, None)
+                    finish(key, None, outcome.reason, 0.0)
+                    continue
+                if task.part is None:
+                    finish(key, outcome.record, None, outcome.audio_s)
+                    continue
+                reporter.advance(outcome.audio_s)
+                parts = blocks.setdefault(key, [])
+                parts.append(outcome)
+                if len(parts) < n_parts[key]:
+                    continue
+                del blocks[key]
+                try:
+                    record = assemble_blocks(
+                        backend, parts, n_samples=lengths[key], with_frames=with_frames
+                    )
+                except StoreError as error:
+                    finish(key, None, str(error).removeprefix(f"{task.path}: "), 0.0)
+                    continue
+                finish(key, record, None, 0.0)
+            if tasks and client is not None:
+                run.n_workers = max(run.n_workers, executor.n_workers())
+    finally:
+        # Interrupted (Ctrl-C, a callback raising) or not, keep what was embedded,
+        # and take back the tasks still queued on a cluster.
+        try:
+            getattr(outcomes, "close", lambda: None)()
             write()
             store.flush()
+        finally:
+            run.failures = [failure for _, failure in sorted(failures, key=lambda f: f[0])]
             run.wall_s = time.perf_counter() - started
     if n_writes >= COMPACT_AFTER_WRITES:
         store.compact()

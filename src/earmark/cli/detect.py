@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from ._cluster import ClusterOption, WorkersOption, cluster_client
 from ._common import JsonOption, QuietOption, console, emit_json, output_dir, report_failures
 
 
@@ -45,6 +46,8 @@ def detect(
     plot: bool = typer.Option(True, "--plot/--no-plot", help="Draw a picture per file."),
     json_output: bool = JsonOption,
     quiet: bool = QuietOption,
+    cluster: Optional[str] = ClusterOption,
+    workers: Optional[int] = WorkersOption,
 ) -> None:
     """Find where each class sounds in each file; one events file per input and format."""
     from ..detection.batch import detect_files
@@ -63,19 +66,23 @@ def detect(
     target = output_dir(out_dir)
     quiet = quiet or json_output
     progress = _Progress(len(paths), disabled=quiet)
-    # Checked here, before the progress display starts: a bad option is one clean line.
-    each_file = detect_files(
-        scorer, backend, paths, target,
-        formats=formats or ["csv"], plot=plot,
-        on_file=progress.start_file, on_progress=progress.advance,
-        threshold=_thresholds(thresholds), median_s=median_s,
-        min_duration_s=min_duration_s, merge_gap_s=merge_gap_s,
-    )
-    reports = []
-    with progress:
-        for report in each_file:
-            reports.append(report)
-            progress.end_file(report)
+    with cluster_client(cluster, workers, quiet=quiet) as client:
+        # Checked here, before the progress display starts: a bad option is one clean line.
+        each_file = detect_files(
+            scorer, backend, paths, target,
+            formats=formats or ["csv"], plot=plot,
+            on_file=progress.start_file, on_progress=progress.advance,
+            threshold=_thresholds(thresholds), median_s=median_s,
+            min_duration_s=min_duration_s, merge_gap_s=merge_gap_s, client=client,
+        )
+        reports = []
+        with progress:
+            for report in each_file:
+                reports.append(report)
+                progress.end_file(report)
+    # A cluster reports files as they finish; people and --json read them in input order.
+    order = {str(path): index for index, path in enumerate(paths)}
+    reports.sort(key=lambda report: order.get(report.path, len(order)))
     failures = [report for report in reports if report.error]
     if json_output:
         emit_json([report.to_dict() for report in reports])

@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from ._cluster import ClusterOption, WorkersOption, cluster_client
 from ._common import (
     BackendOption, BackendParamOption, CacheOption, DataArgument, JsonOption, LayoutOption,
     QuietOption, console, emit_json, load_data, open_backend, open_cache, report_failures,
@@ -25,6 +26,8 @@ def embed(
     cache_dir: Optional[Path] = CacheOption,
     json_output: bool = JsonOption,
     quiet: bool = QuietOption,
+    cluster: Optional[str] = ClusterOption,
+    workers: Optional[int] = WorkersOption,
 ) -> None:
     """Embed every item of DATA into the cache. Killed and run again, it goes on where it was."""
     from ..pipeline import embed_manifest
@@ -33,7 +36,8 @@ def embed(
     manifest = load_data(data, layout, quiet=quiet)
     backend = open_backend(backend_name, backend_params, quiet=quiet)
     store = open_cache(cache_dir)
-    run = embed_manifest(manifest, backend, store, progress=not quiet)
+    with cluster_client(cluster, workers, quiet=quiet) as client:
+        run = embed_manifest(manifest, backend, store, progress=not quiet, client=client)
     if json_output:
         emit_json({
             "backend": backend.identity(),
@@ -44,6 +48,8 @@ def embed(
             "failed": [{"path": f.path, "reason": f.reason} for f in run.failures],
             "computed_audio_s": run.computed_audio_s,
             "wall_s": run.wall_s,
+            "tasks": run.n_tasks,
+            "workers": run.n_workers,
         })
     else:
         report_failures(run.failures)
