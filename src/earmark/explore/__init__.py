@@ -1,0 +1,14 @@
+"""Explore a collection without (or before) labelling it: clusters, maps, search, labelling.
+
+Modules (imported on use, so ``import earmark.explore`` stays cheap):
+
+* :mod:`~earmark.explore.cluster`: :class:`~earmark.explore.cluster.EmbeddingClusterer`
+  (k-means, agglomerative, HDBSCAN) with an automatic, reported choice of the number of
+  clusters, medoid examples per cluster, and purity / ARI / NMI against labels.
+* :mod:`~earmark.explore.projection`: 2-D maps of embeddings (UMAP, else t-SNE or PCA).
+* :mod:`~earmark.explore.map`: a self-contained interactive HTML map where clicking a
+  point plays its sound.
+* :mod:`~earmark.explore.search`: the stored clips that sound most like an example.
+* :mod:`~earmark.explore.collection`, :mod:`~earmark.explore.labels`,
+  :mod:`~earmark.explore.active` and :mod:`~earmark.explore.app`: the browser labelling loop.
+"""
