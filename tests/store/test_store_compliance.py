@@ -401,3 +401,138 @@ def test_lance_processes_writing_at_once_leave_no_duplicate(tmp_path):
     keys = [record.key for record in store.iter_records(with_frames=False)]
     assert len(keys) == len(set(keys)) == 60
     assert sum(written) == 59  # each key written by exactly one process, key 0 by none
+
+
+# --------------------------------------------------------------------- vector search
+SEARCH_BACKEND = "backend0000aaaa"
+
+
+def _search_records(n: int = 60) -> list[StoredEmbedding]:
+    # Some records without frames and some spans, so both levels see every case.
+    return [
+        make_record(
+            i, dimension=16, n_frames=1 + i % 4, frames=i % 9 > 0,
+            start_s=2.0 if i % 5 == 0 else None, end_s=9.0 if i % 5 == 0 else None,
+        )
+        for i in range(n)
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("level", ["clip", "segment"])
+@pytest.mark.parametrize("exact", [True, False])
+def test_search_agrees_with_exact_numpy_search(store, level, exact):
+    records = _search_records()
+    store.put_many(records)
+    reference = MemoryStore()
+    reference.put_many(records)
+    queries = np.random.default_rng(1).standard_normal((5, 16))
+    for query in queries:
+        got = store.search_vectors(query, backend_key=SEARCH_BACKEND, k=7, level=level, exact=exact)
+        want = reference.search_vectors(query, backend_key=SEARCH_BACKEND, k=7, level=level)
+        assert [(h.key, h.frame) for h in got] == [(h.key, h.frame) for h in want]
+        assert np.allclose([h.distance for h in got], [h.distance for h in want], atol=1e-5)
+        assert [h.distance for h in got] == sorted(h.distance for h in got)
+        assert [(h.path, h.start_s, h.end_s) for h in got] == [
+            (h.path, h.start_s, h.end_s) for h in want
+        ]
+
+
+def test_search_finds_each_stored_vector_first(store):
+    records = _search_records(20)
+    store.put_many(records)
+    for record in records[1:6]:
+        clip = store.search_vectors(record.clip * 3.0, backend_key=SEARCH_BACKEND, k=3)
+        assert clip[0].key == record.key and abs(clip[0].distance) < 1e-5
+        assert clip[0].frame is None and (clip[0].start_s, clip[0].end_s) == (
+            record.start_s, record.end_s,
+        )  # fmt: skip
+        frame = record.n_frames - 1
+        segment = store.search_vectors(
+            record.X[frame], backend_key=SEARCH_BACKEND, k=3, level="segment"
+        )
+        assert (segment[0].key, segment[0].frame) == (record.key, frame)
+        # Segment spans are absolute in the file: the record's start plus the frame's.
+        offset = record.start_s or 0.0
+        assert segment[0].start_s == pytest.approx(offset + record.frame_start_s[frame])
+        assert segment[0].end_s == pytest.approx(offset + record.frame_end_s[frame])
+
+
+def test_search_refuses_bad_queries_and_unknown_backends(store):
+    store.put_many(_search_records(5))
+    unknown = "no embeddings of backend configuration nosuch.*stored: backend0000aaaa"
+    with pytest.raises(StoreError, match=unknown):
+        store.search_vectors(np.ones(16), backend_key="nosuch")
+    with pytest.raises(ParameterError, match="dimension 16.*got 8"):
+        store.search_vectors(np.ones(8), backend_key=SEARCH_BACKEND)
+    for query, k, level, message in [
+        (np.zeros(16), 1, "clip", "all zeros"),
+        (np.full(16, np.nan), 1, "clip", "NaN"),
+        (np.ones((2, 16)), 1, "clip", "shape"),
+        (np.ones(16), 0, "clip", "k >= 1"),
+        (np.ones(16), 1, "frames", "level"),
+    ]:
+        with pytest.raises(ParameterError, match=message):
+            store.search_vectors(query, backend_key=SEARCH_BACKEND, k=k, level=level)
+
+
+def test_segment_search_needs_frames(store):
+    store.put_many([make_record(i, dimension=16, frames=False) for i in range(3)])
+    assert len(store.search_vectors(np.ones(16), backend_key=SEARCH_BACKEND, k=5)) == 3
+    with pytest.raises(StoreError, match="no record was stored with frame embeddings"):
+        store.search_vectors(np.ones(16), backend_key=SEARCH_BACKEND, level="segment")
+
+
+def _indexed_store(directory, index_type: str = "IVF_FLAT") -> LanceStore:
+    from earmark.store.lance_index import IndexSettings
+
+    # Index even a small table, and probe every partition: the index must then agree
+    # with exact search (PQ codes only pick candidates; refine re-ranks them exactly).
+    settings = IndexSettings(
+        index_type=index_type, min_rows=100, num_partitions=2, num_sub_vectors=4, nprobes=2,
+        refine_factor=100,
+    )  # fmt: skip
+    return LanceStore(directory, index_settings=settings)
+
+
+@pytest.mark.parametrize("index_type", ["IVF_FLAT", "IVF_PQ"])
+@pytest.mark.parametrize("level", ["clip", "segment"])
+def test_lance_index_search_matches_exact_search(tmp_path, level, index_type):
+    store = _indexed_store(tmp_path / "cache", index_type)
+    records = _search_records(300)
+    store.put_many(records)
+    assert store.build_index(SEARCH_BACKEND, level=level) is True
+    assert store.build_index(SEARCH_BACKEND, level=level) is False  # kept, not retrained
+    table = store._vectors.table(SEARCH_BACKEND, level)
+    assert [index.index_type for index in table.list_indices()] == [
+        {"IVF_FLAT": "IvfFlat", "IVF_PQ": "IvfPq"}[index_type]
+    ]
+    reference = MemoryStore()
+    reference.put_many(records)
+    for query in np.random.default_rng(2).standard_normal((8, 16)):
+        got = store.search_vectors(query, backend_key=SEARCH_BACKEND, k=5, level=level)
+        want = reference.search_vectors(query, backend_key=SEARCH_BACKEND, k=5, level=level)
+        assert [(h.key, h.frame) for h in got] == [(h.key, h.frame) for h in want]
+
+
+def test_lance_segments_follow_new_records_and_persist(tmp_path):
+    directory = tmp_path / "cache"
+    store = _indexed_store(directory)
+    store.put_many(_search_records(300))
+    store.build_index(SEARCH_BACKEND, level="segment")
+    segments = store._vectors.table(SEARCH_BACKEND, "segment")
+    n_segments = segments.count_rows()
+    assert (directory / f"segments_{SEARCH_BACKEND}.sync.json").is_file()
+
+    # Written after the index was trained: found (flat scan of unindexed rows), once each.
+    late = make_record(1000, dimension=16, n_frames=2)
+    store.put_many([late])
+    hits = store.search_vectors(late.X[1], backend_key=SEARCH_BACKEND, k=2, level="segment")
+    assert (hits[0].key, hits[0].frame) == (late.key, 1) and hits[0].distance < 1e-5
+    assert segments.count_rows() == n_segments + 2
+
+    # Another process's view: same answer, nothing added twice.
+    reopened = _indexed_store(directory)
+    again = reopened.search_vectors(late.X[1], backend_key=SEARCH_BACKEND, k=2, level="segment")
+    assert [(h.key, h.frame) for h in again] == [(h.key, h.frame) for h in hits]
+    assert reopened._vectors.table(SEARCH_BACKEND, "segment").count_rows() == n_segments + 2
+    assert reopened.backend_keys() == [SEARCH_BACKEND]  # the segment table is no backend

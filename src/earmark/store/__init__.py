@@ -17,10 +17,12 @@ from pathlib import Path
 from .base import EmbeddingStore, StoredEmbedding, default_cache_dir
 from .keys import embedding_key
 from .memory import MemoryStore
+from .vectors import SearchHit
 
 __all__ = [
     "EmbeddingStore",
     "StoredEmbedding",
+    "SearchHit",
     "MemoryStore",
     "LanceStore",
     "open_store",

@@ -27,6 +27,7 @@ import numpy as np
 
 from ..exceptions import StoreError
 from .keys import hash_file_content, stat_signature
+from .vectors import SearchHit, VectorRows, check_level, check_query, exact_search, no_vectors
 
 __all__ = ["StoredEmbedding", "EmbeddingStore", "default_cache_dir"]
 
@@ -345,6 +346,78 @@ class EmbeddingStore(ABC):
         if len(dimensions) > 1:
             raise StoreError(f"keys mix embeddings of dimensions {sorted(dimensions)}")
         return np.stack([found[key].clip for key in keys]).astype(np.float32, copy=False)
+
+    # --------------------------------------------------------------- searching
+    def search_vectors(
+        self,
+        query,
+        *,
+        backend_key: str,
+        k: int = 10,
+        level: str = "clip",
+        exact: bool = False,
+    ) -> list[SearchHit]:
+        """The ``k`` stored clips or segments nearest ``query`` by cosine distance.
+
+        Parameters
+        ----------
+        query : np.ndarray [shape=(dimension,)]
+            A vector in the backend configuration's embedding space.
+        backend_key : str
+            The backend configuration's table to search.
+        k : int
+        level : {"clip", "segment"}
+            Search pooled clip vectors, or the frame vectors of records stored with
+            frames (see :mod:`earmark.store.vectors`).
+        exact : bool
+            Compare with every vector. Stores with a vector index answer approximately
+            otherwise; this base implementation is always exact.
+
+        Returns
+        -------
+        hits : list of SearchHit
+            At most ``k``, by ascending distance.
+
+        Raises
+        ------
+        StoreError
+            If the store holds nothing of ``backend_key`` (or no frames, for segments).
+        ParameterError
+            If the query is not a finite non-zero vector of the table's dimension.
+        """
+        level = check_level(level)
+        check_query(query, k=k)
+        rows = self.vector_rows(backend_key, level=level)
+        if len(rows) == 0:
+            raise no_vectors(backend_key, level, self.backend_keys())
+        query = check_query(query, rows.X.shape[1], k=k)
+        found, distances = exact_search(query, rows.X, k)
+        return [rows.hit(row, distance) for row, distance in zip(found, distances)]
+
+    def vector_rows(self, backend_key: str, *, level: str = "clip") -> VectorRows:
+        """Every searchable vector of one backend configuration, with its span.
+
+        Returns
+        -------
+        VectorRows
+            Empty if the store holds nothing of ``backend_key``.
+        """
+        level = check_level(level)
+        records = self.iter_records(backend_key, with_frames=level == "segment")
+        return VectorRows.from_records(records, level=level)
+
+    def build_index(self, backend_key: str, *, level: str = "clip", replace: bool = False) -> bool:
+        """Build (or bring up to date) the vector index that approximate search uses.
+
+        Stores without an index search exactly and do nothing here.
+
+        Returns
+        -------
+        built : bool
+            Whether an index was trained.
+        """
+        check_level(level)
+        return False
 
     # --------------------------------------------------------------- file hashes
     def content_hash(self, path) -> str:

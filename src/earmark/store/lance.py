@@ -33,6 +33,8 @@ from .arrow import (
     records_to_arrow,
 )
 from .base import EmbeddingStore, StoredEmbedding, check_all_found
+from .lance_index import SEGMENT_PREFIX, IndexSettings, LanceVectorSearch
+from .vectors import SearchHit, check_level, check_query, no_vectors
 
 __all__ = ["LanceStore"]
 
@@ -65,6 +67,8 @@ class LanceStore(EmbeddingStore):
     ----------
     directory : str or Path
         The database folder; created if missing.
+    index_settings : IndexSettings, optional
+        Vector index type and search parameters (see :mod:`earmark.store.lance_index`).
 
     Examples
     --------
@@ -73,7 +77,7 @@ class LanceStore(EmbeddingStore):
     0
     """
 
-    def __init__(self, directory) -> None:
+    def __init__(self, directory, *, index_settings: IndexSettings | None = None) -> None:
         super().__init__()
         import lancedb
 
@@ -88,6 +92,7 @@ class LanceStore(EmbeddingStore):
         # parallel run never re-embeds what another one has just written.
         self._db = lancedb.connect(str(self.directory), read_consistency_interval=timedelta(0))
         self._tables: dict[str, object] = {}
+        self._vectors = LanceVectorSearch(self, index_settings or IndexSettings())
 
     def __repr__(self) -> str:
         return f"LanceStore({str(self.directory)!r})"
@@ -288,6 +293,64 @@ class LanceStore(EmbeddingStore):
             for batch in reader:
                 yield from records_from_arrow(pa.Table.from_batches([batch]), table_key, with_frames)
 
+    # --------------------------------------------------------------- searching
+    def search_vectors(
+        self,
+        query,
+        *,
+        backend_key: str,
+        k: int = 10,
+        level: str = "clip",
+        exact: bool = False,
+    ) -> list[SearchHit]:
+        """Nearest clips or segments by cosine distance, through a LanceDB vector index.
+
+        See :meth:`EmbeddingStore.search_vectors`. A table of
+        :attr:`IndexSettings.min_rows` rows or more is searched with its vector index,
+        trained on the first search if missing (:meth:`build_index` does it ahead);
+        smaller tables, and ``exact=True``, are searched exhaustively.
+        """
+        level = check_level(level)
+        check_query(query, k=k)
+        try:
+            table = self._searchable(backend_key, level)
+            dimension = table.schema.field("vector").type.list_size
+            query = check_query(query, dimension, k=k)
+            return self._vectors.search(table, query, k=k, level=level, exact=exact)
+        except (RuntimeError, OSError, pa.ArrowException) as error:
+            self._fail(f"searching the {level} vectors of backend {backend_key}", error)
+
+    def build_index(self, backend_key: str, *, level: str = "clip", replace: bool = False) -> bool:
+        """Train the vector index of one backend's clip or segment table now.
+
+        Without ``replace``, an existing index is kept (and new rows folded into it when
+        many); a table smaller than :attr:`IndexSettings.min_rows` gets none, unless
+        ``replace`` asks to retrain one it has.
+
+        Returns
+        -------
+        built : bool
+            Whether an index was trained.
+
+        Raises
+        ------
+        StoreError
+            If the store holds nothing of ``backend_key`` at ``level``.
+        """
+        level = check_level(level)
+        try:
+            table = self._searchable(backend_key, level)
+            return self._vectors.ensure_index(table, replace=replace)
+        except (RuntimeError, OSError, pa.ArrowException) as error:
+            self._fail(f"indexing the {level} vectors of backend {backend_key}", error)
+
+    def _searchable(self, backend_key: str, level: str):
+        """The table searched at ``level``, synced; StoreError if it has no vectors."""
+        table = self._vectors.table(backend_key, level) if _SAFE_NAME.match(backend_key) else None
+        if table is None or table.count_rows() == 0:
+            raise no_vectors(backend_key, level, self.backend_keys())
+        return table
+
     # --------------------------------------------------------------- file hashes
     def _read_hash_memo(self) -> dict[str, tuple[int, int, str]]:
         try:
@@ -334,5 +397,8 @@ class LanceStore(EmbeddingStore):
         try:
             for _, table in self._tables_for(None):
                 table.optimize()
+            for name in self._table_names():
+                if name.startswith(SEGMENT_PREFIX):
+                    self._open(name).optimize()
         except (RuntimeError, OSError) as error:
             self._fail("compacting", error)
