@@ -1,0 +1,88 @@
+"""``earmark explain``: which regions of a clip a model's score rests on (PNG + HTML)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ._common import JsonOption, QuietOption, console, emit_json, output_dir
+
+
+def register(app: typer.Typer) -> None:
+    app.command("explain")(explain)
+
+
+def explain(
+    model_path: Path = typer.Argument(..., help="A model file written by `earmark train`."),
+    file: Path = typer.Argument(..., help="The audio file to explain."),
+    method: str = typer.Option(
+        "occlusion", "--method", "-m",
+        help="occlusion (each region removed alone) or lime (random subsets, linear surrogate).",
+    ),
+    label: Optional[str] = typer.Option(
+        None, "--class", "-c", help="Class to explain; default the model's prediction."
+    ),
+    output: Optional[Path] = typer.Option(
+        None, "--output", "-o",
+        help="Folder for the PNGs and the HTML page [default: earmark-output].",
+    ),
+    segments: int = typer.Option(8, "--segments", help="Time segments of the grid."),
+    bands: int = typer.Option(8, "--bands", help="Mel-spaced frequency bands of the grid."),
+    baseline: str = typer.Option(
+        "floor", "--baseline",
+        help="What removed regions become: floor (the clip's background level) or zero.",
+    ),
+    samples: int = typer.Option(256, "--samples", help="LIME: random masks scored."),
+    seed: int = typer.Option(0, "--seed", help="LIME masks, random orders and noise."),
+    check: bool = typer.Option(
+        True, "--check/--no-check",
+        help="Measure reliability: deletion/insertion curves and stability (slower).",
+    ),
+    json_output: bool = JsonOption,
+    quiet: bool = QuietOption,
+) -> None:
+    """Explain one clip: heat map over its spectrogram, top evidence, audio of the evidence."""
+    from ..interpret.explain import explain_file
+    from ..interpret.reliability import assess
+    from ..interpret.render import write_explanation
+    from ..model import EarmarkModel
+
+    model = EarmarkModel.load(model_path)
+    backend = model.backend()
+    explanation = explain_file(
+        model, file, label=label, method=method, n_time=segments, n_bands=bands,
+        baseline=baseline, n_samples=samples, seed=seed, backend=backend,
+    )
+    reliability = assess(explanation, model, backend=backend, seed=seed) if check else None
+    paths = write_explanation(explanation, output_dir(output), reliability=reliability)
+    if json_output:
+        emit_json({
+            "explanation": explanation.to_dict(),
+            "reliability": None if reliability is None else reliability.to_dict(),
+            "files": {kind: str(path) for kind, path in paths.items()},
+        })
+        return
+    if not quiet:
+        _print_evidence(explanation)
+    if reliability is not None:
+        console.print(f"reliability: {reliability.summary()}", highlight=False)
+    console.print(f"wrote {paths['png']} and {paths['html']}", highlight=False)
+
+
+def _print_evidence(explanation) -> None:
+    from rich.table import Table
+
+    table = Table(
+        title=f"{explanation.method}: evidence for {explanation.label!s} "
+        f"(score {explanation.base_score:.3f}; {explanation.empty_score:.3f} with nothing left)"
+    )
+    for column in ("rank", "time (s)", "band (Hz)", "importance"):
+        table.add_column(column, justify="right")
+    for row in explanation.top_regions(5):
+        table.add_row(
+            str(row["rank"]), f"{row['start_s']:.2f}-{row['end_s']:.2f}",
+            f"{row['low_hz']:.0f}-{row['high_hz']:.0f}", f"{row['importance']:+.4f}",
+        )
+    console.print(table)

@@ -1,0 +1,1 @@
+"""Interpretability: local explanations, their reliability, prototypes and pages to show them."""
