@@ -38,6 +38,11 @@ def train(
         help="Multiple-instance model on frame embeddings (pooling: max, mean or "
         "attention): learns from clip labels, then scores every frame, for `detect`.",
     ),
+    prototype_network: bool = typer.Option(
+        False, "--prototype-network",
+        help="Interpretable prototype network on log-mel patches (no backend): decides by "
+        "likeness to real training segments; see them with `earmark prototypes`.",
+    ),
     layout: str = LayoutOption,
     cache_dir: Optional[Path] = CacheOption,
     json_output: bool = JsonOption,
@@ -60,6 +65,10 @@ def train(
     elif fewshot:
         learner = "prototype"
     manifest = load_data(data, layout, quiet=quiet)
+    if prototype_network:
+        from .protonet import train_prototype_network
+
+        return train_prototype_network(manifest, output, json_output=json_output, quiet=quiet)
     backend = open_backend(backend_name, backend_params, quiet=quiet)
     if mil is not None:
         model = _train_mil(manifest, backend, mil, quiet=quiet)

@@ -1,0 +1,224 @@
+"""Log-mel patches with exact times: the input of the prototype network.
+
+A patch is ``patch_frames`` consecutive frames of a log-mel spectrogram computed without
+centring (frame ``k`` covers samples ``[k * hop_length, k * hop_length + n_fft)``), so
+each patch covers an exact span of the recording, from ``start_s`` to ``end_s``. That
+span is what a prototype is shown as: its nearest real training segment, as a picture
+and as sound.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..exceptions import EarmarkError, ParameterError
+
+__all__ = ["PatchConfig", "PatchSet", "log_mel", "log_mel_patches", "manifest_patches"]
+
+#: Floor of the log-mel power in decibels; digital silence would otherwise be -inf.
+_FLOOR_DB = -100.0
+
+
+@dataclass(frozen=True)
+class PatchConfig:
+    """How audio becomes patches (stored with a model, so new audio is cut the same way).
+
+    Attributes
+    ----------
+    sr : int
+        Rate the audio is resampled to, in Hz.
+    n_mels, n_fft, hop_length : int
+        Mel bands, FFT size and hop (samples) of the spectrogram.
+    patch_frames : int
+        Frames per patch (``patch_frames * hop_length / sr`` seconds, plus one FFT).
+    patch_hop_frames : int
+        Frames between the starts of consecutive patches of one recording.
+    max_patches : int or None
+        At most this many patches per recording, from its start (None: all).
+    """
+
+    sr: int = 16000
+    n_mels: int = 64
+    n_fft: int = 1024
+    hop_length: int = 256
+    patch_frames: int = 64
+    patch_hop_frames: int = 32
+    max_patches: int | None = 4
+
+    def __post_init__(self):
+        for name in ("sr", "n_mels", "n_fft", "hop_length", "patch_frames", "patch_hop_frames"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+                raise ParameterError(f"expected {name} to be an integer >= 1, got {value!r}")
+        if self.max_patches is not None and (
+            not isinstance(self.max_patches, (int, np.integer)) or self.max_patches < 1
+        ):
+            raise ParameterError(f"expected max_patches >= 1 or None, got {self.max_patches!r}")
+
+    @property
+    def patch_samples(self) -> int:
+        """Samples a patch covers."""
+        return (self.patch_frames - 1) * self.hop_length + self.n_fft
+
+    @property
+    def patch_s(self) -> float:
+        """Seconds a patch covers."""
+        return self.patch_samples / self.sr
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+@dataclass
+class PatchSet:
+    """Patches of many recordings, each with where it came from.
+
+    Attributes
+    ----------
+    X : np.ndarray [shape=(n_patches, patch_frames, n_mels), dtype=float32]
+        Log-mel patches in decibels.
+    item : np.ndarray [shape=(n_patches,), dtype=int64]
+        Index of each patch's recording in the manifest.
+    start_s, end_s : np.ndarray [shape=(n_patches,), dtype=float64]
+        Span of each patch in its file, in seconds.
+    ok : np.ndarray [shape=(n_items,), dtype=bool]
+        Items that gave at least one patch.
+    failures : list of (str, str)
+        ``(path, reason)`` of the items that could not be read.
+    """
+
+    X: np.ndarray
+    item: np.ndarray
+    start_s: np.ndarray
+    end_s: np.ndarray
+    ok: np.ndarray
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+
+def log_mel(y, *, sr: int, n_mels: int = 64, n_fft: int = 1024, hop_length: int = 256) -> np.ndarray:
+    """Log-mel spectrogram in decibels, frames uncentred so their times are exact.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n_samples,)]
+        Mono audio, ``n_samples >= n_fft``.
+    sr : int
+    n_mels, n_fft, hop_length : int
+
+    Returns
+    -------
+    S_db : np.ndarray [shape=(1 + (n_samples - n_fft) // hop_length, n_mels), dtype=float32]
+        Frame ``k`` covers samples ``[k * hop_length, k * hop_length + n_fft)``.
+
+    Examples
+    --------
+    >>> log_mel(np.zeros(16000, dtype=np.float32), sr=16000).shape
+    (59, 64)
+    """
+    import librosa
+
+    y = np.asarray(y, dtype=np.float32)
+    if y.ndim != 1 or y.size < n_fft:
+        raise ParameterError(f"expected mono audio of at least {n_fft} samples, got shape {y.shape}")
+    S = librosa.feature.melspectrogram(
+        y=y, sr=sr, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels, center=False, power=2.0
+    )
+    # A fixed reference (not the clip's maximum) keeps loudness comparable across clips.
+    S_db = 10.0 * np.log10(np.maximum(S, 10 ** (_FLOOR_DB / 10)))
+    return S_db.T.astype(np.float32)
+
+
+def log_mel_patches(y, config: PatchConfig = PatchConfig()) -> tuple[np.ndarray, np.ndarray]:
+    """Cut one recording into log-mel patches; a short one is padded with silence.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n_samples,)]
+        Mono audio at ``config.sr``.
+    config : PatchConfig
+
+    Returns
+    -------
+    X : np.ndarray [shape=(n_patches, patch_frames, n_mels), dtype=float32]
+    start_s : np.ndarray [shape=(n_patches,)]
+        Start of each patch in seconds from the start of ``y``; each ends
+        ``config.patch_s`` later.
+
+    Examples
+    --------
+    >>> X, start_s = log_mel_patches(np.zeros(8000, dtype=np.float32))
+    >>> X.shape, start_s.tolist()
+    ((1, 64, 64), [0.0])
+    """
+    y = np.asarray(y, dtype=np.float32)
+    if y.ndim != 1 or y.size == 0:
+        raise ParameterError(f"expected non-empty mono audio, got shape {y.shape}")
+    if y.size < config.patch_samples:
+        y = np.pad(y, (0, config.patch_samples - y.size))
+    S = log_mel(
+        y, sr=config.sr, n_mels=config.n_mels, n_fft=config.n_fft, hop_length=config.hop_length
+    )
+    starts = np.arange(0, S.shape[0] - config.patch_frames + 1, config.patch_hop_frames)
+    if config.max_patches is not None:
+        starts = starts[: config.max_patches]
+    X = np.stack([S[s : s + config.patch_frames] for s in starts])
+    return X, starts * config.hop_length / config.sr
+
+
+def manifest_patches(
+    manifest, config: PatchConfig = PatchConfig(), *, progress: bool = False
+) -> PatchSet:
+    """Patches of every item of a manifest; unreadable items are named, the rest go on.
+
+    Parameters
+    ----------
+    manifest : Manifest
+        Items with a ``start_s`` / ``end_s`` are cut from that span of their file.
+    config : PatchConfig
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    PatchSet
+        Times are in seconds from the start of each file.
+    """
+    from ..audio import load
+
+    items = list(manifest)
+    blocks, item_index, starts, failures = [], [], [], []
+    ok = np.zeros(len(items), dtype=bool)
+    iterator = enumerate(items)
+    if progress:
+        from rich.progress import track
+
+        iterator = track(iterator, total=len(items), description="log-mel patches")
+    for i, item in iterator:
+        try:
+            y, _ = load(item.path, sr=config.sr, start_s=item.start_s, end_s=item.end_s)
+            X, start_s = log_mel_patches(y, config)
+        except EarmarkError as error:  # AudioError names the file; a ParameterError does not
+            failures.append((str(item.path), str(error).removeprefix(f"{item.path}: ")))
+            continue
+        blocks.append(X)
+        item_index.append(np.full(len(X), i, dtype=np.int64))
+        starts.append(start_s + (item.start_s or 0.0))
+        ok[i] = True
+    if not blocks:
+        raise EarmarkError(
+            f"no item of the manifest could be cut into patches ({len(failures)} failed"
+            + (f"; first: {failures[0][0]}: {failures[0][1]}" if failures else "")
+            + ")"
+        )
+    start_s = np.concatenate(starts)
+    return PatchSet(
+        X=np.concatenate(blocks),
+        item=np.concatenate(item_index),
+        start_s=start_s,
+        end_s=start_s + config.patch_s,
+        ok=ok,
+        failures=failures,
+    )

@@ -1,0 +1,512 @@
+"""A prototype network: a classifier that decides by likeness to real training segments.
+
+After APNet (Zinemanas et al., "An interpretable deep learning model for automatic sound
+classification", Electronics 2021). A small convolutional encoder maps a log-mel patch
+(:mod:`earmark.interpret.features`) to a latent map ``Z`` of shape ``(channels, frames /
+4, mels / 4)``. Each prototype ``P_j`` has the same shape; their distance is computed per
+latent mel band, ``d_jf = mean_t sum_c w_c (Z_ctf - P_jctf)^2``, so the network compares
+time-frequency structure, not a pooled vector; ``w_c`` weighs latent channels (what
+:mod:`earmark.interpret.refine` prunes). Similarities ``exp(-d_jf)`` are summed over
+bands with learned weights and a linear layer maps the prototype similarities to classes.
+
+Training (torch, :mod:`earmark.interpret._protonet_torch`) minimises cross-entropy plus
+a decoder's reconstruction error plus two closeness terms: every prototype near some
+training latent, every training latent near some prototype. Then each prototype is
+*pushed* onto the nearest latent of a training patch of its class and only the head is
+tuned, so every prototype **is** a real training segment: ``prototype_segments_`` says
+which file and span, ``prototype_patches_`` holds its spectrogram and
+``prototype_audio_`` (when fitted from a manifest) its sound.
+
+A fitted network predicts in NumPy; torch is needed to fit and refine only.
+"""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from ..exceptions import BackendUnavailableError, EarmarkError, ParameterError
+from .features import PatchConfig, manifest_patches
+
+__all__ = ["PrototypeNetwork", "PARAMETER_NAMES", "fit_manifest", "clip_proba"]
+
+#: Every learned array, by name; ``decoder.*`` only serve training (reconstruction).
+PARAMETER_NAMES = (
+    "conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias",
+    "decoder1.weight", "decoder1.bias", "decoder2.weight", "decoder2.bias",
+    "prototypes", "channel_logits", "frequency_weights", "head.weight", "head.bias",
+)  # fmt: skip
+
+#: Arrays needed to classify (the decoder only serves training).
+CLASSIFIER_PARAMETERS = (
+    "conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias",
+    "prototypes", "channel_logits", "frequency_weights", "head.weight", "head.bias",
+)  # fmt: skip
+
+
+class PrototypeNetwork(ClassifierMixin, BaseEstimator):
+    """Classify log-mel patches by their similarity to learned, real prototypes.
+
+    Parameters
+    ----------
+    prototypes_per_class : int
+        Prototypes set aside for each class at the start.
+    channels : tuple of int
+        Channels of the encoder's two convolutions; the second is the latent depth.
+    epochs : int
+        Passes over the patches while training everything.
+    head_epochs : int
+        Passes after the push, tuning only channel weights, band weights and head.
+    batch_size : int
+    learning_rate : float
+    reconstruction_weight, prototype_weight, sample_weight : float
+        Weights of the decoder loss, of "each prototype near a patch" and of "each
+        patch near a prototype" beside the cross-entropy.
+    random_state : int, RandomState or None
+
+    Attributes
+    ----------
+    classes_ : np.ndarray [shape=(n_classes,)]
+    params_ : dict of np.ndarray
+        Every learned array (see :data:`PARAMETER_NAMES`).
+    mean_, scale_ : float
+        Standardisation of the log-mel input (dB).
+    prototype_class_ : np.ndarray [shape=(n_prototypes,), dtype=int64]
+        Class (index into ``classes_``) each prototype was pushed within.
+    prototype_patches_ : np.ndarray [shape=(n_prototypes, frames, mels)]
+        The training patch each prototype equals (dB).
+    prototype_segments_ : list of dict
+        Where each prototype comes from: ``row`` (in the training ``X``) and, when
+        ``segments`` were given, ``path``, ``start_s``, ``end_s``.
+    prototype_audio_ : np.ndarray [shape=(n_prototypes, n_samples)] or None
+        Sound of each prototype's segment (set by :func:`fit_manifest`).
+    patch_config_ : dict or None
+        The :class:`~earmark.interpret.features.PatchConfig` of the training patches.
+    loss_curve_ : list of float
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(40, 16, 16)).astype(np.float32)
+    >>> X[20:, :, :8] += 3  # class "b" is loud in the low bands
+    >>> y = ["a"] * 20 + ["b"] * 20
+    >>> net = PrototypeNetwork(channels=(4, 4), epochs=5, head_epochs=5).fit(X, y)
+    >>> net.predict(X[:2]).shape, net.params_["prototypes"].shape
+    ((2,), (6, 4, 4, 4))
+    """
+
+    def __init__(
+        self,
+        *,
+        prototypes_per_class: int = 3,
+        channels: tuple[int, int] = (16, 16),
+        epochs: int = 30,
+        head_epochs: int = 20,
+        batch_size: int = 32,
+        learning_rate: float = 2e-3,
+        reconstruction_weight: float = 1.0,
+        prototype_weight: float = 0.1,
+        sample_weight: float = 0.1,
+        random_state=0,
+    ):
+        self.prototypes_per_class = prototypes_per_class
+        self.channels = channels
+        self.epochs = epochs
+        self.head_epochs = head_epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.reconstruction_weight = reconstruction_weight
+        self.prototype_weight = prototype_weight
+        self.sample_weight = sample_weight
+        self.random_state = random_state
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.three_d_array = True
+        return tags
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, X, y, *, segments=None):
+        """Train on labelled patches, push the prototypes onto real patches.
+
+        Parameters
+        ----------
+        X : np.ndarray [shape=(n, frames, mels)]
+            Log-mel patches (dB); ``frames`` and ``mels`` multiples of 4.
+        y : array-like [shape=(n,)]
+            Label of each patch (at least 2 classes).
+        segments : mapping of array-like [shape=(n,)], optional
+            Columns ``path``, ``start_s``, ``end_s`` (a dict or DataFrame): where each
+            patch comes from, recorded for the prototypes.
+
+        Returns
+        -------
+        self
+        """
+        self._check_params()
+        X = _check_patches(X)
+        y = np.asarray(y)
+        if y.shape != (X.shape[0],):
+            raise ParameterError(f"expected {X.shape[0]} labels, got shape {y.shape}")
+        classes, targets = np.unique(y, return_inverse=True)
+        if len(classes) < 2:
+            raise ParameterError(f"expected at least 2 classes, got {len(classes)}")
+        torch_side = _torch()
+        self.classes_ = classes
+        self.mean_ = float(X.mean())
+        self.scale_ = float(X.std()) or 1.0
+        rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31 - 1))
+        prototype_class = np.repeat(np.arange(len(classes)), int(self.prototypes_per_class))
+        params = torch_side.initial_params(
+            n_mels=X.shape[2], channels=tuple(int(c) for c in self.channels),
+            prototype_class=prototype_class, n_classes=len(classes),
+            latent_shape=(X.shape[1] // 4, X.shape[2] // 4), rng=rng,
+        )  # fmt: skip
+        self._train(params, X, targets, segments, init_prototypes=True, epochs=self.epochs, seed=rng)
+        self.n_features_in_ = int(X.shape[1] * X.shape[2])
+        self.prototype_audio_ = None
+        self.patch_config_ = None
+        self.refinement_ = None
+        return self
+
+    def _train(self, params, X, targets, segments, *, init_prototypes, epochs, seed) -> None:
+        """Run the torch training from ``params`` and keep its results (fit, refine)."""
+        import torch
+
+        torch_side = _torch()
+        previous_threads = torch.get_num_threads()
+        # Small convolutions on a shared machine: one thread wastes least.
+        torch.set_num_threads(1)
+        try:
+            params, push_index, losses = torch_side.train(
+                params, self._standardise(X), targets,
+                init_prototypes=init_prototypes, epochs=int(epochs),
+                head_epochs=int(self.head_epochs), batch_size=int(self.batch_size),
+                learning_rate=float(self.learning_rate),
+                reconstruction_weight=float(self.reconstruction_weight),
+                prototype_weight=float(self.prototype_weight),
+                sample_weight=float(self.sample_weight),
+                seed=int(seed.integers(2**31 - 1)),
+            )  # fmt: skip
+        finally:
+            torch.set_num_threads(previous_threads)
+        self.params_ = params
+        self.prototype_class_ = params["head.weight"].argmax(axis=0).astype(np.int64)
+        self.prototype_patches_ = X[push_index].copy()
+        self.prototype_segments_ = [{"row": int(row)} for row in push_index]
+        if segments is not None:
+            for column in ("path", "start_s", "end_s"):
+                values = np.asarray(segments[column])
+                if values.shape != (len(X),):
+                    raise ParameterError(
+                        f"expected segments[{column!r}] of shape ({len(X)},), got {values.shape}"
+                    )
+                for record, value in zip(self.prototype_segments_, values[push_index]):
+                    record[column] = str(value) if column == "path" else float(value)
+        self.loss_curve_ = losses
+
+    def _check_params(self) -> None:
+        for name in ("prototypes_per_class", "epochs", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, Integral) or isinstance(value, bool) or value < 1:
+                raise ParameterError(f"expected {name} to be an integer >= 1, got {value!r}")
+        if not isinstance(self.head_epochs, Integral) or self.head_epochs < 0:
+            raise ParameterError(f"expected head_epochs >= 0, got {self.head_epochs!r}")
+        channels = tuple(self.channels) if isinstance(self.channels, (tuple, list)) else ()
+        if len(channels) != 2 or not all(isinstance(c, Integral) and c >= 1 for c in channels):
+            raise ParameterError(f"expected channels as two integers >= 1, got {self.channels!r}")
+        for name in ("learning_rate",):
+            if not (isinstance(getattr(self, name), Real) and getattr(self, name) > 0):
+                raise ParameterError(f"expected {name} > 0, got {getattr(self, name)!r}")
+        for name in ("reconstruction_weight", "prototype_weight", "sample_weight"):
+            if not (isinstance(getattr(self, name), Real) and getattr(self, name) >= 0):
+                raise ParameterError(f"expected {name} >= 0, got {getattr(self, name)!r}")
+
+    # --------------------------------------------------------------- prediction
+    def _standardise(self, X: np.ndarray) -> np.ndarray:
+        return ((X - self.mean_) / self.scale_).astype(np.float32)
+
+    def encode(self, X) -> np.ndarray:
+        """Latent maps of patches.
+
+        Parameters
+        ----------
+        X : np.ndarray [shape=(n, frames, mels)]
+
+        Returns
+        -------
+        Z : np.ndarray [shape=(n, channels, frames / 4, mels / 4), dtype=float32]
+        """
+        check_is_fitted(self, "params_")
+        X = self._standardise(_check_patches(X, self.prototype_patches_.shape[1:]))
+        p = self.params_
+        out = []
+        for start in range(0, len(X), 128):
+            h = _conv(X[start : start + 128, None], p["conv1.weight"], p["conv1.bias"])
+            h = _max_pool(np.maximum(h, 0))
+            out.append(np.tanh(_max_pool(_conv(h, p["conv2.weight"], p["conv2.bias"]))))
+        return np.concatenate(out).astype(np.float32)
+
+    def distances(self, X) -> np.ndarray:
+        """Distance of each patch to each prototype per latent mel band.
+
+        Parameters
+        ----------
+        X : np.ndarray [shape=(n, frames, mels)]
+
+        Returns
+        -------
+        D : np.ndarray [shape=(n, n_prototypes, mels / 4)]
+        """
+        return _distances(self.encode(X), self.params_)
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities of patches.
+
+        Parameters
+        ----------
+        X : np.ndarray [shape=(n, frames, mels)]
+
+        Returns
+        -------
+        P : np.ndarray [shape=(n, n_classes)]
+        """
+        logits = _head(self.distances(X), self.params_)
+        logits -= logits.max(axis=1, keepdims=True)
+        P = np.exp(logits)
+        return P / P.sum(axis=1, keepdims=True)
+
+    def predict(self, X) -> np.ndarray:
+        """Labels of patches, [shape=(n,)]."""
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+    def nearest_prototype(self, X) -> np.ndarray:
+        """Index of the nearest prototype of each patch, [shape=(n,), dtype=int64]."""
+        return self.distances(X).mean(axis=2).argmin(axis=1)
+
+    @property
+    def n_prototypes_(self) -> int:
+        check_is_fitted(self, "params_")
+        return int(self.params_["prototypes"].shape[0])
+
+    @property
+    def n_parameters_(self) -> int:
+        """Learned numbers needed to classify (the decoder, a training aid, excluded)."""
+        check_is_fitted(self, "params_")
+        return int(sum(self.params_[name].size for name in CLASSIFIER_PARAMETERS))
+
+    def channel_weights(self) -> np.ndarray:
+        """Weight ``w_c`` of each latent channel in the distance (mean 1), [shape=(channels,)]."""
+        check_is_fitted(self, "params_")
+        return _channel_weights(self.params_["channel_logits"])
+
+    # ---------------------------------------------------------- files and audio
+    def predict_files(self, paths) -> list[dict[str, Any]]:
+        """Classify audio files (mean log-probability over each file's patches).
+
+        Parameters
+        ----------
+        paths : iterable of str or Path
+
+        Returns
+        -------
+        rows : list of dict
+            ``path``, ``label``, ``score``, ``nearest_prototype`` (of the file's most
+            typical patch) and ``error`` (None, or what went wrong with the file).
+        """
+        import pandas as pd
+
+        from ..manifest import Manifest
+
+        config = self._config()
+        paths = [str(Path(p).resolve()) for p in paths]
+        rows = [{"path": p, "label": None, "score": None, "nearest_prototype": None, "error": None}
+                for p in paths]  # fmt: skip
+        if not paths:
+            return rows
+        manifest = Manifest(pd.DataFrame({"path": paths, "labels": ["?"] * len(paths)}))
+        try:
+            patches = manifest_patches(manifest, config)
+        except EarmarkError:
+            patches = None
+        failed = dict(patches.failures) if patches is not None else {}
+        P, ok = clip_proba(self, patches, len(paths)) if patches is not None else (None, None)
+        for i, row in enumerate(rows):
+            if patches is None or not ok[i]:
+                row["error"] = f"{row['path']}: {failed.get(row['path'], 'could not be read')}"
+                continue
+            k = int(P[i].argmax())
+            row["label"], row["score"] = _plain(self.classes_[k]), float(P[i, k])
+            mine = patches.X[patches.item == i]
+            row["nearest_prototype"] = int(np.bincount(self.nearest_prototype(mine)).argmax())
+        return rows
+
+    def _config(self) -> PatchConfig:
+        check_is_fitted(self, "params_")
+        if self.patch_config_ is None:
+            raise EarmarkError(
+                "this network was fitted on patches, not audio files: fit it with "
+                "earmark.interpret.protonet.fit_manifest to classify files"
+            )
+        return PatchConfig(**self.patch_config_)
+
+    def save(self, path) -> Path:
+        """Write the network to one file (see :mod:`earmark.interpret._protonet_file`)."""
+        from ._protonet_file import save
+
+        check_is_fitted(self, "params_")
+        return save(self, path)
+
+    @classmethod
+    def load(cls, path) -> "PrototypeNetwork":
+        """Read a file written by :meth:`save`; refuses damaged or foreign files."""
+        from ._protonet_file import load
+
+        return load(path)
+
+
+def fit_manifest(manifest, config: PatchConfig | None = None, *, progress: bool = False,
+                 **params) -> PrototypeNetwork:
+    """Fit a :class:`PrototypeNetwork` on every readable item of a manifest.
+
+    Each item's patches carry its label; the prototypes' sounds are cut from their files
+    so the network can show them without the data (``prototype_audio_``).
+
+    Parameters
+    ----------
+    manifest : Manifest
+        Single-label items.
+    config : PatchConfig, optional
+    progress : bool
+    **params
+        Passed to :class:`PrototypeNetwork`.
+
+    Returns
+    -------
+    PrototypeNetwork
+        With ``patch_config_`` set (so :meth:`~PrototypeNetwork.predict_files` works)
+        and ``failures_``: ``(path, reason)`` of the items skipped.
+    """
+    config = config or PatchConfig()
+    patches = manifest_patches(manifest, config, progress=progress)
+    paths = manifest.paths[patches.item]
+    network = PrototypeNetwork(**params).fit(
+        patches.X, manifest.y[patches.item],
+        segments={"path": paths, "start_s": patches.start_s, "end_s": patches.end_s},
+    )
+    attach_audio(network, config)
+    network.failures_ = patches.failures
+    return network
+
+
+def attach_audio(network: PrototypeNetwork, config: PatchConfig) -> None:
+    """Cut each prototype's sound from its file (silence where it cannot be read)."""
+    from ..audio import load
+
+    audio = np.zeros((network.n_prototypes_, config.patch_samples), dtype=np.float32)
+    for j, segment in enumerate(network.prototype_segments_):
+        try:
+            y, _ = load(segment["path"], sr=config.sr, start_s=segment["start_s"],
+                        end_s=segment["end_s"])  # fmt: skip
+        except (EarmarkError, KeyError):
+            continue
+        audio[j, : min(len(y), config.patch_samples)] = y[: config.patch_samples]
+    network.prototype_audio_ = audio
+    network.patch_config_ = config.to_dict()
+
+
+def clip_proba(network: PrototypeNetwork, patches, n_items: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-item probabilities: the softmax of the mean patch log-probability.
+
+    Parameters
+    ----------
+    network : PrototypeNetwork
+    patches : PatchSet
+    n_items : int
+
+    Returns
+    -------
+    P : np.ndarray [shape=(n_items, n_classes)]
+        Rows of items without patches are NaN.
+    ok : np.ndarray [shape=(n_items,), dtype=bool]
+    """
+    log_p = np.log(np.maximum(network.predict_proba(patches.X), 1e-12))
+    counts = np.bincount(patches.item, minlength=n_items)
+    sums = np.zeros((n_items, log_p.shape[1]))
+    np.add.at(sums, patches.item, log_p)
+    ok = counts > 0
+    mean = np.full_like(sums, np.nan)
+    mean[ok] = sums[ok] / counts[ok, None]
+    mean[ok] -= mean[ok].max(axis=1, keepdims=True)
+    P = np.exp(mean)
+    return P / P.sum(axis=1, keepdims=True), ok
+
+
+# --------------------------------------------------------------- numpy forward
+def _conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """3x3 convolution, zero padding 1, as torch's conv2d: (n, in, h, w) -> (n, out, h, w)."""
+    padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (3, 3), axis=(2, 3))
+    out = np.tensordot(windows, weight, axes=([1, 4, 5], [1, 2, 3]))  # (n, h, w, out)
+    return out.transpose(0, 3, 1, 2) + bias[None, :, None, None]
+
+
+def _max_pool(x: np.ndarray) -> np.ndarray:
+    n, c, h, w = x.shape
+    return x[:, :, : h - h % 2, : w - w % 2].reshape(n, c, h // 2, 2, w // 2, 2).max(axis=(3, 5))
+
+
+def _channel_weights(logits: np.ndarray) -> np.ndarray:
+    e = np.exp(logits - logits.max())
+    return (len(logits) * e / e.sum()).astype(np.float32)
+
+
+def _distances(Z: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
+    w = _channel_weights(params["channel_logits"])
+    P = params["prototypes"]
+    zz = np.einsum("nctf,c->nf", Z * Z, w)
+    pp = np.einsum("jctf,c->jf", P * P, w)
+    zp = np.einsum("nctf,jctf,c->njf", Z, P, w, optimize=True)
+    return np.maximum(zz[:, None] + pp[None] - 2 * zp, 0.0) / Z.shape[2]
+
+
+def _head(D: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
+    similarity = (np.exp(-D) * params["frequency_weights"][None]).sum(axis=2)
+    return similarity @ params["head.weight"].T + params["head.bias"]
+
+
+def _check_patches(X, shape: tuple | None = None) -> np.ndarray:
+    X = np.asarray(X, dtype=np.float32)
+    if X.ndim != 3 or X.shape[0] == 0:
+        raise ParameterError(f"expected patches of shape (n, frames, mels), got shape {X.shape}")
+    if shape is None and (X.shape[1] % 4 or X.shape[2] % 4 or X.shape[1] < 4 or X.shape[2] < 4):
+        raise ParameterError(
+            f"expected frames and mels to be multiples of 4 (two 2x2 poolings), got {X.shape[1:]}"
+        )
+    if shape is not None and X.shape[1:] != tuple(shape):
+        raise ParameterError(f"expected patches of shape (n, {shape[0]}, {shape[1]}), got {X.shape}")
+    if not np.isfinite(X).all():
+        raise ParameterError("patches hold NaN or infinite values")
+    return X
+
+
+def _plain(value):
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _torch():
+    try:
+        from . import _protonet_torch
+    except ImportError as error:
+        raise BackendUnavailableError(
+            f"training a prototype network needs torch ({error}); install earmark[aisfx] "
+            f"or torch==2.13.0"
+        ) from None
+    return _protonet_torch
