@@ -84,6 +84,10 @@ ALLOWED_TYPES: dict[str, frozenset[str]] = {
             "MILClassifier",
             "PrototypicalAdapter",
             "MultiLabelPrototypeClassifier",
+            "DomainStandardizer",
+            "CoralAligner",
+            "DANNClassifier",
+            "SelfTrainingPrototypes",
         }
     ),
 }

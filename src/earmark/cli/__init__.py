@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from . import backends, cluster, curve, demo, detect, embed, evaluate, explain, fewshot, predict, protonet, search, serve, train
+from . import adapt, backends, cluster, curve, demo, detect, embed, evaluate, explain, fewshot, predict, protonet, search, serve, train
 
 app = typer.Typer(
     name="earmark",
@@ -20,7 +20,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (demo, embed, train, predict, evaluate, curve, fewshot, detect, backends, cluster, search, serve, explain, protonet):
+for module in (demo, embed, train, predict, evaluate, curve, fewshot, detect, backends, cluster, search, serve, explain, protonet, adapt):
     module.register(app)
 
 

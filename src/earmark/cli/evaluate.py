@@ -1,7 +1,9 @@
-"""``earmark evaluate``: cross-validate a learner over official folds or groups."""
+"""``earmark evaluate``: cross-validate a learner over official folds or groups, or measure
+the accuracy lost between recording domains (``--train-domain`` / ``--test-domain``)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Optional
 
@@ -26,18 +28,48 @@ def evaluate(
     n_splits: int = typer.Option(5, "--splits", help="Splits when only groups (or nothing) are known."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Folder for JSON and PNG."),
     layout: str = LayoutOption,
+    train_domains: Optional[list[str]] = typer.Option(
+        None, "--train-domain",
+        help="Train on this domain (repeatable), test on --test-domain: in-domain vs "
+        "cross-domain accuracy, the gap and a label-free shift score.",
+    ),
+    test_domains: Optional[list[str]] = typer.Option(
+        None, "--test-domain", help="Test on this domain (repeatable); needs --train-domain."
+    ),
+    adapt_methods: Optional[list[str]] = typer.Option(
+        None, "--adapt",
+        help="With domains: also adapt to the test domain's audio (never its labels) with "
+        "standardize, coral, dann or selftrain (repeatable).",
+    ),
     cache_dir: Optional[Path] = CacheOption,
     json_output: bool = JsonOption,
     quiet: bool = QuietOption,
 ) -> None:
     """Cross-validate a classifier on a dataset's embeddings: accuracy, macro-F1, per class."""
     from ..evaluation import cross_validate
+    from ..exceptions import ParameterError
     from ..plots import plot_confusion_matrix
 
     quiet = quiet or json_output
+    if bool(train_domains) != bool(test_domains):
+        raise ParameterError("expected both --train-domain and --test-domain, or neither")
+    if adapt_methods and not train_domains:
+        raise ParameterError("--adapt needs --train-domain and --test-domain")
     manifest = load_data(data, layout, quiet=quiet)
+    if train_domains and not manifest.has_domains:
+        raise ParameterError(
+            f"{data}: not every item has a domain; give a manifest CSV with a 'domain' "
+            f"column (or a layout that sets one: FSDD speakers, Philharmonia dynamics)"
+        )
     backend = open_backend(backend_name, backend_params, quiet=quiet)
     X, manifest, _run = embed_clips(manifest, backend, open_cache(cache_dir), quiet=quiet)
+    if train_domains:
+        evaluate_domains_command(
+            X, manifest, backend, learner=learner, train_domains=train_domains,
+            test_domains=test_domains, methods=adapt_methods or [], n_splits=n_splits,
+            output=output, json_output=json_output,
+        )
+        return
     folds, groups = split_columns(manifest)
     result = cross_validate(X, manifest.y, folds=folds, groups=groups, learner=learner, n_splits=n_splits)
     target = output_dir(output)
@@ -74,3 +106,48 @@ def show_result(result, backend_name: str, learner: str) -> None:
         table.add_row(str(row["label"]), f"{row['precision']:.2f}", f"{row['recall']:.2f}",
                       f"{row['f1']:.2f}", str(row["support"]))
     console.print(table)
+
+
+def evaluate_domains_command(
+    X, manifest, backend, *, learner, train_domains, test_domains, methods, n_splits,
+    output, json_output,
+) -> None:
+    """The ``--train-domain`` / ``--test-domain`` form: the gap, the shift, and a picture."""
+    from ..adaptation import evaluate_domains
+    from ..adaptation.plots import plot_domains
+
+    result = evaluate_domains(
+        X, manifest.y, manifest.domains, train_domains=train_domains,
+        test_domains=test_domains, learner=learner, methods=methods, n_splits=n_splits,
+    )
+    target = output_dir(output)
+    stem = (f"domains-{backend.name}-{learner}-{'+'.join(result.train_domains)}-to-"
+            f"{'+'.join(result.test_domains)}").replace("/", "_")
+    payload = {"backend": backend.identity(), **result.to_dict()}
+    subtitles = {"before": f"accuracy {result.cross_domain.accuracy:.1%}, "
+                           f"domain acc. {result.shift.domain_accuracy:.2f}"}
+    for name, row in result.adapted.items():
+        shift = "" if row["shift"] is None else f", domain acc. {row['shift'].domain_accuracy:.2f}"
+        panel = name if name in result.views else f"{name} (learned features)"
+        subtitles[panel] = f"accuracy {row['accuracy']:.1%}{shift}"
+    plot_domains(
+        result.views, target / f"{stem}.png",
+        names=("+".join(result.train_domains), "+".join(result.test_domains)),
+        subtitles=subtitles, title=f"{backend.name} embeddings, before and after adaptation",
+    )
+    payload["files"] = {"json": str(target / f"{stem}.json"), "plot": str(target / f"{stem}.png")}
+    (target / f"{stem}.json").write_text(json.dumps(payload, indent=2, default=_plain))
+    if json_output:
+        emit_json(payload)
+        return
+    for line in result.summary().splitlines():
+        console.print(line, highlight=False)
+    console.print(f"wrote {target / (stem + '.json')} and {target / (stem + '.png')}")
+
+
+def _plain(value):
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
