@@ -10,7 +10,10 @@ import sys
 
 import typer
 
-from . import adapt, backends, cluster, curve, demo, detect, embed, evaluate, explain, fewshot, predict, protonet, search, serve, train
+from . import (
+    adapt, backends, cluster, curve, demo, detect, embed, evaluate, explain, fewshot, predict,
+    protonet, search, serve, train,
+)
 
 app = typer.Typer(
     name="earmark",
@@ -20,7 +23,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (demo, embed, train, predict, evaluate, curve, fewshot, detect, backends, cluster, search, serve, explain, protonet, adapt):
+# The order of `earmark --help`: the main job first, then exploring and understanding.
+for module in (
+    demo, embed, train, predict, evaluate, curve, fewshot, detect, adapt,
+    cluster, search, serve, explain, protonet, backends,
+):
     module.register(app)
 
 
