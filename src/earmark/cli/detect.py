@@ -37,6 +37,12 @@ def detect(
     merge_gap_s: float = typer.Option(
         0.0, "--merge-gap-s", help="Merge events of one class at most this far apart."
     ),
+    cells: Optional[str] = typer.Option(
+        None, "--cells",
+        help="mean, min or max: when windows overlap (window longer than hop), score the "
+        "short cells between window edges by reducing the windows over each, so events are "
+        "not stretched by a window on each side. Default: runs of whole windows.",
+    ),
     window_s: Optional[float] = typer.Option(
         None, "--window", help="Window in seconds (default: the backend's window)."
     ),
@@ -73,7 +79,8 @@ def detect(
             formats=formats or ["csv"], plot=plot,
             on_file=progress.start_file, on_progress=progress.advance,
             threshold=_thresholds(thresholds), median_s=median_s,
-            min_duration_s=min_duration_s, merge_gap_s=merge_gap_s, client=client,
+            min_duration_s=min_duration_s, merge_gap_s=merge_gap_s, cells=cells,
+            client=client,
         )
         reports = []
         with progress:

@@ -124,7 +124,7 @@ def detect_files(
         no particular order; ``on_file`` and ``on_progress`` are not called. ``None``
         scans them here, in order.
     **detect_params
-        ``threshold``, ``median_s``, ``min_duration_s``, ``merge_gap_s``.
+        ``threshold``, ``median_s``, ``min_duration_s``, ``merge_gap_s``, ``cells``.
 
     Returns
     -------
