@@ -46,7 +46,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument("--baselines", nargs="+", default=["birdnet", "mfcc"])
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--refine-epochs", type=int, default=5)
     parser.add_argument("--channels", type=int, nargs=2, default=[16, 16])
     parser.add_argument(

@@ -142,3 +142,32 @@ def test_predicting_patches_of_another_shape_is_refused(small):
     network, _, _ = small
     with pytest.raises(ParameterError, match="expected patches of shape"):
         network.predict(np.zeros((2, 32, 64), dtype=np.float32))
+
+
+@pytest.mark.parametrize("epochs", [1, 2, 5])
+def test_short_runs_on_few_patches_train_and_keep_real_prototypes(epochs):
+    # Fewer optimiser steps than a learning-rate warm-up would like (refinement retrains
+    # for a few epochs only): training must still run and end with pushed prototypes.
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(6, 16, 16)).astype(np.float32)
+    X[3:, :, :8] += 3
+    y = ["a"] * 3 + ["b"] * 3
+    network = PrototypeNetwork(channels=(4, 4), prototypes_per_class=1, epochs=epochs,
+                               head_epochs=1).fit(X, y)  # fmt: skip
+
+    assert np.isfinite(network.loss_curve_).all() and len(network.loss_curve_) == epochs + 1
+    rows = [segment["row"] for segment in network.prototype_segments_]
+    np.testing.assert_allclose(network.encode(X[rows]), network.params_["prototypes"], atol=1e-5)
+
+
+def test_learns_an_easy_problem_almost_perfectly():
+    # After the push and head tuning, not just before: the prototypes the network ends
+    # with must still separate what it learned to separate.
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(60, 16, 16)).astype(np.float32)
+    y = np.repeat(["a", "b", "c"], 20)
+    X[y == "b", :, :5] += 2
+    X[y == "c", :, 11:] += 2
+    network = PrototypeNetwork(channels=(8, 8), epochs=20, head_epochs=5).fit(X, y)
+
+    assert np.mean(network.predict(X) == y) >= 0.95

@@ -9,6 +9,8 @@ Parameters travel as a dict of NumPy arrays named as in :data:`PARAMETER_NAMES`.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from torch import nn
@@ -56,20 +58,20 @@ class ProtoNetwork(nn.Module):
         logits = self.p("channel_logits")
         return logits.shape[0] * torch.softmax(logits, dim=0)
 
-    def distances(self, z):
+    def distances(self, z, prototypes=None):
         """``(batch, n_prototypes, latent_mels)``: channel-weighted squared distance,
         summed over channels and averaged over latent frames, per latent mel band."""
         w = self.channel_weights()
-        prototypes = self.p("prototypes")
+        prototypes = self.p("prototypes") if prototypes is None else prototypes
         frames = z.shape[2]
         zz = torch.einsum("nctf,c->nf", z * z, w)
         pp = torch.einsum("jctf,c->jf", prototypes * prototypes, w)
         zp = torch.einsum("nctf,jctf,c->njf", z, prototypes, w)
         return torch.clamp(zz[:, None] + pp[None] - 2 * zp, min=0.0) / frames
 
-    def forward(self, x):
+    def forward(self, x, prototypes=None):
         z = self.encode(x)
-        d = self.distances(z)
+        d = self.distances(z, prototypes)
         return self.head(d), z, d
 
     def head(self, d):
@@ -122,7 +124,8 @@ def train(
     sample_weight: float,
     seed: int,
 ) -> tuple[dict[str, np.ndarray], np.ndarray, list[float]]:
-    """Train, push every prototype onto its nearest training latent, then tune the head.
+    """Train, push every prototype onto its nearest training latent halfway and tie it to
+    that latent for the rest of training, push again, then tune the head.
 
     Parameters
     ----------
@@ -154,30 +157,64 @@ def train(
             rows = [rng.choice(np.flatnonzero(targets == k)) for k in owner]
             network.p("prototypes").copy_(network.encode(x_all[rows]))
     optimiser = torch.optim.Adam(network.parameters(), lr=learning_rate)
+    n_batches = max(1, len(X) // batch_size)
+    # Short warm-up, then cosine decay: a high rate early to get anywhere, a low one late
+    # to settle; a constant rate left the network underfitted.
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, _warm_cosine(epochs * n_batches))
+    owner = torch.from_numpy(network.p("head.weight").detach().argmax(dim=0).numpy())
     losses = []
-    for _ in range(epochs):
+    # Free prototypes for the first half; then each is tied to the latent of the training
+    # patch it was pushed onto, recomputed as the encoder learns, so the final push
+    # changes nothing and the network ends trained on the real segments it will show.
+    free_epochs = (epochs + 1) // 2
+    anchors = None
+    for epoch in range(epochs):
+        if epoch == free_epochs:
+            anchors = x_all[torch.from_numpy(_push(network, x_all, targets))]
         network.train()
         total = 0.0
-        for batch in np.array_split(rng.permutation(len(X)), max(1, len(X) // batch_size)):
+        for batch in np.array_split(rng.permutation(len(X)), n_batches):
             x, y = x_all[batch], y_all[batch]
-            logits, z, d = network(x)
+            tied = None if anchors is None else network.encode(anchors)
+            logits, z, d = network(x, tied)
             per_prototype = d.mean(dim=2)  # (batch, n_prototypes)
+            # Closeness within a class only, as the push will pick a patch of the
+            # prototype's own class: each prototype near some patch of its class, each
+            # patch near some prototype of its class.
+            same = y[:, None] == owner[None, :]
+            masked = per_prototype.masked_fill(~same, float("inf"))
+            has_patch, has_prototype = same.any(dim=0), same.any(dim=1)
             loss = (
                 nn.functional.cross_entropy(logits, y)
                 + reconstruction_weight * nn.functional.mse_loss(network.decode(z), x)
-                # Each prototype near some real patch, and each patch near some prototype.
-                + prototype_weight * per_prototype.min(dim=0).values.mean()
-                + sample_weight * per_prototype.min(dim=1).values.mean()
+                + (0.0 if anchors is not None else
+                   prototype_weight * masked.min(dim=0).values[has_patch].sum() / len(owner))
+                # (refinement may have pruned every prototype of a class)
+                + sample_weight * masked.min(dim=1).values[has_prototype].sum() / len(y)
             )
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
+            scheduler.step()
             total += float(loss.detach()) * len(batch)
         losses.append(total / len(X))
 
     push_index = _push(network, x_all, targets)
     losses += _tune_head(network, x_all, y_all, head_epochs, batch_size, learning_rate, rng)
     return network.numpy_params(), push_index, losses
+
+
+def _warm_cosine(total_steps: int):
+    """Learning-rate factor per step: linear warm-up over a tenth, cosine decay to 1 %."""
+    warm = max(1, total_steps // 10)
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        progress = min(1.0, (step - warm) / max(1, total_steps - warm))
+        return 0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return factor
 
 
 def _push(network: ProtoNetwork, x_all, targets: np.ndarray) -> np.ndarray:
@@ -206,7 +243,8 @@ def _tune_head(network, x_all, y_all, epochs, batch_size, learning_rate, rng) ->
         z_all = _encode_all(network, x_all)
     names = ("channel_logits", "frequency_weights", "head.weight", "head.bias")
     tuned = [network.p(name) for name in names]
-    optimiser = torch.optim.Adam(tuned, lr=learning_rate)
+    # The rest of the network is settled: a gentle rate, not the start of a new run.
+    optimiser = torch.optim.Adam(tuned, lr=learning_rate / 5)
     losses = []
     for _ in range(epochs):
         total = 0.0

@@ -11,9 +11,12 @@ bands with learned weights and a linear layer maps the prototype similarities to
 
 Training (torch, :mod:`earmark.interpret._protonet_torch`) minimises cross-entropy plus
 a decoder's reconstruction error plus two closeness terms: every prototype near some
-training latent, every training latent near some prototype. Then each prototype is
-*pushed* onto the nearest latent of a training patch of its class and only the head is
-tuned, so every prototype **is** a real training segment: ``prototype_segments_`` says
+training latent of its class, every training latent near some prototype of its class.
+Halfway, each prototype is *pushed* onto the nearest latent of a training patch of its
+class and from then on tied to that patch's latent as the encoder goes on learning, so
+the network finishes training with the real segments it will show (a push at the end
+alone costs much of what was learned). Then only the head is tuned, so every prototype
+**is** a real training segment: ``prototype_segments_`` says
 which file and span, ``prototype_patches_`` holds its spectrogram and
 ``prototype_audio_`` (when fitted from a manifest) its sound.
 
@@ -60,14 +63,18 @@ class PrototypeNetwork(ClassifierMixin, BaseEstimator):
     channels : tuple of int
         Channels of the encoder's two convolutions; the second is the latent depth.
     epochs : int
-        Passes over the patches while training everything.
+        Passes over the patches while training everything (learning rate warmed up,
+        then cosine-decayed); the first half with free prototypes, the second with each prototype
+        tied to the latent of the training patch it was pushed onto.
     head_epochs : int
         Passes after the push, tuning only channel weights, band weights and head.
     batch_size : int
     learning_rate : float
+        Peak rate of Adam; the head is tuned at a fifth of it.
     reconstruction_weight, prototype_weight, sample_weight : float
-        Weights of the decoder loss, of "each prototype near a patch" and of "each
-        patch near a prototype" beside the cross-entropy.
+        Weights of the decoder loss, of "each prototype near a patch of its class"
+        (free-prototype half only) and of "each patch near a prototype of its class"
+        beside the cross-entropy.
     random_state : int, RandomState or None
 
     Attributes
@@ -106,10 +113,10 @@ class PrototypeNetwork(ClassifierMixin, BaseEstimator):
         *,
         prototypes_per_class: int = 3,
         channels: tuple[int, int] = (16, 16),
-        epochs: int = 30,
+        epochs: int = 40,
         head_epochs: int = 20,
         batch_size: int = 32,
-        learning_rate: float = 2e-3,
+        learning_rate: float = 5e-3,
         reconstruction_weight: float = 1.0,
         prototype_weight: float = 0.1,
         sample_weight: float = 0.1,
