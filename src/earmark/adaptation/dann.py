@@ -17,6 +17,7 @@ from __future__ import annotations
 from numbers import Integral, Real
 
 import numpy as np
+from scipy.special import softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
@@ -199,9 +200,7 @@ class DANNClassifier(ClassifierMixin, BaseEstimator):
         P : np.ndarray [shape=(n, n_classes)]
         """
         logits = self.features(X) @ self.weights_["W2"] + self.weights_["b2"]
-        logits -= logits.max(axis=1, keepdims=True)
-        P = np.exp(logits)
-        return P / P.sum(axis=1, keepdims=True)
+        return softmax(logits, axis=1)
 
     def predict(self, X) -> np.ndarray:
         """Most probable class.

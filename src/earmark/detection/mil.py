@@ -41,6 +41,7 @@ from numbers import Integral, Real
 from typing import Iterable, Sequence
 
 import numpy as np
+from scipy.special import expit, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
@@ -261,7 +262,7 @@ class MILClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         bags = _check_bags(bags, n_features=self.n_features_in_)
         logits = self._pooled_logits(bags)
-        return _softmax(logits) if not self.multilabel_ else _sigmoid(logits)
+        return softmax(logits, axis=1) if not self.multilabel_ else expit(logits)
 
     def predict(self, bags) -> np.ndarray:
         """Clip-level labels.
@@ -305,7 +306,7 @@ class MILClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         (X,) = _check_bags([X], n_features=self.n_features_in_, what="X")
         logits, _ = self._frame_logits(X)
-        return _sigmoid(logits)
+        return expit(logits)
 
     # The NumPy forward pass; _mil_torch.MILNetwork is its torch twin, used for training.
 
@@ -449,12 +450,3 @@ def _training():
     return train
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)
-
-
-def _sigmoid(logits: np.ndarray) -> np.ndarray:
-    # Written through exp(-|x|) so that neither branch overflows.
-    positive = np.exp(-np.abs(logits))
-    return np.where(logits >= 0, 1.0 / (1.0 + positive), positive / (1.0 + positive))

@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from scipy.special import softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
@@ -184,9 +185,7 @@ class HierarchicalPrototypeClassifier(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X) -> np.ndarray:
         """Leaf probabilities from the combined logits, shape (n, n_classes)."""
         logits = self._logits(X)
-        logits -= logits.max(axis=1, keepdims=True)
-        P = np.exp(logits)
-        return P / P.sum(axis=1, keepdims=True)
+        return softmax(logits, axis=1)
 
     def predict(self, X) -> np.ndarray:
         """Leaf labels, shape (n,)."""
@@ -204,10 +203,7 @@ class HierarchicalPrototypeClassifier(ClassifierMixin, BaseEstimator):
             ``"leaf"`` -> (n, n_classes), then ``"level 1"`` -> (n, n_groups_1), ...
         """
         out = {"leaf": self.predict_proba(X)}
-        logits = self._logits(X, combined=True)
-        logits -= logits.max(axis=1, keepdims=True)
-        P = np.exp(logits)
-        P /= P.sum(axis=1, keepdims=True)
+        P = softmax(self._logits(X, combined=True), axis=1)
         for h, (groups, rows) in enumerate(zip(self.level_classes_, self.level_index_), 1):
             Q = np.zeros((len(P), len(groups)))
             np.add.at(Q.T, rows, P.T)

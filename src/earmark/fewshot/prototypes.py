@@ -28,6 +28,7 @@ metric="euclidean"``) reached 40.3 / 21.3 / 45.0 %. See ``benchmarks/fewshot.py`
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -263,9 +264,7 @@ class PrototypeClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         P : np.ndarray [shape=(n, n_classes)]
         """
         logits = self._logits(X)
-        logits -= logits.max(axis=1, keepdims=True)
-        P = np.exp(logits)
-        return P / P.sum(axis=1, keepdims=True)
+        return softmax(logits, axis=1)
 
     def predict(self, X) -> np.ndarray:
         """The class of the nearest prototype.

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.special import softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
@@ -286,9 +287,7 @@ class PrototypeNetwork(ClassifierMixin, BaseEstimator):
         P : np.ndarray [shape=(n, n_classes)]
         """
         logits = _head(self.distances(X), self.params_)
-        logits -= logits.max(axis=1, keepdims=True)
-        P = np.exp(logits)
-        return P / P.sum(axis=1, keepdims=True)
+        return softmax(logits, axis=1)
 
     def predict(self, X) -> np.ndarray:
         """Labels of patches, [shape=(n,)]."""
@@ -451,9 +450,7 @@ def clip_proba(network: PrototypeNetwork, patches, n_items: int) -> tuple[np.nda
     ok = counts > 0
     mean = np.full_like(sums, np.nan)
     mean[ok] = sums[ok] / counts[ok, None]
-    mean[ok] -= mean[ok].max(axis=1, keepdims=True)
-    P = np.exp(mean)
-    return P / P.sum(axis=1, keepdims=True), ok
+    return softmax(mean, axis=1), ok
 
 
 # --------------------------------------------------------------- numpy forward
