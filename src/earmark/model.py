@@ -17,8 +17,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
-import tempfile
 import warnings
 import zipfile
 from datetime import datetime, timezone
@@ -27,6 +25,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from ._archive import read_members, write_members
 from .exceptions import BackendError, EarmarkError, ModelFileError, ParameterError
 
 __all__ = ["EarmarkModel", "FORMAT_VERSION", "ALLOWED_TYPES", "UNKNOWN_LABEL"]
@@ -541,23 +540,7 @@ class EarmarkModel:
         metadata["sklearn_version"] = sklearn.__version__
         metadata["numpy_version"] = np.__version__
         text = json.dumps(metadata, indent=2, default=_plain)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(
-            dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-        )
-        try:
-            with os.fdopen(handle, "wb") as raw, zipfile.ZipFile(
-                raw, "w", zipfile.ZIP_DEFLATED
-            ) as archive:
-                archive.writestr(_METADATA, text)
-                archive.writestr(_PIPELINE, pipeline_bytes)
-            # mkstemp makes the file private (0600); a model is an ordinary document.
-            os.chmod(temporary, 0o644)
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-        return path
+        return write_members(path, {_METADATA: text, _PIPELINE: pipeline_bytes})
 
     @classmethod
     def load(cls, path) -> "EarmarkModel":
@@ -572,23 +555,9 @@ class EarmarkModel:
         path = Path(path)
         if not path.is_file():
             raise ModelFileError(f"{path}: no such model file")
-        try:
-            with zipfile.ZipFile(path) as archive:
-                names = set(archive.namelist())
-                missing = {_METADATA, _PIPELINE} - names
-                if missing:
-                    raise ModelFileError(
-                        f"{path}: not an earmark model file (missing {', '.join(sorted(missing))})"
-                    )
-                metadata = json.loads(archive.read(_METADATA))
-                pipeline_bytes = archive.read(_PIPELINE)
-        except ModelFileError:
-            raise
-        except Exception as error:
-            # BadZipFile, CRC mismatches, zlib.error, truncation, bad JSON: all one story.
-            raise ModelFileError(
-                f"{path}: damaged or not an earmark model file ({type(error).__name__}: {error})"
-            ) from None
+        members = read_members(path, (_METADATA, _PIPELINE), what="an earmark model file",
+                               json_names=(_METADATA,))
+        metadata, pipeline_bytes = members[_METADATA], members[_PIPELINE]
         _check_metadata(path, metadata)
         if hashlib.sha256(pipeline_bytes).hexdigest() != metadata.get("pipeline_sha256"):
             raise ModelFileError(

@@ -14,14 +14,12 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
-import tempfile
-import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
+from .._archive import read_members, write_members
 from ..exceptions import ModelFileError
 
 FORMAT_NAME = "earmark-prototype-network"
@@ -63,18 +61,8 @@ def save(network, path) -> Path:
         "earmark_version": __version__,
         "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as archive:
-            archive.writestr(_METADATA, json.dumps(metadata, indent=2, default=_plain))
-            archive.writestr(_ARRAYS, array_bytes)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
+    text = json.dumps(metadata, indent=2, default=_plain)
+    return write_members(path, {_METADATA: text, _ARRAYS: array_bytes})
 
 
 def load(path):
@@ -83,21 +71,9 @@ def load(path):
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"{path}: no such prototype network file")
-    try:
-        with zipfile.ZipFile(path) as archive:
-            missing = {_METADATA, _ARRAYS} - set(archive.namelist())
-            if missing:
-                raise ModelFileError(
-                    f"{path}: not a prototype network file (missing {', '.join(sorted(missing))})"
-                )
-            metadata = json.loads(archive.read(_METADATA))
-            array_bytes = archive.read(_ARRAYS)
-    except ModelFileError:
-        raise
-    except Exception as error:
-        raise ModelFileError(
-            f"{path}: damaged or not a prototype network file ({type(error).__name__}: {error})"
-        ) from None
+    members = read_members(path, (_METADATA, _ARRAYS), what="a prototype network file",
+                           json_names=(_METADATA,))
+    metadata, array_bytes = members[_METADATA], members[_ARRAYS]
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT_NAME:
         raise ModelFileError(f"{path}: not a prototype network file (format is not {FORMAT_NAME!r})")
     version = metadata.get("format_version")
