@@ -45,6 +45,7 @@ __all__ = [
     "FORMATS",
     "frames_to_events",
     "window_cells",
+    "WINDOW_REDUCTIONS",
     "median_frames_for",
     "resolve_thresholds",
     "write_events",
@@ -63,6 +64,8 @@ RAVEN_COLUMNS = (
 )
 #: Slack when comparing times computed from integers: far below one sample at 1 MHz.
 _TIME_TOLERANCE_S = 1e-9
+#: How :func:`window_cells` reduces the windows over a cell.
+WINDOW_REDUCTIONS = ("mean", "min", "max")
 
 
 @dataclass(frozen=True)
@@ -291,8 +294,7 @@ def window_cells(scores, start_s, end_s, *, reduce: str = "mean"):
     >>> a.tolist(), cells[:, 0].tolist()
     ([0.0, 1.0, 2.0, 3.0, 4.0], [0.0, 0.0, 1.0, 0.0, 0.0])
     """
-    reducers = {"mean": None, "min": np.minimum, "max": np.maximum}
-    if reduce not in reducers:
+    if reduce not in WINDOW_REDUCTIONS:
         raise ParameterError(f"reduce: expected 'mean', 'min' or 'max', got {reduce!r}")
     scores = np.asarray(scores, dtype=np.float64)
     start_s = np.asarray(start_s, dtype=np.float64)
@@ -320,7 +322,7 @@ def window_cells(scores, start_s, end_s, *, reduce: str = "mean"):
         cells = (prefix[last + 1] - prefix[first]) / (last - first + 1)[:, None]
     else:
         # The ranges are short (window / hop rows at most): reduce them offset by offset.
-        combine = reducers[reduce]
+        combine = np.minimum if reduce == "min" else np.maximum
         cells = scores[first].copy()
         for offset in range(1, int((last - first).max(initial=0)) + 1):
             inside = first + offset <= last

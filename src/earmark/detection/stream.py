@@ -33,12 +33,12 @@ from ..embedding import FrameBatch, FrameStream, n_frames
 from ..exceptions import EarmarkError, ParameterError
 from .envelope import Envelope
 from .events import Event, frames_to_events, median_filter_scores, median_frames_for
-from .events import resolve_thresholds, window_cells, write_events
+from .events import WINDOW_REDUCTIONS, resolve_thresholds, window_cells, write_events
 
 __all__ = ["FrameScorer", "SlidingWindows", "DetectionResult", "detect_file", "CELL_REDUCTIONS"]
 
 #: Values of ``detect_file(cells=...)``: runs of whole windows, or cells between them.
-CELL_REDUCTIONS = (None, "mean", "min", "max")
+CELL_REDUCTIONS = (None, *WINDOW_REDUCTIONS)
 
 
 @runtime_checkable
