@@ -239,3 +239,18 @@ def test_silence_embeds_to_finite_numbers(backend):
     X = backend.embed_windows(np.zeros((2, backend.window_samples), dtype=np.float32))
     assert np.isfinite(X).all()
     np.testing.assert_array_equal(X[0], X[1])
+
+
+@needs_model
+def test_feature_maps_pool_to_the_embedding(backend, reference):
+    y, _ = reference["short"]
+    window = np.pad(y, (0, max(0, backend.window_samples - y.size)))[None, : backend.window_samples]
+    blocks = backend.log_mel(window)
+
+    maps = backend.feature_maps(blocks)
+
+    assert maps.shape == (1, 512, 12, 12)
+    # The embedding is exactly these maps, averaged over bands and maxed over time.
+    np.testing.assert_allclose(maps.mean(axis=3).max(axis=2), backend.embed_windows(window), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ParameterError, match="100, 96"):
+        backend.feature_maps(blocks[:, :50])

@@ -59,7 +59,7 @@ def test_numpy_inference_matches_the_torch_network(small):
     network, _, patches = small
     module = ProtoNetwork(network.params_)
     with torch.no_grad():
-        logits, Z, D = module(torch.from_numpy(network._standardise(patches.X)[:, None]))
+        logits, Z, D = module(torch.from_numpy(network._inputs(patches.X)))
 
     np.testing.assert_allclose(network.encode(patches.X), Z.numpy(), atol=1e-4)
     np.testing.assert_allclose(network.distances(patches.X), D.numpy(), rtol=1e-3, atol=1e-4)
@@ -171,3 +171,24 @@ def test_learns_an_easy_problem_almost_perfectly():
     network = PrototypeNetwork(channels=(8, 8), epochs=20, head_epochs=5).fit(X, y)
 
     assert np.mean(network.predict(X) == y) >= 0.95
+
+
+def test_a_version_1_file_without_an_encoder_reads_as_log_mel(small, tmp_path):
+    network, _, patches = small
+    path = network.save(tmp_path / "new.protonet")
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    metadata = json.loads(members["protonet.json"])
+    assert metadata["format_version"] == 2 and metadata["params"]["encoder"] == "log-mel"
+    metadata["format_version"] = 1
+    del metadata["params"]["encoder"]  # what earmark wrote before encoders existed
+    members["protonet.json"] = json.dumps(metadata).encode()
+    old = tmp_path / "old.protonet"
+    with zipfile.ZipFile(old, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+
+    loaded = PrototypeNetwork.load(old)
+
+    assert loaded.encoder == "log-mel"
+    np.testing.assert_array_equal(loaded.predict_proba(patches.X), network.predict_proba(patches.X))

@@ -100,14 +100,17 @@ def _embedding_network():
             self.conv_block3 = ConvBlock(128, 256)
             self.conv_block4 = ConvBlock(256, 512)
 
-        def forward(self, log_mel):
-            """(batch, 100 frames, 96 mels) -> (batch, 512)."""
+        def feature_maps(self, log_mel):
+            """(batch, 100 frames, 96 mels) -> (batch, 512, 12 time steps, 12 bands)."""
             x = log_mel.unsqueeze(1)
             x = self.conv_block1(x, pool=True)
             x = self.conv_block2(x, pool=True)
             x = self.conv_block3(x, pool=True)
-            x = self.conv_block4(x, pool=False)  # (batch, 512, time, freq)
-            return torch.amax(x.mean(dim=3), dim=2)
+            return self.conv_block4(x, pool=False)
+
+        def forward(self, log_mel):
+            """(batch, 100 frames, 96 mels) -> (batch, 512)."""
+            return torch.amax(self.feature_maps(log_mel).mean(dim=3), dim=2)
 
     return EmbeddingNet()
 
@@ -277,6 +280,32 @@ class AisfxBackend(Backend):
         mel = torch.matmul(self._mel_basis, power)  # (batch, 96, 100)
         log_mel = torch.log10(mel * 10000.0 + 1.0) / _LOG_MEL_MAX
         return log_mel.transpose(1, 2).contiguous()
+
+    def feature_maps(self, blocks: np.ndarray) -> np.ndarray:
+        """The last convolution block's output, before pooling: what the network hears
+        where, with time and frequency kept (the prototype network's frozen encoder).
+
+        Parameters
+        ----------
+        blocks : np.ndarray [shape=(batch, 100, 96), dtype=float32]
+            Scaled log-mel blocks (:meth:`log_mel`).
+
+        Returns
+        -------
+        maps : np.ndarray [shape=(batch, 512, 12, 12), dtype=float32]
+            Channels, time steps (about 0.19 s each), mel band groups (8 bands each).
+        """
+        blocks = np.ascontiguousarray(blocks, dtype=np.float32)
+        if blocks.ndim != 3 or blocks.shape[1:] != (_BLOCK_FRAMES, _N_MELS):
+            raise ParameterError(
+                f"expected log-mel blocks of shape (batch, {_BLOCK_FRAMES}, {_N_MELS}), "
+                f"got {blocks.shape}"
+            )
+        self.load()
+        with self._torch.inference_mode():
+            out = [self._network.feature_maps(self._torch.from_numpy(blocks[i : i + self.batch_size]))
+                   for i in range(0, len(blocks), self.batch_size)]  # fmt: skip
+            return self._torch.cat(out).contiguous().numpy()
 
     def _embed_windows(self, windows: np.ndarray) -> np.ndarray:
         with self._torch.inference_mode():

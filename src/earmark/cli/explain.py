@@ -15,7 +15,9 @@ def register(app: typer.Typer) -> None:
 
 
 def explain(
-    model_path: Path = typer.Argument(..., help="A model file written by `earmark train`."),
+    model_path: Path = typer.Argument(
+        ..., help="A model file written by `earmark train` (a prototype network too)."
+    ),
     file: Path = typer.Argument(..., help="The audio file to explain."),
     method: str = typer.Option(
         "occlusion", "--method", "-m",
@@ -45,12 +47,13 @@ def explain(
 ) -> None:
     """Explain one clip: heat map over its spectrogram, top evidence, audio of the evidence."""
     from ..interpret.explain import explain_file
+    from ..interpret.perturb import model_backend
     from ..interpret.reliability import assess
     from ..interpret.render import write_explanation
-    from ..model import EarmarkModel
+    from .predict import load_model
 
-    model = EarmarkModel.load(model_path)
-    backend = model.backend()
+    model = load_model(model_path)
+    backend = model_backend(model)
     explanation = explain_file(
         model, file, label=label, method=method, n_time=segments, n_bands=bands,
         baseline=baseline, n_samples=samples, seed=seed, backend=backend,

@@ -18,7 +18,9 @@ def register(app: typer.Typer) -> None:
 
 
 def predict(
-    model_path: Path = typer.Argument(..., help="A model file written by `earmark train`."),
+    model_path: Path = typer.Argument(
+        ..., help="A model file written by `earmark train` (a prototype network too)."
+    ),
     files: list[Path] = typer.Argument(..., help="Audio files or folders to label."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write .csv or .json here."),
     top_k: int = typer.Option(3, "--top", help="Most probable labels listed per file."),
@@ -32,14 +34,17 @@ def predict(
 ) -> None:
     """Predict a label (with probabilities) for each file; bad files are reported, not fatal."""
     from ..model import EarmarkModel
-    model = EarmarkModel.load(model_path)
-    backend = model.backend()
+
+    model = load_model(model_path)
     paths = expand(files)
-    store = open_cache(cache_dir)
-    rows = model.predict_files(
-        paths, top_k=top_k, backend=backend, store=store, progress=not (quiet or json_output),
-        reject_unknown=reject_unknown,
-    )
+    progress = not (quiet or json_output)
+    if isinstance(model, EarmarkModel):
+        rows = model.predict_files(
+            paths, top_k=top_k, backend=model.backend(), store=open_cache(cache_dir),
+            progress=progress, reject_unknown=reject_unknown,
+        )
+    else:  # a prototype network reads its own patches: no backend, no embedding cache
+        rows = model.predict_files(paths, top_k=top_k, progress=progress)
     if output is not None:
         write_rows(rows, output)
     if json_output:
@@ -53,6 +58,25 @@ def predict(
             console.print(f"  {row['error']}", highlight=False)
     if failures and len(failures) == len(rows):
         raise typer.Exit(1)
+
+
+def load_model(path: Path):
+    """The model in a file: an EarmarkModel, or a PrototypeNetwork (told apart by content).
+
+    Raises
+    ------
+    ModelFileError
+        If the file is neither (the message names it).
+    """
+    from ..interpret._protonet_file import is_prototype_network_file
+
+    if is_prototype_network_file(path):
+        from ..interpret.protonet import PrototypeNetwork
+
+        return PrototypeNetwork.load(path)
+    from ..model import EarmarkModel
+
+    return EarmarkModel.load(path)
 
 
 def expand(files: list[Path]) -> list[Path]:

@@ -99,22 +99,24 @@ def refine(
     console.print(f"refined network -> [bold]{path}[/]")
 
 
-def train_prototype_network(manifest, output: Path, *, json_output: bool, quiet: bool) -> None:
-    """``earmark train --prototype-network``: fit on log-mel patches, save, report."""
+def train_prototype_network(manifest, output: Path, *, encoder: str = "aisfx", json_output: bool,
+                            quiet: bool) -> None:  # fmt: skip
+    """``earmark train --prototype-network``: fit on spectrogram patches, save, report."""
+    from ..interpret.encoders import check_encoder
     from ..interpret.protonet import fit_manifest
 
-    network = fit_manifest(manifest, progress=not quiet)
+    network = fit_manifest(manifest, progress=not quiet, encoder=check_encoder(encoder))
     if not quiet:
         for path, reason in network.failures_:
             console.print(f"skipped {path}: {reason}", style="yellow", highlight=False)
     path = network.save(output)
     if json_output:
-        emit_json({"model": str(path), "kind": "prototype-network",
+        emit_json({"model": str(path), "kind": "prototype-network", "encoder": encoder,
                    "classes": network.classes_.tolist(), "n_prototypes": network.n_prototypes_,
                    "n_parameters": network.n_parameters_, "skipped": len(network.failures_)})  # fmt: skip
         return
     console.print(
-        f"trained a prototype network ({network.n_prototypes_} prototypes, "
+        f"trained a prototype network ({encoder} encoder, {network.n_prototypes_} prototypes, "
         f"{network.n_parameters_:,} parameters) on {len(manifest) - len(network.failures_)} "
         f"items, {len(network.classes_)} classes -> [bold]{path}[/]; see its prototypes with "
         f"`earmark prototypes {path}`"

@@ -40,8 +40,14 @@ def train(
     ),
     prototype_network: bool = typer.Option(
         False, "--prototype-network",
-        help="Interpretable prototype network on log-mel patches (no backend): decides by "
-        "likeness to real training segments; see them with `earmark prototypes`.",
+        help="Interpretable prototype network on spectrogram patches: decides by likeness "
+        "to real training segments; see them with `earmark prototypes`.",
+    ),
+    encoder: str = typer.Option(
+        "aisfx", "--encoder",
+        help="Prototype network's encoder: aisfx (starts from the pretrained aiSFX "
+        "convolutions, frozen; far more accurate on little data) or log-mel (learned from "
+        "scratch, needs no pretrained weights).",
     ),
     layout: str = LayoutOption,
     cache_dir: Optional[Path] = CacheOption,
@@ -68,7 +74,8 @@ def train(
     if prototype_network:
         from .protonet import train_prototype_network
 
-        return train_prototype_network(manifest, output, json_output=json_output, quiet=quiet)
+        return train_prototype_network(manifest, output, encoder=encoder, json_output=json_output,
+                                       quiet=quiet)  # fmt: skip
     backend = open_backend(backend_name, backend_params, quiet=quiet)
     if mil is not None:
         model = _train_mil(manifest, backend, mil, quiet=quiet)

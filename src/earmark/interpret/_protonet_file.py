@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -23,9 +24,30 @@ from .._archive import read_members, write_members
 from ..exceptions import ModelFileError
 
 FORMAT_NAME = "earmark-prototype-network"
-FORMAT_VERSION = 1
+#: 2: the ``encoder`` parameter (a pretrained, frozen start); version 1 files read as
+#: ``encoder="log-mel"``.
+FORMAT_VERSION = 2
 _METADATA = "protonet.json"
 _ARRAYS = "arrays.npz"
+
+
+def is_prototype_network_file(path) -> bool:
+    """True if ``path`` is a zip holding ``protonet.json``: told by content, not suffix.
+
+    Both model formats are zips; this one is known by its metadata member. A file that
+    claims to be one is handed to :func:`load`, which then reports any damage precisely;
+    anything unreadable (missing, not a zip) gives False, so the other loader says why.
+
+    Examples
+    --------
+    >>> is_prototype_network_file("no-such-file.protonet")
+    False
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return _METADATA in archive.namelist()
+    except Exception:  # OSError, BadZipFile, truncation: not one we can recognise
+        return False
 
 
 def save(network, path) -> Path:

@@ -24,14 +24,18 @@ __all__ = ["PARAMETER_NAMES", "ProtoNetwork", "train"]
 class ProtoNetwork(nn.Module):
     """Encoder, decoder, prototype layer and linear head (APNet, Zinemanas et al. 2021).
 
-    ``encode(x)`` maps standardised patches ``(batch, 1, frames, mels)`` to latents
-    ``(batch, channels, frames / 4, mels / 4)``; :meth:`distances` compares them with
+    ``encode(x)`` maps standardised inputs to latents: for the ``"log-mel"`` encoder,
+    patches ``(batch, 1, frames, mels)`` to ``(batch, channels, frames / 4, mels / 4)``
+    (3x3 convolutions and 2x2 pooling); for ``"aisfx"``, aiSFX's frozen maps
+    ``(batch, 512, 12, 12)`` to ``(batch, channels, 12, 12)`` (a 1x1 then a 3x3
+    convolution, no pooling). :meth:`distances` compares them with
     every prototype per latent frequency band, weighting channels, so time-frequency
     structure decides; ``forward`` returns ``(logits, latents, distances)``.
     """
 
-    def __init__(self, params: dict[str, np.ndarray]):
+    def __init__(self, params: dict[str, np.ndarray], encoder: str = "log-mel"):
         super().__init__()
+        self.encoder = encoder
         self.params = nn.ParameterDict(
             {name.replace(".", "_"): nn.Parameter(torch.from_numpy(np.array(params[name])))
              for name in PARAMETER_NAMES}
@@ -42,6 +46,9 @@ class ProtoNetwork(nn.Module):
 
     def encode(self, x):
         f = nn.functional
+        if self.encoder == "aisfx":
+            h = torch.relu(f.conv2d(x, self.p("conv1.weight"), self.p("conv1.bias")))
+            return torch.tanh(f.conv2d(h, self.p("conv2.weight"), self.p("conv2.bias"), padding=1))
         h = f.conv2d(x, self.p("conv1.weight"), self.p("conv1.bias"), padding=1)
         h = f.max_pool2d(torch.relu(h), 2)
         h = f.conv2d(h, self.p("conv2.weight"), self.p("conv2.bias"), padding=1)
@@ -49,6 +56,9 @@ class ProtoNetwork(nn.Module):
 
     def decode(self, z):
         f = nn.functional
+        if self.encoder == "aisfx":
+            h = torch.relu(f.conv2d(z, self.p("decoder1.weight"), self.p("decoder1.bias"), padding=1))
+            return f.conv2d(h, self.p("decoder2.weight"), self.p("decoder2.bias"))
         h = torch.relu(f.conv2d(f.interpolate(z, scale_factor=2), self.p("decoder1.weight"),
                                 self.p("decoder1.bias"), padding=1))
         return f.conv2d(f.interpolate(h, scale_factor=2), self.p("decoder2.weight"),
@@ -83,21 +93,28 @@ class ProtoNetwork(nn.Module):
 
 
 def initial_params(
-    *, n_mels: int, channels: tuple[int, int], prototype_class: np.ndarray, n_classes: int,
-    latent_shape: tuple[int, int], rng: np.random.Generator,
+    *, in_channels: int, channels: tuple[int, int], prototype_class: np.ndarray, n_classes: int,
+    latent_shape: tuple[int, int], rng: np.random.Generator, encoder: str = "log-mel",
 ) -> dict[str, np.ndarray]:
-    """He-initialised convolutions, prototypes to be set from data, a class-coupled head."""
-    first, second = channels
+    """He-initialised convolutions, prototypes to be set from data, a class-coupled head.
 
-    def conv(out, into):
-        scale = np.sqrt(2.0 / (into * 9))
-        return rng.normal(0, scale, (out, into, 3, 3)).astype(np.float32), np.zeros(out, np.float32)
+    ``in_channels`` are the channels of the encoder's input (1 for log-mel patches, 512
+    for aiSFX's maps); the aisfx encoder's first convolution (and the decoder's last)
+    is 1x1.
+    """
+    first, second = channels
+    edge = 1 if encoder == "aisfx" else 3
+
+    def conv(out, into, size=3):
+        scale = np.sqrt(2.0 / (into * size * size))
+        weight = rng.normal(0, scale, (out, into, size, size)).astype(np.float32)
+        return weight, np.zeros(out, np.float32)
 
     params = {}
-    params["conv1.weight"], params["conv1.bias"] = conv(first, 1)
+    params["conv1.weight"], params["conv1.bias"] = conv(first, in_channels, edge)
     params["conv2.weight"], params["conv2.bias"] = conv(second, first)
     params["decoder1.weight"], params["decoder1.bias"] = conv(first, second)
-    params["decoder2.weight"], params["decoder2.bias"] = conv(1, first)
+    params["decoder2.weight"], params["decoder2.bias"] = conv(in_channels, first, edge)
     n_prototypes = len(prototype_class)
     params["prototypes"] = np.zeros((n_prototypes, second, *latent_shape), np.float32)
     params["channel_logits"] = np.zeros(second, np.float32)
@@ -114,6 +131,7 @@ def train(
     X: np.ndarray,
     targets: np.ndarray,
     *,
+    encoder: str = "log-mel",
     init_prototypes: bool,
     epochs: int,
     head_epochs: int,
@@ -131,8 +149,9 @@ def train(
     ----------
     params : dict of np.ndarray
         Starting point (:func:`initial_params`, or a fitted network being refined).
-    X : np.ndarray [shape=(n, frames, mels), dtype=float32]
-        Standardised patches.
+    X : np.ndarray [shape=(n, channels, height, width), dtype=float32]
+        Standardised encoder inputs: patches ``(n, 1, frames, mels)``, or aiSFX maps.
+    encoder : {"log-mel", "aisfx"}
     targets : np.ndarray [shape=(n,), dtype=int64]
         Class indices.
     init_prototypes : bool
@@ -148,9 +167,9 @@ def train(
     """
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    x_all = torch.from_numpy(np.ascontiguousarray(X[:, None], dtype=np.float32))
+    x_all = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
     y_all = torch.from_numpy(targets.astype(np.int64))
-    network = ProtoNetwork(params)
+    network = ProtoNetwork(params, encoder)
     if init_prototypes:
         with torch.no_grad():
             owner = network.p("head.weight").argmax(dim=0).numpy()

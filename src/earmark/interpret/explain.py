@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..exceptions import ParameterError
-from .perturb import BASELINES, ClassScorer, MaskedClip, RegionGrid
+from .perturb import BASELINES, ClassScorer, MaskedClip, RegionGrid, class_scorer, model_backend
 
 __all__ = ["METHODS", "Explanation", "explain", "explain_file"]
 
@@ -189,8 +189,9 @@ def explain(
 
     Parameters
     ----------
-    model : EarmarkModel
-        A model with probabilities (clip or frame model).
+    model : EarmarkModel or PrototypeNetwork
+        A model with probabilities (clip or frame model), or a prototype network fitted
+        on audio files (the clip is then cut into its own patches, at its rate).
     y : np.ndarray [shape=(n,)]
         Mono waveform.
     sr : int
@@ -210,8 +211,8 @@ def explain(
         LIME: width of the kernel on the cosine distance between a mask and the whole clip.
     max_hz : float, optional
         Top of the highest band; ``sr / 2`` (capped at the backend's) by default.
-    backend : Backend, optional
-        An already checked ``model.backend()``.
+    backend : Backend or PatchBackend, optional
+        An already checked :func:`~earmark.interpret.perturb.model_backend` of the model.
     path : str or Path, optional
         Recorded in the explanation.
 
@@ -229,7 +230,7 @@ def explain(
     if not kernel_width > 0:
         raise ParameterError(f"expected a positive kernel_width, got {kernel_width}")
     started = time.perf_counter()
-    backend = backend if backend is not None else model.backend()
+    backend = backend if backend is not None else model_backend(model)
     y = _at_rate(y, sr, backend.sample_rate)
     rate = int(backend.sample_rate)
     nyquist_hz = min(sr, rate) / 2
@@ -239,7 +240,7 @@ def explain(
         nyquist_hz = float(max_hz)
     grid = RegionGrid.for_clip(y.size / rate, nyquist_hz, n_time=n_time, n_bands=n_bands)
     clip = MaskedClip(y, rate, grid, baseline=baseline)
-    scorer = ClassScorer(model, 0, backend=backend)
+    scorer = class_scorer(model, 0, backend=backend)
     whole, empty = np.ones((1, *grid.shape), bool), np.zeros((1, *grid.shape), bool)
     proba = scorer.proba(clip.render(np.concatenate([whole, empty])))
     scorer.class_index = _class_index(model, label, proba[0])

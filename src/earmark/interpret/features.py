@@ -5,6 +5,12 @@ centring (frame ``k`` covers samples ``[k * hop_length, k * hop_length + n_fft)`
 each patch covers an exact span of the recording, from ``start_s`` to ``end_s``. That
 span is what a prototype is shown as: its nearest real training segment, as a picture
 and as sound.
+
+Two spectrograms (``PatchConfig.spectrogram``): ``"db"``, power in decibels for a
+network learned from scratch, and ``"aisfx"``, the scaled log-mel blocks the pretrained
+aiSFX network reads (:meth:`earmark.backends.aisfx.AisfxBackend.log_mel`: 44.1 kHz, 96
+bands, 100 frames, each block scaled to its own peak), for a network whose encoder
+starts with aiSFX's frozen convolutions (:meth:`PatchConfig.aisfx`).
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ __all__ = ["PatchConfig", "PatchSet", "log_mel", "log_mel_patches", "manifest_pa
 
 #: Floor of the log-mel power in decibels; digital silence would otherwise be -inf.
 _FLOOR_DB = -100.0
+#: The spectrogram grid the aiSFX network was trained on (earmark.backends.aisfx).
+_AISFX_GRID = {"sr": 44100, "n_mels": 96, "n_fft": 2048, "hop_length": 1024, "patch_frames": 100}
 
 
 @dataclass(frozen=True)
@@ -38,6 +46,10 @@ class PatchConfig:
         Frames between the starts of consecutive patches of one recording.
     max_patches : int or None
         At most this many patches per recording, from its start (None: all).
+    spectrogram : {"db", "aisfx"}
+        Power in decibels, or the aiSFX network's own scaled log-mel (which fixes
+        ``sr``, ``n_mels``, ``n_fft``, ``hop_length`` and ``patch_frames``; see
+        :meth:`aisfx`).
     """
 
     sr: int = 16000
@@ -47,6 +59,20 @@ class PatchConfig:
     patch_frames: int = 64
     patch_hop_frames: int = 32
     max_patches: int | None = 4
+    spectrogram: str = "db"
+
+    @classmethod
+    def aisfx(cls, *, patch_hop_frames: int = 50, max_patches: int | None = 4) -> "PatchConfig":
+        """Patches the aiSFX network reads: 100 frames (2.35 s) of its 96-band log-mel.
+
+        Examples
+        --------
+        >>> config = PatchConfig.aisfx(max_patches=2)
+        >>> config.patch_samples, round(config.patch_s, 3)
+        (103424, 2.345)
+        """
+        return cls(**_AISFX_GRID, patch_hop_frames=patch_hop_frames, max_patches=max_patches,
+                   spectrogram="aisfx")  # fmt: skip
 
     def __post_init__(self):
         for name in ("sr", "n_mels", "n_fft", "hop_length", "patch_frames", "patch_hop_frames"):
@@ -57,6 +83,15 @@ class PatchConfig:
             not isinstance(self.max_patches, (int, np.integer)) or self.max_patches < 1
         ):
             raise ParameterError(f"expected max_patches >= 1 or None, got {self.max_patches!r}")
+        if self.spectrogram not in ("db", "aisfx"):
+            raise ParameterError(f"expected spectrogram 'db' or 'aisfx', got {self.spectrogram!r}")
+        if self.spectrogram == "aisfx":
+            wrong = {k: getattr(self, k) for k, v in _AISFX_GRID.items() if getattr(self, k) != v}
+            if wrong:
+                raise ParameterError(
+                    f"the aisfx spectrogram is fixed by its network ({_AISFX_GRID}); got {wrong}: "
+                    f"use PatchConfig.aisfx()"
+                )
 
     @property
     def patch_samples(self) -> int:
@@ -158,6 +193,8 @@ def log_mel_patches(y, config: PatchConfig = PatchConfig()) -> tuple[np.ndarray,
         raise ParameterError(f"expected non-empty mono audio, got shape {y.shape}")
     if y.size < config.patch_samples:
         y = np.pad(y, (0, config.patch_samples - y.size))
+    if config.spectrogram == "aisfx":
+        return _aisfx_patches(y, config)
     S = log_mel(
         y, sr=config.sr, n_mels=config.n_mels, n_fft=config.n_fft, hop_length=config.hop_length
     )
@@ -166,6 +203,18 @@ def log_mel_patches(y, config: PatchConfig = PatchConfig()) -> tuple[np.ndarray,
         starts = starts[: config.max_patches]
     X = np.stack([S[s : s + config.patch_frames] for s in starts])
     return X, starts * config.hop_length / config.sr
+
+
+def _aisfx_patches(y: np.ndarray, config: PatchConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The aiSFX backend's own log-mel of each patch's span (each scaled to its peak)."""
+    from .encoders import aisfx_backend
+
+    hop = config.patch_hop_frames * config.hop_length
+    starts = np.arange(0, y.size - config.patch_samples + 1, hop)
+    if config.max_patches is not None:
+        starts = starts[: config.max_patches]
+    windows = np.stack([y[s : s + config.patch_samples] for s in starts])
+    return aisfx_backend().log_mel(windows), starts / config.sr
 
 
 def manifest_patches(

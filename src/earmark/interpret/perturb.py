@@ -4,7 +4,9 @@ Explanations in :mod:`earmark.interpret` work on the waveform, so they apply to 
 earmark model whatever its backend (frozen embeddings included): the clip is cut into a
 grid of regions (time segments x mel-spaced frequency bands), regions are removed in the
 short-time Fourier transform, the result is turned back into a waveform, embedded by the
-model's own backend and scored by the model.
+model's own backend and scored by the model. A prototype network
+(:mod:`earmark.interpret.protonet`) is scored the same way, its own log-mel patches
+standing for the backend (:class:`PrototypeScorer`).
 
 The bands are contiguous ranges of STFT bins between mel-spaced edges (the frequencies
 the mel filterbank is centred on), so every bin belongs to exactly one band and every
@@ -31,12 +33,16 @@ explain such clips with ``baseline="zero"``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from ..exceptions import EarmarkError, ParameterError
 
-__all__ = ["BASELINES", "RegionGrid", "MaskedClip", "ClassScorer", "stft_settings"]
+__all__ = [
+    "BASELINES", "RegionGrid", "MaskedClip", "ClassScorer", "PrototypeScorer", "PatchBackend",
+    "class_scorer", "model_backend", "stft_settings",
+]
 
 #: What a removed region is lowered to (see the module docstring).
 BASELINES = ("floor", "zero")
@@ -226,6 +232,51 @@ def _bin_index(values: np.ndarray, edges: np.ndarray, n: int) -> np.ndarray:
     return index.astype(np.int64)
 
 
+def model_backend(model):
+    """What a model hears waveforms through: the ``backend`` that explanations take.
+
+    Parameters
+    ----------
+    model : EarmarkModel or PrototypeNetwork
+
+    Returns
+    -------
+    Backend or PatchBackend
+        ``model.backend()`` (checked and loaded) for an earmark model; for a prototype
+        network, its own patch configuration (:class:`PatchBackend`).
+    """
+    if _is_prototype_network(model):
+        return PatchBackend(model._config())
+    return model.backend()
+
+
+def class_scorer(model, class_index: int, *, backend=None) -> "ClassScorer":
+    """The scorer for a model: :class:`PrototypeScorer` for a prototype network,
+    :class:`ClassScorer` for an earmark model (same arguments)."""
+    kind = PrototypeScorer if _is_prototype_network(model) else ClassScorer
+    return kind(model, class_index, backend=backend)
+
+
+@dataclass(frozen=True)
+class PatchBackend:
+    """A prototype network's front end: audio at ``config.sr``, cut into its patches.
+
+    It stands where an embedding backend stands for an earmark model, so an explained
+    clip is resampled to the rate the network was trained at.
+
+    Attributes
+    ----------
+    config : PatchConfig
+        The network's (``network._config()``).
+    """
+
+    config: Any
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.config.sr)
+
+
 class ClassScorer:
     """The model's probability of one class for a batch of waveforms.
 
@@ -233,6 +284,8 @@ class ClassScorer:
     cuts a file (same lead, hop and zero-padded last window), the windows of the whole
     batch are embedded together ``backend.batch_size`` at a time, and each waveform's
     frames are pooled into its clip embedding (or kept as a bag, for a frame model).
+    :func:`class_scorer` picks this or :class:`PrototypeScorer` by the kind of model, so
+    explanations and their checks need not ask which kind they score.
 
     Parameters
     ----------
@@ -312,3 +365,73 @@ class ClassScorer:
         scores : np.ndarray [shape=(n_waveforms,)]
         """
         return self.proba(waveforms)[:, self.class_index].astype(np.float64)
+
+
+class PrototypeScorer(ClassScorer):
+    """A prototype network's probability of one class for a batch of waveforms.
+
+    Each waveform is cut into the network's own patches
+    (:func:`~earmark.interpret.features.log_mel_patches` with its patch configuration,
+    whatever its spectrogram) and scored as a file is
+    (:func:`~earmark.interpret.protonet.clip_proba`: the softmax of the mean patch
+    log-probability).
+
+    Parameters
+    ----------
+    model : PrototypeNetwork
+        Fitted on audio files (with ``patch_config_``).
+    class_index : int
+        Column of :meth:`~earmark.interpret.protonet.PrototypeNetwork.predict_proba`.
+    backend : PatchBackend, optional
+        ``model_backend(model)`` if not given.
+    """
+
+    def __init__(self, model, class_index: int, *, backend=None):
+        self.model = model
+        self.class_index = int(class_index)
+        self.backend = backend if backend is not None else model_backend(model)
+        self.n_calls = 0
+
+    def embed(self, waveforms) -> list[np.ndarray]:
+        """Patches of each waveform.
+
+        Parameters
+        ----------
+        waveforms : np.ndarray [shape=(n_waveforms, n)]
+            At the network's rate, ``backend.sample_rate``.
+
+        Returns
+        -------
+        list of np.ndarray [shape=(n_patches, patch_frames, n_mels)]
+        """
+        from .features import log_mel_patches
+
+        config = self.backend.config
+        return [log_mel_patches(waveform, config)[0]
+                for waveform in np.asarray(waveforms, dtype=np.float32)]  # fmt: skip
+
+    def proba(self, waveforms) -> np.ndarray:
+        """Every class's probability for each waveform.
+
+        Returns
+        -------
+        P : np.ndarray [shape=(n_waveforms, n_classes)]
+        """
+        from .features import PatchSet
+        from .protonet import clip_proba
+
+        blocks = self.embed(waveforms)
+        self.n_calls += len(blocks)
+        if not blocks:
+            raise EarmarkError("no waveforms to score")
+        item = np.repeat(np.arange(len(blocks)), [len(X) for X in blocks])
+        none = np.zeros(len(item))
+        patches = PatchSet(X=np.concatenate(blocks), item=item, start_s=none, end_s=none,
+                           ok=np.ones(len(blocks), dtype=bool))  # fmt: skip
+        return clip_proba(self.model, patches, len(blocks))[0]
+
+
+def _is_prototype_network(model) -> bool:
+    from .protonet import PrototypeNetwork
+
+    return isinstance(model, PrototypeNetwork)

@@ -9,6 +9,12 @@ time-frequency structure, not a pooled vector; ``w_c`` weighs latent channels (w
 :mod:`earmark.interpret.refine` prunes). Similarities ``exp(-d_jf)`` are summed over
 bands with learned weights and a linear layer maps the prototype similarities to classes.
 
+The encoder (:mod:`earmark.interpret.encoders`) is learned from scratch on decibel
+log-mel patches (``encoder="log-mel"``, APNet's way), or starts from the frozen
+convolutions of the pretrained aiSFX network (``encoder="aisfx"``: its 512 x 12 x 12
+maps of a 2.35 s patch, then a learned 1x1 and 3x3 convolution, no pooling), which
+with a few hundred clips is far more accurate (see ``benchmarks/protonet.py``).
+
 Training (torch, :mod:`earmark.interpret._protonet_torch`) minimises cross-entropy plus
 a decoder's reconstruction error plus two closeness terms: every prototype near some
 training latent of its class, every training latent near some prototype of its class.
@@ -20,7 +26,8 @@ alone costs much of what was learned). Then only the head is tuned, so every pro
 which file and span, ``prototype_patches_`` holds its spectrogram and
 ``prototype_audio_`` (when fitted from a manifest) its sound.
 
-A fitted network predicts in NumPy; torch is needed to fit and refine only.
+A fitted ``"log-mel"`` network predicts in NumPy; torch is needed to fit and refine
+only (and for the aiSFX encoder's frozen part, which runs in torch).
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from ..exceptions import BackendUnavailableError, EarmarkError, ParameterError
+from .encoders import ENCODERS, check_encoder, frozen_maps, patch_config
 from .features import PatchConfig, manifest_patches
 
 __all__ = ["PrototypeNetwork", "PARAMETER_NAMES", "fit_manifest", "clip_proba"]
@@ -59,10 +67,15 @@ class PrototypeNetwork(ClassifierMixin, BaseEstimator):
 
     Parameters
     ----------
+    encoder : {"log-mel", "aisfx"}
+        Learn the encoder from decibel log-mel patches (64 x 64 by default), or start
+        from aiSFX's frozen convolutions (patches of
+        :meth:`~earmark.interpret.features.PatchConfig.aisfx`, 100 x 96).
     prototypes_per_class : int
         Prototypes set aside for each class at the start.
     channels : tuple of int
-        Channels of the encoder's two convolutions; the second is the latent depth.
+        Channels of the encoder's two learned convolutions; the second is the latent
+        depth.
     epochs : int
         Passes over the patches while training everything (learning rate warmed up,
         then cosine-decayed); the first half with free prototypes, the second with each prototype
@@ -73,7 +86,9 @@ class PrototypeNetwork(ClassifierMixin, BaseEstimator):
     learning_rate : float
         Peak rate of Adam; the head is tuned at a fifth of it.
     reconstruction_weight, prototype_weight, sample_weight : float
-        Weights of the decoder loss, of "each prototype near a patch of its class"
+        Weights of the decoder loss (None: 1 for ``"log-mel"``, where it keeps a
+        from-scratch latent informative; 0 for ``"aisfx"``, whose frozen maps already
+        are, and where it cost 4 points on Philharmonia), of "each prototype near a patch of its class"
         (free-prototype half only) and of "each patch near a prototype of its class"
         beside the cross-entropy.
     random_state : int, RandomState or None
@@ -112,17 +127,19 @@ class PrototypeNetwork(ClassifierMixin, BaseEstimator):
     def __init__(
         self,
         *,
+        encoder: str = "log-mel",
         prototypes_per_class: int = 3,
         channels: tuple[int, int] = (16, 16),
         epochs: int = 40,
         head_epochs: int = 20,
         batch_size: int = 32,
         learning_rate: float = 5e-3,
-        reconstruction_weight: float = 1.0,
+        reconstruction_weight: float | None = None,
         prototype_weight: float = 0.1,
         sample_weight: float = 0.1,
         random_state=0,
     ):
+        self.encoder = encoder
         self.prototypes_per_class = prototypes_per_class
         self.channels = channels
         self.epochs = epochs
@@ -147,7 +164,8 @@ class PrototypeNetwork(ClassifierMixin, BaseEstimator):
         Parameters
         ----------
         X : np.ndarray [shape=(n, frames, mels)]
-            Log-mel patches (dB); ``frames`` and ``mels`` multiples of 4.
+            Log-mel patches: in dB with ``frames`` and ``mels`` multiples of 4 for the
+            ``"log-mel"`` encoder; aiSFX's (n, 100, 96) blocks for ``"aisfx"``.
         y : array-like [shape=(n,)]
             Label of each patch (at least 2 classes).
         segments : mapping of array-like [shape=(n,)], optional
@@ -159,7 +177,7 @@ class PrototypeNetwork(ClassifierMixin, BaseEstimator):
         self
         """
         self._check_params()
-        X = _check_patches(X)
+        X = _check_patches(X, encoder=self.encoder)
         y = np.asarray(y)
         if y.shape != (X.shape[0],):
             raise ParameterError(f"expected {X.shape[0]} labels, got shape {y.shape}")
@@ -168,37 +186,45 @@ class PrototypeNetwork(ClassifierMixin, BaseEstimator):
             raise ParameterError(f"expected at least 2 classes, got {len(classes)}")
         torch_side = _torch()
         self.classes_ = classes
-        self.mean_ = float(X.mean())
-        self.scale_ = float(X.std()) or 1.0
+        maps = frozen_maps(self.encoder, X)
+        self.mean_ = float(maps.mean())
+        self.scale_ = float(maps.std()) or 1.0
         rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31 - 1))
         prototype_class = np.repeat(np.arange(len(classes)), int(self.prototypes_per_class))
+        pooled = 4 if self.encoder == "log-mel" else 1
         params = torch_side.initial_params(
-            n_mels=X.shape[2], channels=tuple(int(c) for c in self.channels),
+            in_channels=maps.shape[1], channels=tuple(int(c) for c in self.channels),
             prototype_class=prototype_class, n_classes=len(classes),
-            latent_shape=(X.shape[1] // 4, X.shape[2] // 4), rng=rng,
+            latent_shape=(maps.shape[2] // pooled, maps.shape[3] // pooled), rng=rng,
+            encoder=self.encoder,
         )  # fmt: skip
-        self._train(params, X, targets, segments, init_prototypes=True, epochs=self.epochs, seed=rng)
+        self._train(params, X, targets, segments, init_prototypes=True, epochs=self.epochs,
+                    seed=rng, maps=maps)  # fmt: skip
         self.n_features_in_ = int(X.shape[1] * X.shape[2])
         self.prototype_audio_ = None
         self.patch_config_ = None
         self.refinement_ = None
         return self
 
-    def _train(self, params, X, targets, segments, *, init_prototypes, epochs, seed) -> None:
-        """Run the torch training from ``params`` and keep its results (fit, refine)."""
+    def _train(self, params, X, targets, segments, *, init_prototypes, epochs, seed,
+               maps=None) -> None:
+        """Run the torch training from ``params`` and keep its results (fit, refine).
+
+        ``maps``: the frozen encoder's output for ``X``, when already computed."""
         import torch
 
         torch_side = _torch()
+        inputs = self._inputs(X, maps)
         previous_threads = torch.get_num_threads()
         # Small convolutions on a shared machine: one thread wastes least.
         torch.set_num_threads(1)
         try:
             params, push_index, losses = torch_side.train(
-                params, self._standardise(X), targets,
+                params, inputs, targets, encoder=self.encoder,
                 init_prototypes=init_prototypes, epochs=int(epochs),
                 head_epochs=int(self.head_epochs), batch_size=int(self.batch_size),
                 learning_rate=float(self.learning_rate),
-                reconstruction_weight=float(self.reconstruction_weight),
+                reconstruction_weight=self._reconstruction_weight(),
                 prototype_weight=float(self.prototype_weight),
                 sample_weight=float(self.sample_weight),
                 seed=int(seed.integers(2**31 - 1)),
@@ -220,7 +246,13 @@ class PrototypeNetwork(ClassifierMixin, BaseEstimator):
                     record[column] = str(value) if column == "path" else float(value)
         self.loss_curve_ = losses
 
+    def _reconstruction_weight(self) -> float:
+        if self.reconstruction_weight is not None:
+            return float(self.reconstruction_weight)
+        return 1.0 if self.encoder == "log-mel" else 0.0
+
     def _check_params(self) -> None:
+        check_encoder(self.encoder)
         for name in ("prototypes_per_class", "epochs", "batch_size"):
             value = getattr(self, name)
             if not isinstance(value, Integral) or isinstance(value, bool) or value < 1:
@@ -234,12 +266,16 @@ class PrototypeNetwork(ClassifierMixin, BaseEstimator):
             if not (isinstance(getattr(self, name), Real) and getattr(self, name) > 0):
                 raise ParameterError(f"expected {name} > 0, got {getattr(self, name)!r}")
         for name in ("reconstruction_weight", "prototype_weight", "sample_weight"):
+            if name == "reconstruction_weight" and self.reconstruction_weight is None:
+                continue
             if not (isinstance(getattr(self, name), Real) and getattr(self, name) >= 0):
                 raise ParameterError(f"expected {name} >= 0, got {getattr(self, name)!r}")
 
     # --------------------------------------------------------------- prediction
-    def _standardise(self, X: np.ndarray) -> np.ndarray:
-        return ((X - self.mean_) / self.scale_).astype(np.float32)
+    def _inputs(self, X: np.ndarray, maps: np.ndarray | None = None) -> np.ndarray:
+        """Standardised input of the learned layers, ``(n, channels, height, width)``."""
+        maps = frozen_maps(self.encoder, X) if maps is None else maps
+        return ((maps - self.mean_) / self.scale_).astype(np.float32)
 
     def encode(self, X) -> np.ndarray:
         """Latent maps of patches.
@@ -250,15 +286,21 @@ class PrototypeNetwork(ClassifierMixin, BaseEstimator):
 
         Returns
         -------
-        Z : np.ndarray [shape=(n, channels, frames / 4, mels / 4), dtype=float32]
+        Z : np.ndarray [shape=(n, channels, height, width), dtype=float32]
+            ``(frames / 4, mels / 4)`` for the ``"log-mel"`` encoder, (12, 12) for
+            ``"aisfx"``.
         """
         check_is_fitted(self, "params_")
-        X = self._standardise(_check_patches(X, self.prototype_patches_.shape[1:]))
+        X = _check_patches(X, self.prototype_patches_.shape[1:])
         p = self.params_
         out = []
         for start in range(0, len(X), 128):
-            h = _conv(X[start : start + 128, None], p["conv1.weight"], p["conv1.bias"])
-            h = _max_pool(np.maximum(h, 0))
+            x = self._inputs(X[start : start + 128])
+            h = np.maximum(_conv(x, p["conv1.weight"], p["conv1.bias"]), 0)
+            if self.encoder == "aisfx":
+                out.append(np.tanh(_conv(h, p["conv2.weight"], p["conv2.bias"])))
+                continue
+            h = _max_pool(h)
             out.append(np.tanh(_max_pool(_conv(h, p["conv2.weight"], p["conv2.bias"]))))
         return np.concatenate(out).astype(np.float32)
 
@@ -314,42 +356,67 @@ class PrototypeNetwork(ClassifierMixin, BaseEstimator):
         return _channel_weights(self.params_["channel_logits"])
 
     # ---------------------------------------------------------- files and audio
-    def predict_files(self, paths) -> list[dict[str, Any]]:
+    def predict_files(self, paths, *, top_k: int = 3, progress: bool = False) -> list[dict[str, Any]]:
         """Classify audio files (mean log-probability over each file's patches).
+
+        Rows have the shape of :meth:`earmark.model.EarmarkModel.predict_files`, so the
+        same writers and reports serve both kinds of model.
 
         Parameters
         ----------
         paths : iterable of str or Path
+        top_k : int
+            How many of the most probable labels each row lists.
+        progress : bool
+            Show a progress bar while cutting patches.
 
         Returns
         -------
         rows : list of dict
-            ``path``, ``label``, ``score``, ``nearest_prototype`` (of the file's most
-            typical patch) and ``error`` (None, or what went wrong with the file).
+            In the order of ``paths``: ``path`` (as given), ``label``, ``score`` (its
+            probability), ``top_k`` (a list of ``{"label", "score"}``), ``unknown``
+            (always False: the network has no "none of these"), ``nearest_prototype``
+            (of the file's most typical patch) and ``error`` (None, or what went wrong
+            with the file, naming it).
         """
         import pandas as pd
 
+        from ..audio import load
         from ..manifest import Manifest
 
+        if not isinstance(top_k, Integral) or top_k < 1:
+            raise ParameterError(f"expected top_k >= 1, got {top_k!r}")
         config = self._config()
-        paths = [str(Path(p).resolve()) for p in paths]
-        rows = [{"path": p, "label": None, "score": None, "nearest_prototype": None, "error": None}
-                for p in paths]  # fmt: skip
-        if not paths:
+        given = [str(p) for p in paths]
+        resolved = [str(Path(p).resolve()) for p in given]
+        rows = [{"path": p, "label": None, "score": None, "top_k": [], "unknown": False,
+                 "nearest_prototype": None, "error": None} for p in given]  # fmt: skip
+        if not given:
             return rows
-        manifest = Manifest(pd.DataFrame({"path": paths, "labels": ["?"] * len(paths)}))
+        manifest = Manifest(pd.DataFrame({"path": resolved, "labels": ["?"] * len(given)}))
         try:
-            patches = manifest_patches(manifest, config)
-        except EarmarkError:
-            patches = None
-        failed = dict(patches.failures) if patches is not None else {}
-        P, ok = clip_proba(self, patches, len(paths)) if patches is not None else (None, None)
-        for i, row in enumerate(rows):
-            if patches is None or not ok[i]:
-                row["error"] = f"{row['path']}: {failed.get(row['path'], 'could not be read')}"
+            patches = manifest_patches(manifest, config, progress=progress)
+        except EarmarkError:  # not one file could be read: ask each why
+            failed = {}
+            for path in resolved:
+                try:
+                    load(path, sr=config.sr)
+                    failed[path] = "could not be cut into patches"
+                except EarmarkError as error:
+                    failed[path] = str(error).removeprefix(f"{path}: ")
+            for row, path in zip(rows, resolved):
+                row["error"] = f"{row['path']}: {failed[path]}"
+            return rows
+        failed = dict(patches.failures)
+        P, ok = clip_proba(self, patches, len(given))
+        classes = [_plain(c) for c in self.classes_.tolist()]
+        for i, (row, path) in enumerate(zip(rows, resolved)):
+            if not ok[i]:
+                row["error"] = f"{row['path']}: {failed.get(path, 'could not be read')}"
                 continue
-            k = int(P[i].argmax())
-            row["label"], row["score"] = _plain(self.classes_[k]), float(P[i, k])
+            order = np.argsort(-P[i], kind="stable")[:top_k]
+            row["top_k"] = [{"label": classes[k], "score": float(P[i, k])} for k in order]
+            row["label"], row["score"] = row["top_k"][0]["label"], row["top_k"][0]["score"]
             mine = patches.X[patches.item == i]
             row["nearest_prototype"] = int(np.bincount(self.nearest_prototype(mine)).argmax())
         return rows
@@ -390,6 +457,7 @@ def fit_manifest(manifest, config: PatchConfig | None = None, *, progress: bool 
     manifest : Manifest
         Single-label items.
     config : PatchConfig, optional
+        Default: the encoder's (:func:`earmark.interpret.encoders.patch_config`).
     progress : bool
     **params
         Passed to :class:`PrototypeNetwork`.
@@ -400,7 +468,13 @@ def fit_manifest(manifest, config: PatchConfig | None = None, *, progress: bool 
         With ``patch_config_`` set (so :meth:`~PrototypeNetwork.predict_files` works)
         and ``failures_``: ``(path, reason)`` of the items skipped.
     """
-    config = config or PatchConfig()
+    encoder = check_encoder(params.get("encoder", "log-mel"))
+    config = config or patch_config(encoder)
+    if config.spectrogram != ENCODERS[encoder]:
+        raise ParameterError(
+            f"the {encoder!r} encoder reads {ENCODERS[encoder]!r} patches, got a PatchConfig "
+            f"with spectrogram={config.spectrogram!r}"
+        )
     patches = manifest_patches(manifest, config, progress=progress)
     paths = manifest.paths[patches.item]
     network = PrototypeNetwork(**params).fit(
@@ -455,7 +529,10 @@ def clip_proba(network: PrototypeNetwork, patches, n_items: int) -> tuple[np.nda
 
 # --------------------------------------------------------------- numpy forward
 def _conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
-    """3x3 convolution, zero padding 1, as torch's conv2d: (n, in, h, w) -> (n, out, h, w)."""
+    """3x3 convolution with zero padding 1 (or 1x1), as torch's conv2d: (n, in, h, w) ->
+    (n, out, h, w)."""
+    if weight.shape[2:] == (1, 1):
+        return np.einsum("nchw,oc->nohw", x, weight[:, :, 0, 0], optimize=True) + bias[None, :, None, None]
     padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
     windows = np.lib.stride_tricks.sliding_window_view(padded, (3, 3), axis=(2, 3))
     out = np.tensordot(windows, weight, axes=([1, 4, 5], [1, 2, 3]))  # (n, h, w, out)
@@ -486,10 +563,12 @@ def _head(D: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
     return similarity @ params["head.weight"].T + params["head.bias"]
 
 
-def _check_patches(X, shape: tuple | None = None) -> np.ndarray:
+def _check_patches(X, shape: tuple | None = None, *, encoder: str = "log-mel") -> np.ndarray:
     X = np.asarray(X, dtype=np.float32)
     if X.ndim != 3 or X.shape[0] == 0:
         raise ParameterError(f"expected patches of shape (n, frames, mels), got shape {X.shape}")
+    if shape is None and encoder == "aisfx":
+        shape = (100, 96)  # the aiSFX network's block (PatchConfig.aisfx)
     if shape is None and (X.shape[1] % 4 or X.shape[2] % 4 or X.shape[1] < 4 or X.shape[2] < 4):
         raise ParameterError(
             f"expected frames and mels to be multiples of 4 (two 2x2 poolings), got {X.shape[1:]}"

@@ -69,7 +69,10 @@ def _summary(network: PrototypeNetwork) -> str:
     channels = network.params_["prototypes"].shape[1]
     text = (
         f"{network.n_prototypes_} prototypes for {len(network.classes_)} classes, "
-        f"{channels} latent channels, {network.n_parameters_:,} parameters. The network "
+        f"{channels} latent channels, {network.n_parameters_:,} learned parameters"
+        + (" on the frozen convolutions of the pretrained aiSFX network"
+           if getattr(network, "encoder", "log-mel") == "aisfx" else "")
+        + ". The network "
         f"scores a sound by its likeness to each prototype, band by band; every prototype "
         f"below is the real training segment it equals."
     )

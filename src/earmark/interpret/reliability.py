@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..exceptions import ParameterError
-from .perturb import ClassScorer
+from .perturb import class_scorer, model_backend
 
 __all__ = ["Curve", "Reliability", "assess", "deletion_insertion", "stability"]
 
@@ -186,7 +186,7 @@ def deletion_insertion(
                 keep = np.ones(n, dtype=bool) if kind == "deletion" else np.zeros(n, dtype=bool)
                 keep[order[:count]] = kind != "deletion"
                 masks.append(keep.reshape(shape))
-    scorer = ClassScorer(model, explanation.class_index, backend=backend)
+    scorer = class_scorer(model, explanation.class_index, backend=backend)
     clip = explanation.masked_clip()
     scores = scorer(clip.render(np.array(masks))) if masks else np.zeros(0)
     scores = scores.reshape(2, len(orders), n_steps - 1)
@@ -244,7 +244,7 @@ def stability(
     """
     from .explain import explain
 
-    backend = backend if backend is not None else model.backend()
+    backend = backend if backend is not None else model_backend(model)
     params = explanation.params
     same = {
         "label": explanation.label, "method": explanation.method,
@@ -298,7 +298,7 @@ def assess(
     -------
     Reliability
     """
-    backend = backend if backend is not None else model.backend()
+    backend = backend if backend is not None else model_backend(model)
     deletion, insertion = deletion_insertion(
         explanation, model, backend=backend, n_steps=n_steps, n_random=n_random, seed=seed
     )
@@ -308,7 +308,7 @@ def assess(
     )
     evidence = explanation.evidence(evidence_fraction)
     evidence_score = float(
-        ClassScorer(model, explanation.class_index, backend=backend)(evidence[None])[0]
+        class_scorer(model, explanation.class_index, backend=backend)(evidence[None])[0]
     )
     faithfulness = float(np.mean([_gain(deletion), _gain(insertion)]))
     measured = [s for s in (noise_stability, seed_stability) if s is not None and np.isfinite(s)]
