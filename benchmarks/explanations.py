@@ -5,6 +5,7 @@ Run on demand, not a test (set OMP_NUM_THREADS=1 on a shared machine):
     python benchmarks/explanations.py                           # mfcc, both datasets
     python benchmarks/explanations.py --backends birdnet --clips 12
     python benchmarks/explanations.py --methods occlusion lime --baselines floor zero
+    python benchmarks/explanations.py --backends protonet-aisfx --clips 20   # prototype network
 
 For each dataset a logistic regression is trained on one honest split's training side
 (Speech Commands: the official lists, so no speaker is on both sides; Philharmonia:
@@ -16,6 +17,9 @@ model: deletion and insertion AUC against the mean of ``--random-orders`` random
 rank stability under white noise at 30 dB SNR, and across LIME seeds. The figure the
 issue asks for is the share of clips whose deletion AUC is below the random-order one
 (bar: 80 %). Prints one table and writes every figure as JSON (``--output``).
+
+``protonet-aisfx`` and ``protonet-log-mel`` in ``--backends`` explain a prototype
+network (that encoder, trained on the same training side, default settings) instead.
 """
 
 from __future__ import annotations
@@ -32,6 +36,9 @@ from rich.table import Table
 from earmark.backends import get_backend
 from earmark.datasets import load_dataset
 from earmark.interpret.explain import explain_file
+from earmark.interpret.features import manifest_patches
+from earmark.interpret.perturb import model_backend
+from earmark.interpret.protonet import clip_proba, fit_manifest
 from earmark.interpret.reliability import deletion_insertion, stability
 from earmark.model import EarmarkModel
 from earmark.pipeline import clip_embeddings
@@ -51,6 +58,16 @@ def held_out_split(manifest, seed: int):
     # is one, so the model explained is the best the data allows.
     split = max(plan.splits, key=lambda split: len(split.train))
     return split.train, split.test, f"{plan.strategy}: {split.name}"
+
+
+def prototype_network(manifest, encoder: str, seed: int):
+    """A prototype network trained on the split's training side, and its held-out accuracy."""
+    train, test, split_name = held_out_split(manifest, seed)
+    network = fit_manifest(manifest.subset(train), encoder=encoder, random_state=seed)
+    patches = manifest_patches(manifest.subset(test), network._config())
+    P, ok = clip_proba(network, patches, len(test))
+    accuracy = float(np.mean(network.classes_[P[ok].argmax(axis=1)] == manifest.y[test][ok]))
+    return network, model_backend(network), manifest, train, test, split_name, accuracy
 
 
 def main() -> None:
@@ -81,13 +98,18 @@ def main() -> None:
     for dataset in args.datasets:
         manifest = load_dataset(args.shared / DATASETS[dataset])
         for name in args.backends:
-            params = {"num_threads": args.threads} if name == "birdnet" else {}
-            backend = get_backend(name, **params)
-            X, ok, _ = clip_embeddings(manifest, backend, store, progress=False)
-            items = manifest.subset(ok)
-            train, test, split_name = held_out_split(items, args.seed)
-            model = EarmarkModel.train(X[train], items.y[train], backend=backend)
-            accuracy = float(np.mean(model.predict(X[test]) == items.y[test]))
+            if name.startswith("protonet-"):
+                model, backend, items, train, test, split_name, accuracy = prototype_network(
+                    manifest, name.removeprefix("protonet-"), args.seed
+                )
+            else:
+                params = {"num_threads": args.threads} if name == "birdnet" else {}
+                backend = get_backend(name, **params)
+                X, ok, _ = clip_embeddings(manifest, backend, store, progress=False)
+                items = manifest.subset(ok)
+                train, test, split_name = held_out_split(items, args.seed)
+                model = EarmarkModel.train(X[train], items.y[train], backend=backend)
+                accuracy = float(np.mean(model.predict(X[test]) == items.y[test]))
             rng = np.random.default_rng(args.seed)
             chosen = rng.choice(test, size=min(args.clips, len(test)), replace=False)
             console.print(

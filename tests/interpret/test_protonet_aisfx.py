@@ -118,3 +118,20 @@ def test_refinement_prunes_channels_and_keeps_real_prototypes(fitted):
         np.testing.assert_allclose(
             refined.params_["prototypes"][j], refined.encode(patches.X[[segment["row"]]])[0], atol=1e-4
         )
+
+
+def test_frozen_maps_are_remembered_by_content_not_by_array(philharmonia_dir):
+    from earmark.interpret.encoders import frozen_maps
+
+    X = manifest_patches(notes(philharmonia_dir, 1, 1), CONFIG).X
+    first = frozen_maps("aisfx", X)
+    again = frozen_maps("aisfx", X.copy())
+    changed = X.copy()
+    changed[0] = 0.0  # silence in the first patch
+
+    other = frozen_maps("aisfx", changed)
+
+    assert again is first and not first.flags.writeable
+    np.testing.assert_array_equal(other[1:], first[1:])
+    assert not np.allclose(other[0], first[0])
+    np.testing.assert_array_equal(first, aisfx_backend().feature_maps(X))

@@ -17,6 +17,8 @@ is why aiSFX's maps are the pretrained start used here.)
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from functools import lru_cache
 
 import numpy as np
@@ -70,4 +72,23 @@ def frozen_maps(encoder: str, X: np.ndarray) -> np.ndarray:
     check_encoder(encoder)
     if encoder == "log-mel":
         return X[:, None]
-    return aisfx_backend().feature_maps(X)
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    # Fitting, refining and scoring the same patches ask for the same maps several
+    # times (refine: encode, retrain, score before and after); the maps of the last
+    # few inputs are kept, keyed by content, while they stay small.
+    key = (encoder, X.shape, hashlib.blake2b(X.tobytes(), digest_size=16).hexdigest())
+    if key in _RECENT:
+        _RECENT.move_to_end(key)
+        return _RECENT[key]
+    maps = aisfx_backend().feature_maps(X)
+    maps.setflags(write=False)
+    if maps.nbytes <= _RECENT_BYTES:
+        _RECENT[key] = maps
+        while sum(m.nbytes for m in _RECENT.values()) > _RECENT_BYTES:
+            _RECENT.popitem(last=False)
+    return maps
+
+
+#: Frozen maps of recent inputs (see :func:`frozen_maps`), at most this many bytes.
+_RECENT: OrderedDict = OrderedDict()
+_RECENT_BYTES = 512 * 2**20

@@ -293,9 +293,10 @@ class PrototypeNetwork(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "params_")
         X = _check_patches(X, self.prototype_patches_.shape[1:])
         p = self.params_
+        maps = frozen_maps(self.encoder, X)
         out = []
         for start in range(0, len(X), 128):
-            x = self._inputs(X[start : start + 128])
+            x = self._inputs(X[start : start + 128], maps[start : start + 128])
             h = np.maximum(_conv(x, p["conv1.weight"], p["conv1.bias"]), 0)
             if self.encoder == "aisfx":
                 out.append(np.tanh(_conv(h, p["conv2.weight"], p["conv2.bias"])))
