@@ -135,3 +135,19 @@ def test_frozen_maps_are_remembered_by_content_not_by_array(philharmonia_dir):
     np.testing.assert_array_equal(other[1:], first[1:])
     assert not np.allclose(other[0], first[0])
     np.testing.assert_array_equal(first, aisfx_backend().feature_maps(X))
+
+
+def test_without_the_aisfx_wheel_fitting_is_one_clear_error(philharmonia_dir, monkeypatch):
+    import importlib.util
+
+    from earmark.exceptions import BackendUnavailableError
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "aisfx" else real_find_spec(name, *a))  # fmt: skip
+    aisfx_backend.cache_clear()
+    try:
+        with pytest.raises(BackendUnavailableError, match="pip install"):
+            fit_manifest(notes(philharmonia_dir, 0, 2), encoder="aisfx")
+    finally:
+        aisfx_backend.cache_clear()

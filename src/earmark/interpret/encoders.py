@@ -11,6 +11,12 @@ of its log-mel to 512 channels x 12 time steps x 12 band groups, before any pool
 the prototype layer still compares time-frequency structure. Only a 1x1 convolution
 down to a few channels and a 3x3 one after it are learned, then prototypes and head.
 The frozen part is computed once per training patch, so training stays CPU-quick.
+On Philharmonia-mini (5 group folds, ``benchmarks/protonet.py``) the aisfx encoder
+reaches 79.2 % (80.6 % with one prototype per class) where the log-mel one reaches about
+54 %; logistic regression on aiSFX's pooled clip embeddings reaches 87.4 %. Tried and
+not kept: more latent channels (32: 76 %), pooling the latent over time (4 steps: 81.6,
+all 12: 79.6, against 83.4 % unpooled in the same trial), input channel dropout and
+weight decay (no gain), the decoder loss (72 % against 76 %).
 (Frame embeddings such as BirdNET's are already pooled over frequency and time, which
 is why aiSFX's maps are the pretrained start used here.)
 """

@@ -237,6 +237,12 @@ def manifest_patches(
     """
     from ..audio import load
 
+    if config.spectrogram == "aisfx":
+        # Once, before any file: a missing aisfx wheel is one clear error, not a
+        # failure per file.
+        from .encoders import aisfx_backend
+
+        aisfx_backend()
     items = list(manifest)
     blocks, item_index, starts, failures = [], [], [], []
     ok = np.zeros(len(items), dtype=bool)
