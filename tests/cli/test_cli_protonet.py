@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from _cli_data import PNG_SIGNATURE
+from earmark.backends.aisfx import AisfxBackend
 from earmark.interpret.perturb import stft_settings
 from earmark.interpret.protonet import PrototypeNetwork
 
@@ -58,16 +59,20 @@ def word_network(speech_commands_dir, tmp_path_factory):
     return train
 
 
+@pytest.mark.skipif(not AisfxBackend.is_available(), reason="the default encoder needs the aisfx wheel")
 def test_train_prototypes_and_refine_from_the_command_line(cli, two_words, tmp_path):
     model = tmp_path / "words.protonet"
 
-    trained = cli("train", two_words, "--prototype-network", "-o", model, "--json")
+    trained = cli("train", two_words, "--prototype-network", "--prototypes-per-class", "2",
+                  "-o", model, "--json")  # fmt: skip
 
     assert trained.code == 0, trained.stderr
     summary = trained.json()
     assert summary["kind"] == "prototype-network" and summary["classes"] == list(WORDS)
+    assert summary["encoder"] == "aisfx"  # the default
     network = PrototypeNetwork.load(model)
-    assert summary["n_prototypes"] == network.n_prototypes_ == 3 * len(WORDS)
+    assert summary["n_prototypes"] == network.n_prototypes_ == 2 * len(WORDS)
+    assert network.encoder == "aisfx" and network.prototypes_per_class == 2
 
     shown = cli("prototypes", model, "-o", tmp_path / "page.html", "--json")
 

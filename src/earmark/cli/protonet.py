@@ -100,12 +100,13 @@ def refine(
 
 
 def train_prototype_network(manifest, output: Path, *, encoder: str = "aisfx", json_output: bool,
-                            quiet: bool) -> None:  # fmt: skip
+                            quiet: bool, prototypes_per_class: int = 3) -> None:  # fmt: skip
     """``earmark train --prototype-network``: fit on spectrogram patches, save, report."""
     from ..interpret.encoders import check_encoder
     from ..interpret.protonet import fit_manifest
 
-    network = fit_manifest(manifest, progress=not quiet, encoder=check_encoder(encoder))
+    network = fit_manifest(manifest, progress=not quiet, encoder=check_encoder(encoder),
+                           prototypes_per_class=prototypes_per_class)  # fmt: skip
     if not quiet:
         for path, reason in network.failures_:
             console.print(f"skipped {path}: {reason}", style="yellow", highlight=False)

@@ -49,6 +49,10 @@ def train(
         "convolutions, frozen; far more accurate on little data) or log-mel (learned from "
         "scratch, needs no pretrained weights).",
     ),
+    prototypes_per_class: int = typer.Option(
+        3, "--prototypes-per-class", min=1,
+        help="Prototype network: prototypes per class before refinement prunes them.",
+    ),
     layout: str = LayoutOption,
     cache_dir: Optional[Path] = CacheOption,
     json_output: bool = JsonOption,
@@ -75,7 +79,7 @@ def train(
         from .protonet import train_prototype_network
 
         return train_prototype_network(manifest, output, encoder=encoder, json_output=json_output,
-                                       quiet=quiet)  # fmt: skip
+                                       quiet=quiet, prototypes_per_class=prototypes_per_class)  # fmt: skip
     backend = open_backend(backend_name, backend_params, quiet=quiet)
     if mil is not None:
         model = _train_mil(manifest, backend, mil, quiet=quiet)
