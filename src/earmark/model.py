@@ -467,7 +467,7 @@ class EarmarkModel:
             of ``{"label", "score"}``), ``unknown`` (True where the clip was rejected as
             none of the classes) and ``error`` (None, or what went wrong).
         """
-        from .pipeline import clip_embeddings
+        from .pipeline import clip_embeddings, frame_bags
         from .store import MemoryStore
 
         if top_k < 1:
@@ -475,7 +475,7 @@ class EarmarkModel:
         backend = backend if backend is not None else self.backend()
         paths = [str(path) for path in paths]
         if self.kind == "frames":
-            X, ok, reasons = _frame_bags(paths, backend)
+            X, ok, reasons = frame_bags(paths, backend)
         else:
             X, ok, run = clip_embeddings(
                 paths, backend, store if store is not None else MemoryStore(),
@@ -618,24 +618,6 @@ def _label_set(labels) -> tuple:
         return tuple(labels.tolist())
     return (labels,)
 
-
-def _frame_bags(paths: list[str], backend):
-    """Frame embeddings per file for a frame model: ``(bags, ok, reasons)``."""
-    from .embedding import embed_file
-
-    bags, ok, reasons = [], [], []
-    for path in paths:
-        try:
-            X = embed_file(backend, path).X
-            if len(X) == 0:
-                raise EarmarkError(f"{path}: too short for one {backend.name} frame")
-        except EarmarkError as error:  # AudioError, or a backend failing on the file
-            ok.append(False)
-            reasons.append(str(error).removeprefix(f"{path}: "))
-            continue
-        bags.append(X)
-        ok.append(True)
-    return bags, np.array(ok, dtype=bool), iter(reasons)
 
 def _check_matrix(X, dimension: int | None) -> np.ndarray:
     X = np.asarray(X, dtype=np.float32)

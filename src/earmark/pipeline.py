@@ -23,11 +23,11 @@ import numpy as np
 from . import audio
 from .backends.base import Backend
 from .embedding import embed_file
-from .exceptions import AudioError, ParameterError, StoreError
+from .exceptions import AudioError, EarmarkError, ParameterError, StoreError
 from .store.base import EmbeddingStore, StoredEmbedding
 from .store.keys import embedding_key
 
-__all__ = ["EmbedFailure", "EmbedProgress", "EmbedRun", "embed_manifest", "clip_embeddings"]
+__all__ = ["EmbedFailure", "EmbedProgress", "EmbedRun", "embed_manifest", "clip_embeddings", "frame_bags"]
 
 #: A run that wrote this many batches compacts the store when it ends: every batch is a
 #: small fragment on disk, and reading a few keys from 150 fragments took 6x as long as
@@ -472,3 +472,36 @@ def clip_embeddings(
     if not run.ok_keys:
         return np.zeros((0, backend.dimension), dtype=np.float32), run.ok_mask, run
     return run.clip_matrix(store), run.ok_mask, run
+
+
+def frame_bags(paths, backend: Backend) -> tuple[list[np.ndarray], np.ndarray, Any]:
+    """Frame embeddings of each file, for a frame (MIL) model; bad files are skipped.
+
+    Not cached: a frame model's files are embedded whole, in process.
+
+    Parameters
+    ----------
+    paths : list of str
+    backend : Backend
+
+    Returns
+    -------
+    bags : list of np.ndarray [shape=(n_frames, dimension)]
+        One per readable file, in order.
+    ok : np.ndarray [shape=(len(paths),), dtype=bool]
+    reasons : iterator of str
+        Why each skipped file failed, in order of the skipped files.
+    """
+    bags, ok, reasons = [], [], []
+    for path in paths:
+        try:
+            X = embed_file(backend, path).X
+            if len(X) == 0:
+                raise EarmarkError(f"{path}: too short for one {backend.name} frame")
+        except EarmarkError as error:  # AudioError, or a backend failing on the file
+            ok.append(False)
+            reasons.append(str(error).removeprefix(f"{path}: "))
+            continue
+        bags.append(X)
+        ok.append(True)
+    return bags, np.array(ok, dtype=bool), iter(reasons)

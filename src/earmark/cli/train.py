@@ -108,9 +108,10 @@ def train(
 
 def _train_mil(manifest, backend, pooling: str, *, quiet: bool):
     """A frame model from every readable item's frame embeddings; bad files are named."""
-    from ..model import EarmarkModel, _frame_bags
+    from ..model import EarmarkModel
+    from ..pipeline import frame_bags
 
-    bags, ok, reasons = _frame_bags([str(path) for path in manifest.paths], backend)
+    bags, ok, reasons = frame_bags([str(path) for path in manifest.paths], backend)
     if not quiet:
         for path, reason in zip([p for p, good in zip(manifest.paths, ok) if not good], reasons):
             console.print(f"skipped {path}: {reason}", style="yellow", highlight=False)
