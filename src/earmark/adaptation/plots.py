@@ -8,12 +8,12 @@ source. A panel in a learned feature space (DANN) gets its own axes.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 
 from ..exceptions import ParameterError
+from ..plots import _finish
 
 __all__ = ["plot_domains"]
 
@@ -84,12 +84,7 @@ def plot_domains(
             axes.legend(fontsize=8, loc="best", frameon=False)
     if title:
         figure.suptitle(title)
-    if path is None:
-        return figure
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=dpi)
-    return path
+    return _finish(figure, path, dpi)
 
 
 def _project(Xs: np.ndarray, Xt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

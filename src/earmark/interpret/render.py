@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..plots import _finish
 from ._html import escape, page, png_data_uri, wav_data_uri
 
 __all__ = ["explanation_page", "plot_curves", "plot_explanation", "write_explanation"]
@@ -148,15 +149,6 @@ def plot_curves(reliability, path=None, *, dpi: int = 120):
         axes.legend(fontsize=8, loc="best")
     figure.axes[0].set_ylabel("class score")
     return _finish(figure, path, dpi)
-
-
-def _finish(figure, path, dpi: int):
-    if path is None:
-        return figure
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=dpi)
-    return path
 
 
 def _playable(y: np.ndarray, sr: int, max_hz: float) -> tuple[np.ndarray, int]:
