@@ -44,6 +44,20 @@ class AudioError(EarmarkError):
         super().__init__(f"{self.path}: {reason}")
 
 
+class NoUsableItemsError(EarmarkError):
+    """Not one item of a batch could be used.
+
+    Attributes
+    ----------
+    failures : list of (str, str)
+        ``(path, reason)`` of each item that failed, so a caller can report every one.
+    """
+
+    def __init__(self, message: str, failures):
+        self.failures = list(failures)
+        super().__init__(message)
+
+
 class ManifestError(EarmarkError):
     """A dataset folder or manifest file cannot be read as a manifest."""
 

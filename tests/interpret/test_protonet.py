@@ -192,3 +192,16 @@ def test_a_version_1_file_without_an_encoder_reads_as_log_mel(small, tmp_path):
 
     assert loaded.encoder == "log-mel"
     np.testing.assert_array_equal(loaded.predict_proba(patches.X), network.predict_proba(patches.X))
+
+
+def test_predict_files_names_every_file_when_none_can_be_read(small, tmp_path):
+    network, _, _ = small
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF not really a wave file")
+    missing = tmp_path / "missing.wav"
+
+    rows = network.predict_files([broken, missing])
+
+    assert [row["label"] for row in rows] == [None, None]
+    assert rows[0]["error"].startswith(f"{broken}: ") and "could not be" not in rows[0]["error"]
+    assert rows[1]["error"] == f"{missing}: file not found"

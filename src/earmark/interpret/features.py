@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..exceptions import EarmarkError, ParameterError
+from ..exceptions import EarmarkError, NoUsableItemsError, ParameterError
 
 __all__ = ["PatchConfig", "PatchSet", "log_mel", "log_mel_patches", "manifest_patches"]
 
@@ -193,28 +193,23 @@ def log_mel_patches(y, config: PatchConfig = PatchConfig()) -> tuple[np.ndarray,
         raise ParameterError(f"expected non-empty mono audio, got shape {y.shape}")
     if y.size < config.patch_samples:
         y = np.pad(y, (0, config.patch_samples - y.size))
+    # Frames of an uncentred spectrogram; a patch starts every patch_hop_frames.
+    n_frames = 1 + (y.size - config.n_fft) // config.hop_length
+    starts = np.arange(0, n_frames - config.patch_frames + 1, config.patch_hop_frames)
+    if config.max_patches is not None:
+        starts = starts[: config.max_patches]
     if config.spectrogram == "aisfx":
-        return _aisfx_patches(y, config)
-    S = log_mel(
-        y, sr=config.sr, n_mels=config.n_mels, n_fft=config.n_fft, hop_length=config.hop_length
-    )
-    starts = np.arange(0, S.shape[0] - config.patch_frames + 1, config.patch_hop_frames)
-    if config.max_patches is not None:
-        starts = starts[: config.max_patches]
-    X = np.stack([S[s : s + config.patch_frames] for s in starts])
+        # The aiSFX backend's own log-mel of each patch's span (each scaled to its peak).
+        from .encoders import aisfx_backend
+
+        spans = starts * config.hop_length
+        X = aisfx_backend().log_mel(np.stack([y[s : s + config.patch_samples] for s in spans]))
+    else:
+        S = log_mel(
+            y, sr=config.sr, n_mels=config.n_mels, n_fft=config.n_fft, hop_length=config.hop_length
+        )
+        X = np.stack([S[s : s + config.patch_frames] for s in starts])
     return X, starts * config.hop_length / config.sr
-
-
-def _aisfx_patches(y: np.ndarray, config: PatchConfig) -> tuple[np.ndarray, np.ndarray]:
-    """The aiSFX backend's own log-mel of each patch's span (each scaled to its peak)."""
-    from .encoders import aisfx_backend
-
-    hop = config.patch_hop_frames * config.hop_length
-    starts = np.arange(0, y.size - config.patch_samples + 1, hop)
-    if config.max_patches is not None:
-        starts = starts[: config.max_patches]
-    windows = np.stack([y[s : s + config.patch_samples] for s in starts])
-    return aisfx_backend().log_mel(windows), starts / config.sr
 
 
 def manifest_patches(
@@ -234,6 +229,11 @@ def manifest_patches(
     -------
     PatchSet
         Times are in seconds from the start of each file.
+
+    Raises
+    ------
+    NoUsableItemsError
+        If not one item could be cut; its ``failures`` say why for each.
     """
     from ..audio import load
 
@@ -263,10 +263,11 @@ def manifest_patches(
         starts.append(start_s + (item.start_s or 0.0))
         ok[i] = True
     if not blocks:
-        raise EarmarkError(
+        raise NoUsableItemsError(
             f"no item of the manifest could be cut into patches ({len(failures)} failed"
             + (f"; first: {failures[0][0]}: {failures[0][1]}" if failures else "")
-            + ")"
+            + ")",
+            failures,
         )
     start_s = np.concatenate(starts)
     return PatchSet(

@@ -42,7 +42,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from ..exceptions import BackendUnavailableError, EarmarkError, ParameterError
+from ..exceptions import BackendUnavailableError, EarmarkError, NoUsableItemsError, ParameterError
 from .encoders import ENCODERS, check_encoder, frozen_maps, patch_config
 from .features import PatchConfig, manifest_patches
 
@@ -382,7 +382,6 @@ class PrototypeNetwork(ClassifierMixin, BaseEstimator):
         """
         import pandas as pd
 
-        from ..audio import load
         from ..manifest import Manifest
 
         if not isinstance(top_k, Integral) or top_k < 1:
@@ -397,19 +396,10 @@ class PrototypeNetwork(ClassifierMixin, BaseEstimator):
         manifest = Manifest(pd.DataFrame({"path": resolved, "labels": ["?"] * len(given)}))
         try:
             patches = manifest_patches(manifest, config, progress=progress)
-        except EarmarkError:  # not one file could be read: ask each why
-            failed = {}
-            for path in resolved:
-                try:
-                    load(path, sr=config.sr)
-                    failed[path] = "could not be cut into patches"
-                except EarmarkError as error:
-                    failed[path] = str(error).removeprefix(f"{path}: ")
-            for row, path in zip(rows, resolved):
-                row["error"] = f"{row['path']}: {failed[path]}"
-            return rows
-        failed = dict(patches.failures)
-        P, ok = clip_proba(self, patches, len(given))
+            failed = dict(patches.failures)
+            P, ok = clip_proba(self, patches, len(given))
+        except NoUsableItemsError as error:  # not one file could be read
+            failed, ok = dict(error.failures), np.zeros(len(given), dtype=bool)
         classes = [_plain(c) for c in self.classes_.tolist()]
         for i, (row, path) in enumerate(zip(rows, resolved)):
             if not ok[i]:
@@ -569,7 +559,8 @@ def _check_patches(X, shape: tuple | None = None, *, encoder: str = "log-mel") -
     if X.ndim != 3 or X.shape[0] == 0:
         raise ParameterError(f"expected patches of shape (n, frames, mels), got shape {X.shape}")
     if shape is None and encoder == "aisfx":
-        shape = (100, 96)  # the aiSFX network's block (PatchConfig.aisfx)
+        aisfx = PatchConfig.aisfx()
+        shape = (aisfx.patch_frames, aisfx.n_mels)
     if shape is None and (X.shape[1] % 4 or X.shape[2] % 4 or X.shape[1] < 4 or X.shape[2] < 4):
         raise ParameterError(
             f"expected frames and mels to be multiples of 4 (two 2x2 poolings), got {X.shape[1:]}"
