@@ -40,7 +40,6 @@ differs, and the cosine similarity of the clip embeddings to the package's.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import tempfile
 import time
 import warnings

@@ -142,7 +142,7 @@ def train_model(backend_name: str, speech_dir: Path, music_dir: Path):
 
     from earmark.backends import get_backend
     from earmark.embedding import embed_signal
-    from earmark.model import EarmarkModel
+    from earmark.models import EarmarkModel
 
     backend = get_backend(backend_name)
     sr = backend.sample_rate
@@ -171,7 +171,7 @@ def run_child(task: str, audio_path: Path, model_path: Path) -> dict:
 def child(task: str, audio_path: str, model_path: str) -> None:
     import numpy as np
 
-    from earmark.model import EarmarkModel
+    from earmark.models import EarmarkModel
 
     model = EarmarkModel.load(model_path)
     backend = model.backend()

@@ -74,11 +74,13 @@ def main() -> None:
     from earmark.cli._common import parse_params
     from earmark.datasets import load_dataset
     from earmark.detection.soundscapes import (
-        STANDARD_PARAMETERS, make_soundscapes, standard_soundscapes,
+        STANDARD_PARAMETERS,
+        make_soundscapes,
+        standard_soundscapes,
     )
     from earmark.detection.stream import SlidingWindows, detect_file
     from earmark.embedding import embed_file
-    from earmark.model import EarmarkModel
+    from earmark.models import EarmarkModel
 
     shared = Path(args.shared)
     backend = get_backend(args.backend, **parse_params(args.backend_param))
@@ -238,7 +240,11 @@ def _frames(backend, paths, cache):
 
 def _scores(results, scapes, setting, hidden):
     """Event- and segment-based scores of stored frame scores under one post-processing."""
-    from earmark.detection.events import frames_to_events, median_frames_for, window_cells
+    from earmark.detection.events import (
+        frames_to_events,
+        median_frames_for,
+        window_cells,
+    )
     from earmark.detection.metrics import event_based_scores, segment_based_scores
 
     threshold, median_s, cells = setting

@@ -40,7 +40,7 @@ from earmark.interpret.features import manifest_patches
 from earmark.interpret.perturb import model_backend
 from earmark.interpret.protonet import clip_proba, fit_manifest
 from earmark.interpret.reliability import deletion_insertion, stability
-from earmark.model import EarmarkModel
+from earmark.models import EarmarkModel
 from earmark.pipeline import clip_embeddings
 from earmark.splits import make_splits
 from earmark.store import open_store

@@ -27,7 +27,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 from threadpoolctl import threadpool_limits
 
 from earmark.backends import get_backend

@@ -55,7 +55,7 @@ def trained_model(speech_commands_dir: Path, philharmonia_dir: Path):
     """An EarmarkModel (mfcc, logistic regression): speech, music or background."""
     from earmark.backends import get_backend
     from earmark.embedding import embed_signal
-    from earmark.model import EarmarkModel
+    from earmark.models import EarmarkModel
 
     backend = get_backend("mfcc")
     sr = backend.sample_rate

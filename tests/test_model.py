@@ -11,9 +11,13 @@ import numpy as np
 import pytest
 import skops.io
 
-from earmark.exceptions import BackendError, EarmarkError, ModelFileError, ParameterError
-from earmark.model import FORMAT_VERSION, EarmarkModel
-
+from earmark.exceptions import (
+    BackendError,
+    EarmarkError,
+    ModelFileError,
+    ParameterError,
+)
+from earmark.models import FORMAT_VERSION, EarmarkModel, predict_files
 
 # Small fits on the FSDD embeddings: one BLAS thread (see tests/conftest.py).
 pytestmark = pytest.mark.usefixtures("one_blas_thread")
@@ -69,7 +73,7 @@ def test_unseen_speaker_files_are_classified_and_a_bad_file_gets_an_error_row(
     broken = tmp_path / "broken.wav"
     broken.write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunk")
     paths = [theo[0], broken, *theo[1:], tmp_path / "missing.wav"]
-    rows = trained.predict_files(paths, top_k=3)
+    rows = [p.to_dict() for p in predict_files(trained, paths, top_k=3)]
     assert [row["path"] for row in rows] == [str(p) for p in paths]
     assert "broken.wav" in rows[1]["error"] and rows[1]["label"] is None
     assert "not found" in rows[-1]["error"]
@@ -103,7 +107,7 @@ def test_prototype_models_answer_unknown_for_digits_they_never_heard(
         fsdd_dir / "recordings" / f"{d}_{s}_{take}.wav"
         for d in range(10) for s in speakers for take in (5, 6)
     ]
-    rows = loaded.predict_files(paths)
+    rows = [p.to_dict() for p in predict_files(loaded, paths)]
     unknown = np.array([row["unknown"] for row in rows])
     assert all(row["label"] == "unknown" for row in rows if row["unknown"])
     assert all(row["top_k"] and row["top_k"][0]["label"] in "01234" for row in rows)
@@ -111,7 +115,7 @@ def test_prototype_models_answer_unknown_for_digits_they_never_heard(
     # Measured: 7 % of known and 43 % of unknown digits rejected.
     assert unknown[is_known].mean() <= 0.3
     assert unknown[~is_known].mean() >= unknown[is_known].mean() + 0.2
-    kept = loaded.predict_files(paths, reject_unknown=False)
+    kept = [p.to_dict() for p in predict_files(loaded, paths, reject_unknown=False)]
     assert not any(row["unknown"] for row in kept)
 
 
@@ -146,7 +150,9 @@ def _rewrite(path, pipeline_bytes=None, **metadata_changes):
         metadata = json.loads(archive.read("model.json"))
         original = archive.read("pipeline.skops")
     pipeline_bytes = original if pipeline_bytes is None else pipeline_bytes
-    metadata["pipeline_sha256"] = hashlib.sha256(pipeline_bytes).hexdigest()
+    metadata["members"]["pipeline.skops"] = {
+        "size": len(pipeline_bytes), "sha256": hashlib.sha256(pipeline_bytes).hexdigest()
+    }
     metadata.update(metadata_changes)
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("model.json", json.dumps(metadata))
@@ -205,7 +211,7 @@ def test_a_flipped_byte_in_the_pipeline_is_caught(trained, tmp_path):
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("model.json", metadata)
         archive.writestr("pipeline.skops", bytes(pipeline_bytes))
-    with pytest.raises(ModelFileError, match="does not match its recorded hash"):
+    with pytest.raises(ModelFileError, match="does not match its recorded size and hash"):
         EarmarkModel.load(path)
 
 
@@ -216,7 +222,7 @@ def test_other_files_are_refused(tmp_path, fsdd_dir):
         EarmarkModel.load(fsdd_dir / "recordings" / "0_theo_0.wav")
     empty_zip = tmp_path / "empty.earmark"
     zipfile.ZipFile(empty_zip, "w").close()
-    with pytest.raises(ModelFileError, match="missing model.json, pipeline.skops"):
+    with pytest.raises(ModelFileError, match="not an earmark model file"):
         EarmarkModel.load(empty_zip)
 
 
@@ -262,7 +268,7 @@ def test_a_frame_model_round_trips_with_identical_frame_scores(mil_model, tmp_pa
 
 def test_a_frame_model_classifies_files_from_their_frames(mil_model):
     model, _, paths = mil_model
-    rows = model.predict_files(paths, top_k=2)
+    rows = [p.to_dict() for p in predict_files(model, paths, top_k=2)]
     truth = [path.name.split("_")[0] for path in paths]
     assert all(row["error"] is None and len(row["top_k"]) == 2 for row in rows)
     assert np.mean([row["label"] == t for row, t in zip(rows, truth)]) > 0.5
@@ -275,12 +281,14 @@ def test_only_frame_models_score_frames(trained, mil_model, tmp_path):
     assert hasattr(model, "segment_proba")
     with pytest.raises(ParameterError, match="dimension"):
         model.segment_proba(np.zeros((3, 7)))
-    # A file written before model kinds existed is read as a clip model.
+    # A file of format 1, written before model kinds existed, is read as a clip model.
     path = trained.save(tmp_path / "old.earmark")
     with zipfile.ZipFile(path) as archive:
         metadata = json.loads(archive.read("model.json"))
         pipeline_bytes = archive.read("pipeline.skops")
-    del metadata["kind"]
+    del metadata["kind"], metadata["members"]
+    metadata["format_version"] = 1
+    metadata["pipeline_sha256"] = hashlib.sha256(pipeline_bytes).hexdigest()
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("model.json", json.dumps(metadata))
         archive.writestr("pipeline.skops", pipeline_bytes)

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from earmark.adaptation import (
-    DANNClassifier,
     METHODS,
+    DANNClassifier,
     SelfTrainingPrototypes,
     adapt_model,
     evaluate_domains,
@@ -21,7 +21,7 @@ from earmark.adaptation import (
 )
 from earmark.adaptation.plots import plot_domains
 from earmark.exceptions import EarmarkError, ParameterError
-from earmark.model import EarmarkModel
+from earmark.models import EarmarkModel
 
 pytestmark = pytest.mark.usefixtures("one_blas_thread")
 

@@ -10,7 +10,6 @@ import json
 
 import numpy as np
 import pytest
-
 from _cli_data import DIGITS, PNG_SIGNATURE, TAKES
 
 pytestmark = pytest.mark.usefixtures("one_blas_thread")
@@ -91,7 +90,7 @@ def trained(cli, digits_dir, tmp_path):
 
 
 def test_adapt_writes_a_model_that_loads_and_predicts_the_target(cli, trained, digits_dir, tmp_path):
-    from earmark.model import EarmarkModel
+    from earmark.models import EarmarkModel
 
     model_path, _ = trained
     adapted_path = tmp_path / "adapted.earmark"

@@ -12,7 +12,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from _cli_data import CLIPS_PER_WORD, DIGITS, PNG_SIGNATURE, SPEAKERS, TAKES, WORDS
 
 N_DIGIT_FILES = len(DIGITS) * len(SPEAKERS) * len(TAKES)
@@ -206,7 +205,7 @@ def test_train_then_predict_labels_files_reusing_the_cache(
 ):
     import earmark.pipeline
     from earmark.backends import get_backend
-    from earmark.model import EarmarkModel
+    from earmark.models import EarmarkModel
     from earmark.store import open_store
 
     model_path = tmp_path / "digits.earmark"

@@ -18,7 +18,7 @@ N_DEMO = 300
 def test_demo_writes_evaluation_curve_model_and_predictions(cli, tmp_path, monkeypatch):
     import earmark.pipeline
     from earmark.datasets import load_demo
-    from earmark.model import EarmarkModel
+    from earmark.models import EarmarkModel
 
     embedded = []
     original = earmark.pipeline.embed_file

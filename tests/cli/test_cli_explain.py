@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from _cli_data import PNG_SIGNATURE
 
 
@@ -16,7 +15,7 @@ def digit_model_path(digits_dir, tmp_path_factory):
 
     from earmark.backends import get_backend
     from earmark.embedding import embed_file
-    from earmark.model import EarmarkModel
+    from earmark.models import EarmarkModel
 
     backend = get_backend("mfcc")
     paths = sorted((digits_dir / "recordings").glob("*.wav"))

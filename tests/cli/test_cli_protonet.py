@@ -8,11 +8,12 @@ import shutil
 import sys
 
 import pytest
-
 from _cli_data import PNG_SIGNATURE
+
 from earmark.backends.aisfx import AisfxBackend
 from earmark.interpret.perturb import stft_settings
 from earmark.interpret.protonet import PrototypeNetwork
+from earmark.models import predict_files
 
 #: Two words, three clips each: the smallest set the default network trains on in seconds.
 WORDS = ("bed", "cat")
@@ -159,7 +160,7 @@ def test_a_model_file_of_neither_kind_is_one_clean_error(cli, word_network, tmp_
 def test_explain_with_a_prototype_network_writes_the_picture_and_page(cli, word_network, tmp_path):
     network_path, data = word_network("log-mel")
     clip = sorted((data / "cat").glob("*.wav"))[0]
-    predicted = PrototypeNetwork.load(network_path).predict_files([clip])[0]
+    predicted = [p.to_dict() for p in predict_files(PrototypeNetwork.load(network_path), [clip])][0]
     out = tmp_path / "why"
 
     run = cli("explain", network_path, clip, "--no-check", "-o", out, "--json")

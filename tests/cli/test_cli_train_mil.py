@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import numpy as np
-
 from _cli_data import WORDS
-from earmark.model import EarmarkModel
+
+from earmark.models import EarmarkModel, predict_files
 
 
 def test_train_mil_writes_a_frame_model_that_detect_runs_per_frame(cli, words_dir, tmp_path):
@@ -20,7 +20,7 @@ def test_train_mil_writes_a_frame_model_that_detect_runs_per_frame(cli, words_di
     model = EarmarkModel.load(model_path)
     assert model.kind == "frames" and model.classes_.tolist() == list(WORDS)
     clip = next((words_dir / WORDS[1]).glob("*.wav"))
-    rows = model.predict_files([clip])
+    rows = [p.to_dict() for p in predict_files(model, [clip])]
     assert rows[0]["error"] is None and set(rows[0]["top_k"][0]) == {"label", "score"}
 
     out = tmp_path / "out"

@@ -57,7 +57,7 @@ def clip_with_burst(rng, tone_hz: float | None, start_s: float, stop_s: float) -
 def tone_model() -> ToneModel:
     from earmark.backends import get_backend
     from earmark.embedding import embed_signal
-    from earmark.model import EarmarkModel
+    from earmark.models import EarmarkModel
 
     backend = get_backend("mfcc")
     edges = band_edges()
@@ -90,7 +90,8 @@ class DigitModel:
 def digit_model(fsdd_dir: Path) -> DigitModel:
     """Logistic regression on MFCC clip embeddings, speaker 'george' held out."""
     from _embeddings import fsdd_mfcc
-    from earmark.model import EarmarkModel
+
+    from earmark.models import EarmarkModel
 
     data = fsdd_mfcc(Path(fsdd_dir))
     train = data.speakers != "george"

@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _explain_data import (
+    BAND,
+    BURST_S,
+    N_BANDS,
+    N_TIME,
+    SR,
+    clip_with_burst,
+    digit_model,
+    tone_model,
+)
 
-from _explain_data import BAND, BURST_S, N_BANDS, N_TIME, SR, clip_with_burst, digit_model, tone_model
 from earmark.exceptions import AudioError, ParameterError
 from earmark.interpret.explain import Explanation, explain, explain_file
 from earmark.interpret.perturb import ClassScorer, MaskedClip, RegionGrid
+from earmark.models import predict_files
 
 
 @pytest.fixture(scope="module")
@@ -181,7 +191,7 @@ def test_explain_file_on_real_speech_reads_the_file_at_its_own_rate(digits, digi
     # An 8 kHz file through a 22.05 kHz backend: bands stop at 4 kHz.
     assert e.band_edges_hz[-1] == 4000.0 and e.sr == 22050
     assert e.path == str(path)
-    predicted = digits.model.predict_files([path], backend=digits.backend)[0]
+    predicted = [p.to_dict() for p in predict_files(digits.model, [path], backend=digits.backend)][0]
     assert e.label == predicted["label"]
     assert e.base_score == pytest.approx(predicted["score"], abs=0.02)
     by_text = explain_file(digits.model, path, label="3", backend=digits.backend)

@@ -6,15 +6,21 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from _protonet_data import WORDS, trained
+
 from earmark.audio import load
 from earmark.interpret.explain import explain, explain_file
 from earmark.interpret.features import manifest_patches
-from earmark.interpret.perturb import PatchBackend, PrototypeScorer, class_scorer, model_backend
+from earmark.interpret.perturb import (
+    PatchBackend,
+    PrototypeScorer,
+    class_scorer,
+    model_backend,
+)
 from earmark.interpret.protonet import clip_proba
 from earmark.interpret.reliability import assess
 from earmark.manifest import Manifest
+from earmark.models import predict_files
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +53,7 @@ def test_scorer_of_an_unperturbed_clip_is_clip_proba_of_its_patches(small):
 def test_explaining_a_file_scores_it_as_predict_files_does(small):
     network, manifest, _ = small
     path = one_clip_per_word(manifest)[1]
-    predicted = network.predict_files([path])[0]
+    predicted = [p.to_dict() for p in predict_files(network, [path])][0]
 
     explanation = explain_file(network, path, n_time=4, n_bands=4)
     reliability = assess(explanation, network, n_noise=1)

@@ -8,13 +8,14 @@ import zipfile
 
 import numpy as np
 import pytest
+from _protonet_data import SMALL, WORDS, labels_of, trained
 from sklearn.base import clone
 
-from _protonet_data import SMALL, WORDS, labels_of, trained
 from earmark.audio import load
 from earmark.exceptions import ModelFileError, ParameterError
 from earmark.interpret.features import PatchConfig, log_mel_patches
 from earmark.interpret.protonet import PrototypeNetwork, clip_proba
+from earmark.models import predict_files
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +104,7 @@ def test_predict_files_classifies_clips_and_names_a_bad_file(small, tmp_path):
     bad = tmp_path / "broken.wav"
     bad.write_text("not audio")
 
-    rows = network.predict_files([manifest.paths[0], bad])
+    rows = [p.to_dict() for p in predict_files(network, [manifest.paths[0], bad])]
 
     P, ok = clip_proba(network, patches, len(manifest))
     assert rows[0]["error"] is None and rows[0]["label"] == network.classes_[P[0].argmax()]
@@ -200,7 +201,7 @@ def test_predict_files_names_every_file_when_none_can_be_read(small, tmp_path):
     broken.write_bytes(b"RIFF not really a wave file")
     missing = tmp_path / "missing.wav"
 
-    rows = network.predict_files([broken, missing])
+    rows = [p.to_dict() for p in predict_files(network, [broken, missing])]
 
     assert [row["label"] for row in rows] == [None, None]
     assert rows[0]["error"].startswith(f"{broken}: ") and "could not be" not in rows[0]["error"]

@@ -16,6 +16,7 @@ from earmark.interpret.features import PatchConfig, log_mel_patches, manifest_pa
 from earmark.interpret.protonet import PrototypeNetwork, clip_proba, fit_manifest
 from earmark.interpret.refine import refine_manifest
 from earmark.manifest import Manifest
+from earmark.models import predict_files
 
 pytestmark = pytest.mark.skipif(
     not AisfxBackend.is_available(), reason="the aisfx encoder needs torch and the aisfx wheel"
@@ -99,7 +100,7 @@ def test_file_round_trip_keeps_the_encoder(fitted, philharmonia_dir, tmp_path):
     loaded = PrototypeNetwork.load(network.save(tmp_path / "notes.protonet"))
 
     assert loaded.encoder == "aisfx" and loaded.patch_config_["spectrogram"] == "aisfx"
-    rows, again = network.predict_files(paths), loaded.predict_files(paths)
+    rows, again = [p.to_dict() for p in predict_files(network, paths)], [p.to_dict() for p in predict_files(loaded, paths)]
     assert rows == again
     assert len(rows) == 4 and all(row["label"] in INSTRUMENTS for row in rows[:3])
     assert rows[3]["label"] is None and "missing.wav: file not found" in rows[3]["error"]

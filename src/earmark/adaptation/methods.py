@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 
 from ..exceptions import EarmarkError, ParameterError
 
@@ -166,7 +165,7 @@ def adapt_model(
 
     from sklearn.pipeline import Pipeline
 
-    from ..model import EarmarkModel, _check_matrix
+    from ..models import EarmarkModel, check_matrix
     from .shift import domain_shift
     from .standardize import DomainStandardizer
 
@@ -175,11 +174,11 @@ def adapt_model(
     if method not in METHODS:
         raise ParameterError(f"unknown adaptation method {method!r}; expected one of: {', '.join(METHODS)}")
     dimension = model.backend_identity.get("dimension")
-    X_target = _check_matrix(X_target, dimension)
+    X_target = check_matrix(X_target, dimension)
     if len(X_target) < 2:
         raise ParameterError(f"expected at least 2 target items to adapt to, got {len(X_target)}")
     if X_source is not None:
-        X_source = _check_matrix(X_source, dimension)
+        X_source = check_matrix(X_source, dimension)
     steps = copy.deepcopy(model.pipeline.steps)
     if steps and steps[0][0] == "adapt":
         raise EarmarkError("this model is already adapted; adapt the original model instead")

@@ -96,6 +96,10 @@ class Backend(ABC):
     fixed_batch: ClassVar[bool] = False
     #: Bump when a change to the backend's code changes its output.
     code_version: ClassVar[str] = "1"
+    #: Parameters that name code or files on the user's machine (a module to import, a
+    #: weights path). They are never taken from a model file or a store, which may come
+    #: from a stranger: the user gives them again (:func:`~earmark.backends.from_identity`).
+    local_params: ClassVar[tuple[str, ...]] = ()
 
     sample_rate: int
     dimension: int
@@ -157,6 +161,33 @@ class Backend(ABC):
     def weights_paths(self) -> Sequence[Path]:
         """Files holding the weights, hashed into :attr:`weights_hash`."""
         return ()
+
+    def config(self) -> dict[str, Any]:
+        """Name and parameters: what :func:`~earmark.backends.from_identity` rebuilds from.
+
+        Examples
+        --------
+        >>> from earmark.backends import get_backend
+        >>> get_backend("placeholder", window_s=0.25).config()
+        {'backend': 'placeholder', 'params': {'window_s': 0.25, 'hop_s': None}}
+        """
+        return {"backend": self.name, "params": self.params}
+
+    @classmethod
+    def parameter_schema(cls) -> dict[str, Any]:
+        """Keyword parameters of the constructor and their defaults (the declared schema).
+
+        A parameter read from a file must be one of these names, with a JSON scalar of
+        its default's type (see :func:`~earmark.backends.check_params`).
+        """
+        import inspect
+
+        schema = {}
+        for name, parameter in inspect.signature(cls.__init__).parameters.items():
+            if name == "self" or parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+                continue
+            schema[name] = None if parameter.default is parameter.empty else parameter.default
+        return schema
 
     def identity(self) -> dict[str, Any]:
         """Everything needed to know whether two embeddings are comparable."""

@@ -115,6 +115,7 @@ class HearBackend(Backend):
     )
     install_hint = "pip install the package that provides the HEAR module"
     code_version = "1"
+    local_params = ("module", "weights")
 
     def __init__(
         self,

@@ -11,10 +11,13 @@ import importlib
 from dataclasses import dataclass
 from typing import Any
 
-from ..exceptions import ParameterError
+from ..exceptions import BackendError, ParameterError
 from .base import Backend
 
-__all__ = ["BackendSpec", "register", "registered", "get_backend", "available", "DEFAULT_BACKEND"]
+__all__ = [
+    "BackendSpec", "register", "registered", "get_backend", "available", "DEFAULT_BACKEND",
+    "spec", "check_params", "from_identity",
+]
 
 DEFAULT_BACKEND = "birdnet"
 
@@ -58,12 +61,173 @@ def get_backend(name: str = DEFAULT_BACKEND, **params: Any) -> Backend:
     >>> get_backend("placeholder").dimension
     16
     """
+    return spec(name).load_class()(**params)
+
+
+def spec(name: str) -> BackendSpec:
+    """The registry entry of ``name``.
+
+    Raises
+    ------
+    ParameterError
+        If no backend of that name is registered (the message lists those that are).
+    """
     try:
-        spec = _REGISTRY[name]
-    except KeyError:
+        return _REGISTRY[name]
+    except (KeyError, TypeError):
         known = ", ".join(sorted(_REGISTRY))
         raise ParameterError(f"unknown backend {name!r}; expected one of: {known}") from None
-    return spec.load_class()(**params)
+
+
+#: JSON types a parameter from a file may have, by the type of its default.
+_SCALARS = (bool, int, float, str)
+
+
+def check_params(name: str, params: Any, *, source: str = "the file") -> dict[str, Any]:
+    """Backend parameters read from an untrusted source, checked against the schema.
+
+    Only names the backend's constructor declares are accepted, each with a JSON scalar
+    (or null) of its default's type; parameters that name code or files on this machine
+    (:attr:`Backend.local_params`, e.g. the HEAR adapter's ``module`` and ``weights``)
+    are never accepted from a file. Nothing is imported but the backend's own module.
+
+    Parameters
+    ----------
+    name : str
+        A registered backend.
+    params : dict
+    source : str
+        What the parameters came from, for messages.
+
+    Returns
+    -------
+    dict
+
+    Raises
+    ------
+    ParameterError
+        Naming the parameter and what was expected.
+
+    Examples
+    --------
+    >>> check_params("placeholder", {"window_s": 0.25})
+    {'window_s': 0.25}
+    """
+    cls = spec(name).load_class()
+    if not isinstance(params, dict):
+        raise ParameterError(f"{source}: expected backend parameters as an object, got {type(params).__name__}")
+    schema = cls.parameter_schema()
+    checked: dict[str, Any] = {}
+    for key, value in params.items():
+        if key not in schema:
+            raise ParameterError(
+                f"{source}: backend {name!r} has no parameter {key!r}; expected one of: "
+                f"{', '.join(sorted(schema)) or 'none'}"
+            )
+        if key in cls.local_params:
+            if value in (None, ""):
+                continue
+            raise ParameterError(
+                f"{source}: backend {name!r} parameter {key!r} names code or a file on this "
+                f"machine and is never taken from a file; give it yourself "
+                f"(--backend-param {key}=...)"
+            )
+        default = schema[key]
+        if value is not None and not isinstance(value, _SCALARS):
+            raise ParameterError(
+                f"{source}: backend parameter {key!r}: expected a number, string or boolean, "
+                f"got {type(value).__name__}"
+            )
+        if default is not None and value is not None:
+            numeric = isinstance(default, (int, float)) and not isinstance(default, bool)
+            ok = (isinstance(value, (int, float)) and not isinstance(value, bool)) if numeric \
+                else isinstance(value, type(default))
+            if not ok:
+                raise ParameterError(
+                    f"{source}: backend parameter {key!r}: expected {type(default).__name__}, "
+                    f"got {value!r}"
+                )
+        checked[key] = value
+    return checked
+
+
+def from_identity(identity: Any, *, params: dict[str, Any] | None = None,
+                  strict: bool = True, source: str = "the file") -> Backend:
+    """Rebuild the backend an identity (or :meth:`Backend.config`) describes: the one way.
+
+    Models, stores, search, ``serve`` and the Dask workers all rebuild backends here. The
+    name must be registered and the parameters pass :func:`check_params`; ``params``
+    (given by the user, trusted) are added on top, which is how the HEAR adapter's module
+    and weights come back. With a recorded weights hash, the installed weights must match.
+
+    Parameters
+    ----------
+    identity : dict
+        :meth:`Backend.identity` or :meth:`Backend.config`.
+    params : dict, optional
+        Parameters from the user (e.g. ``--backend-param``), not checked against a file.
+    strict : bool
+        If False, other weights only warn.
+    source : str
+        Where the identity came from, for messages.
+
+    Raises
+    ------
+    ParameterError
+        An unknown backend, or parameters the backend does not declare.
+    BackendError
+        The installed weights are not the recorded ones (with ``strict``), or a local
+        parameter the identity needs was not given.
+
+    Examples
+    --------
+    >>> backend = get_backend("placeholder", window_s=0.25)
+    >>> from_identity(backend.identity()).cache_key() == backend.cache_key()
+    True
+    """
+    import warnings
+
+    if not isinstance(identity, dict) or not isinstance(identity.get("backend"), str):
+        raise ParameterError(f"{source}: expected a backend identity with a 'backend' name")
+    name = identity["backend"]
+    cls = spec(name).load_class()
+    stored = identity.get("params") or {}
+    if not isinstance(stored, dict):
+        raise ParameterError(f"{source}: expected backend parameters as an object")
+    # Local parameters recorded in the file are never used, only asked for again.
+    recorded = check_params(
+        name, {k: v for k, v in stored.items() if k not in cls.local_params}, source=source
+    )
+    given = dict(params or {})
+    missing = [key for key in cls.local_params
+               if stored.get(key) not in (None, "") and key not in given]
+    if missing:
+        raise BackendError(
+            f"{source}: made with backend {name!r}, whose {', '.join(missing)} earmark never "
+            f"takes from a file; give {' and '.join(f'--backend-param {k}=...' for k in missing)}"
+        )
+    backend = get_backend(name, **{**recorded, **given})
+    expected = identity.get("weights_sha256")
+    if expected:
+        installed = backend.weights_hash
+        if installed != expected:
+            message = (
+                f"{source}: made from {name!r} weights with SHA-256 {str(expected)[:12]}..., "
+                f"but the installed weights hash to {installed[:12]}... (version "
+                f"{backend.version}, recorded {identity.get('version')}); its predictions "
+                f"would be meaningless. Install the backend version it was made with, or "
+                f"retrain"
+            )
+            if strict:
+                raise BackendError(message)
+            warnings.warn(message, stacklevel=2)
+        elif identity.get("version") and backend.version != identity["version"]:
+            warnings.warn(
+                f"backend {name!r} is version {backend.version}, {source} recorded "
+                f"{identity['version']}; the weights are the same, so results should hold",
+                stacklevel=2,
+            )
+    return backend
 
 
 def available(name: str) -> bool:

@@ -50,7 +50,7 @@ def adapt(
     from ..adaptation import METHODS, adapt_model
     from ..adaptation.plots import plot_domains
     from ..exceptions import EarmarkError, ParameterError
-    from ..model import EarmarkModel
+    from ..models import EarmarkModel
     from ..pipeline import clip_embeddings
 
     quiet = quiet or json_output

@@ -28,7 +28,7 @@ def demo(
     """Embed, cross-validate (leave one speaker out), draw a learning curve, train and predict."""
     from ..datasets import DEMO_ATTRIBUTION, load_demo
     from ..evaluation import cross_validate
-    from ..model import EarmarkModel
+    from ..models import EarmarkModel, load_model, predict_files
     from ..plots import plot_confusion_matrix
     from .curve import compute_curves, parse_sizes, write_curves
     from .evaluate import show_result
@@ -71,9 +71,11 @@ def demo(
     model = EarmarkModel.train(X[train_mask], kept.y[train_mask], backend=backend, learner=learner)
     model_path = model.save(target / "digits.earmark")
     held = kept.subset(~train_mask)
-    rows = EarmarkModel.load(model_path).predict_files(
-        held.paths.tolist(), backend=backend, store=store
-    )
+    rows = [
+        prediction.to_dict() for prediction in predict_files(
+            load_model(model_path), held.paths.tolist(), backend=backend, store=store
+        )
+    ]
     write_rows(rows, target / "predictions.csv")
     correct = sum(row["label"] == truth for row, truth in zip(rows, held.y.tolist()))
     console.print(

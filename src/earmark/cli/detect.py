@@ -58,10 +58,16 @@ def detect(
     """Find where each class sounds in each file; one events file per input and format."""
     from ..detection.batch import detect_files
     from ..detection.stream import SlidingWindows
-    from ..model import EarmarkModel
+    from ..exceptions import ParameterError
+    from ..models import load_model
     from .predict import expand
 
-    model = EarmarkModel.load(model_path)
+    model = load_model(model_path)
+    if model.backend_identity is None:
+        raise ParameterError(
+            f"{model_path}: a {model.kind} model reads patches, not a backend's frames; "
+            f"detect needs a clip or frame model (earmark train, or --mil)"
+        )
     backend = model.backend()
     # A model that scores frames itself is used per frame; a clip model slides windows.
     scorer = (

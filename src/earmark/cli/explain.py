@@ -50,7 +50,7 @@ def explain(
     from ..interpret.perturb import model_backend
     from ..interpret.reliability import assess
     from ..interpret.render import write_explanation
-    from .predict import load_model
+    from ..models import load_model
 
     model = load_model(model_path)
     backend = model_backend(model)

@@ -28,23 +28,29 @@ def predict(
         True, "--unknown/--no-unknown",
         help="With a prototype model, label clips far from every class 'unknown'.",
     ),
+    backend_param: Optional[list[str]] = typer.Option(
+        None, "--backend-param", "-p",
+        help="KEY=VALUE for backend parameters a model file never carries (the HEAR "
+        "adapter's module and weights).",
+    ),
     cache_dir: Optional[Path] = CacheOption,
     json_output: bool = JsonOption,
     quiet: bool = QuietOption,
 ) -> None:
     """Predict a label (with probabilities) for each file; bad files are reported, not fatal."""
-    from ..model import EarmarkModel
+    from ..models import load_model, predict_files
 
     model = load_model(model_path)
     paths = expand(files)
     progress = not (quiet or json_output)
-    if isinstance(model, EarmarkModel):
-        rows = model.predict_files(
-            paths, top_k=top_k, backend=model.backend(), store=open_cache(cache_dir),
-            progress=progress, reject_unknown=reject_unknown,
-        )
-    else:  # a prototype network reads its own patches: no backend, no embedding cache
-        rows = model.predict_files(paths, top_k=top_k, progress=progress)
+    backend = model.backend(params=_backend_params(backend_param)) \
+        if model.backend_identity is not None else None
+    predictions = predict_files(
+        model, paths, top_k=top_k, backend=backend,
+        store=open_cache(cache_dir) if backend is not None else None,
+        progress=progress, reject_unknown=reject_unknown,
+    )
+    rows = [prediction.to_dict() for prediction in predictions]
     if output is not None:
         write_rows(rows, output)
     if json_output:
@@ -60,23 +66,10 @@ def predict(
         raise typer.Exit(1)
 
 
-def load_model(path: Path):
-    """The model in a file: an EarmarkModel, or a PrototypeNetwork (told apart by content).
+def _backend_params(values) -> dict:
+    from ._common import parse_params
 
-    Raises
-    ------
-    ModelFileError
-        If the file is neither (the message names it).
-    """
-    from ..interpret._protonet_file import is_prototype_network_file
-
-    if is_prototype_network_file(path):
-        from ..interpret.protonet import PrototypeNetwork
-
-        return PrototypeNetwork.load(path)
-    from ..model import EarmarkModel
-
-    return EarmarkModel.load(path)
+    return parse_params(values)
 
 
 def expand(files: list[Path]) -> list[Path]:

@@ -61,7 +61,7 @@ def train(
     """Train a classifier on every item of DATA; the model file is all `predict` needs."""
     from ..detection.mil import POOLINGS
     from ..exceptions import ParameterError
-    from ..model import EarmarkModel
+    from ..models import EarmarkModel
     from ..taxonomy import load_taxonomy
 
     if mil is not None and mil not in POOLINGS:
@@ -108,7 +108,7 @@ def train(
 
 def _train_mil(manifest, backend, pooling: str, *, quiet: bool):
     """A frame model from every readable item's frame embeddings; bad files are named."""
-    from ..model import EarmarkModel
+    from ..models import EarmarkModel
     from ..pipeline import frame_bags
 
     bags, ok, reasons = frame_bags([str(path) for path in manifest.paths], backend)

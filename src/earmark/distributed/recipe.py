@@ -107,14 +107,11 @@ class BackendRecipe:
         BackendUnavailableError
             With ``check``, if this machine builds a backend of another cache key.
         """
-        from ..backends import get_backend
-        from ..backends.registry import _REGISTRY
+        from ..backends import get_backend, spec
 
         kwargs = dict(self.kwargs)
-        spec = _REGISTRY.get(self.name)
-        if spec is not None:
-            accepted = inspect.signature(spec.load_class().__init__).parameters
-            kwargs.update({name: self.threads for name in _THREAD_ARGUMENTS if name in accepted})
+        accepted = spec(self.name).load_class().parameter_schema()
+        kwargs.update({name: self.threads for name in _THREAD_ARGUMENTS if name in accepted})
         backend = get_backend(self.name, **kwargs)
         if check and backend.cache_key() != self.cache_key:
             import socket

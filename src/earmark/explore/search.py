@@ -207,8 +207,7 @@ def backend_for_store(store, name: str | None = None, params: dict | None = None
     ParameterError
         If the store holds several configurations and ``name`` does not choose one.
     """
-    from ..backends import get_backend
-    from ..backends.registry import DEFAULT_BACKEND
+    from ..backends import DEFAULT_BACKEND, from_identity, get_backend
 
     stored = stored_backends(store)
     if not stored:
@@ -239,7 +238,7 @@ def backend_for_store(store, name: str | None = None, params: dict | None = None
             "choose one with --backend (and --backend-param)"
         )
     info = stored[named[0]]
-    backend = get_backend(info["backend"], **info["params"])
+    backend = from_identity(info, source=_where(store))
     if backend.cache_key() != named[0]:
         raise StoreError(
             f"the {info['backend']} embeddings in {_where(store)} were made by another "

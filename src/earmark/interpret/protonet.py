@@ -357,42 +357,93 @@ class PrototypeNetwork(ClassifierMixin, BaseEstimator):
         return _channel_weights(self.params_["channel_logits"])
 
     # ---------------------------------------------------------- files and audio
-    def predict_files(self, paths, *, top_k: int = 3, progress: bool = False) -> list[dict[str, Any]]:
-        """Classify audio files (mean log-probability over each file's patches).
+    #: The model kind (:data:`earmark.models.KINDS`).
+    kind = "prototype-network"
+    #: A network reads its own patches, not a backend's embeddings.
+    backend_identity = None
 
-        Rows have the shape of :meth:`earmark.model.EarmarkModel.predict_files`, so the
-        same writers and reports serve both kinds of model.
+    @property
+    def training(self) -> dict[str, Any]:
+        """Training summary: parameters learned, prototypes, final loss, refinement."""
+        check_is_fitted(self, "params_")
+        return {
+            "n_parameters": self.n_parameters_,
+            "n_prototypes": self.n_prototypes_,
+            "final_loss": float(self.loss_curve_[-1]) if self.loss_curve_ else None,
+            "refinement": getattr(self, "refinement_", None),
+        }
 
-        Parameters
-        ----------
-        paths : iterable of str or Path
-        top_k : int
-            How many of the most probable labels each row lists.
-        progress : bool
-            Show a progress bar while cutting patches.
+    def check_state(self) -> None:
+        """Check that the learned arrays fit together (a file's are read from a stranger).
+
+        Raises
+        ------
+        ParameterError
+            Naming the array or value that does not fit.
+        """
+        check_is_fitted(self, "params_")
+        p = self.params_
+        prototypes = p["prototypes"]
+        if prototypes.ndim != 4:
+            raise ParameterError(f"prototypes of shape {prototypes.shape}; expected 4 axes")
+        n_prototypes, channels, height, width = prototypes.shape
+        n_classes = len(self.classes_)
+        expected = {
+            "conv1.bias": (p["conv1.weight"].shape[0],),
+            "conv2.weight": (channels, p["conv1.weight"].shape[0], *p["conv2.weight"].shape[2:]),
+            "conv2.bias": (channels,),
+            "channel_logits": (channels,),
+            "frequency_weights": (n_prototypes, width),
+            "head.weight": (n_classes, n_prototypes),
+            "head.bias": (n_classes,),
+        }
+        for name, shape in expected.items():
+            if p[name].shape != tuple(shape):
+                raise ParameterError(f"{name} has shape {p[name].shape}, expected {tuple(shape)}")
+        in_channels = 1 if self.encoder == "log-mel" else 512
+        if p["conv1.weight"].ndim != 4 or p["conv1.weight"].shape[1] != in_channels \
+                or p["conv1.weight"].shape[2:] not in ((1, 1), (3, 3)) \
+                or p["conv2.weight"].shape[2:] not in ((1, 1), (3, 3)):
+            raise ParameterError(f"conv1.weight has shape {p['conv1.weight'].shape}")
+        patches = self.prototype_patches_
+        if patches.ndim != 3 or patches.shape[0] != n_prototypes:
+            raise ParameterError(f"prototype_patches has shape {patches.shape}")
+        pooled = 4 if self.encoder == "log-mel" else None
+        if pooled and (patches.shape[1] // pooled, patches.shape[2] // pooled) != (height, width):
+            raise ParameterError(f"prototypes of {height}x{width} do not fit patches {patches.shape[1:]}")
+        if self.encoder == "aisfx" and patches.shape[1:] != (100, 96):
+            raise ParameterError(f"aisfx prototype patches of shape {patches.shape[1:]}")
+        if self.patch_config_ is not None and \
+                (self.patch_config_["patch_frames"], self.patch_config_["n_mels"]) != patches.shape[1:]:
+            raise ParameterError("the patch configuration does not match the prototype patches")
+        classes = self.prototype_class_
+        if classes.shape != (n_prototypes,) or (classes < 0).any() or (classes >= n_classes).any():
+            raise ParameterError(f"prototype classes out of range 0..{n_classes - 1}")
+        if len(self.prototype_segments_) != n_prototypes:
+            raise ParameterError("one prototype segment per prototype expected")
+        audio = self.prototype_audio_
+        if audio is not None and (audio.ndim != 2 or audio.shape[0] != n_prototypes):
+            raise ParameterError(f"prototype_audio has shape {audio.shape}")
+
+    def score_files(self, paths, *, store=None, backend=None, progress: bool = False):
+        """Class probabilities of audio files (mean log-probability over each file's patches).
+
+        See :func:`earmark.models.predict_files`; ``store`` and ``backend`` are unused (the
+        network reads its own patches). Each prediction gains ``nearest_prototype`` (of the
+        file's most typical patch).
 
         Returns
         -------
-        rows : list of dict
-            In the order of ``paths``: ``path`` (as given), ``label``, ``score`` (its
-            probability), ``top_k`` (a list of ``{"label", "score"}``), ``unknown``
-            (always False: the network has no "none of these"), ``nearest_prototype``
-            (of the file's most typical patch) and ``error`` (None, or what went wrong
-            with the file, naming it).
+        FileScores
         """
         import pandas as pd
 
         from ..manifest import Manifest
+        from ..models import FileScores
 
-        if not isinstance(top_k, Integral) or top_k < 1:
-            raise ParameterError(f"expected top_k >= 1, got {top_k!r}")
         config = self._config()
         given = [str(p) for p in paths]
         resolved = [str(Path(p).resolve()) for p in given]
-        rows = [{"path": p, "label": None, "score": None, "top_k": [], "unknown": False,
-                 "nearest_prototype": None, "error": None} for p in given]  # fmt: skip
-        if not given:
-            return rows
         manifest = Manifest(pd.DataFrame({"path": resolved, "labels": ["?"] * len(given)}))
         try:
             patches = manifest_patches(manifest, config, progress=progress)
@@ -400,17 +451,14 @@ class PrototypeNetwork(ClassifierMixin, BaseEstimator):
             P, ok = clip_proba(self, patches, len(given))
         except NoUsableItemsError as error:  # not one file could be read
             failed, ok = dict(error.failures), np.zeros(len(given), dtype=bool)
-        classes = [_plain(c) for c in self.classes_.tolist()]
-        for i, (row, path) in enumerate(zip(rows, resolved)):
-            if not ok[i]:
-                row["error"] = f"{row['path']}: {failed.get(path, 'could not be read')}"
-                continue
-            order = np.argsort(-P[i], kind="stable")[:top_k]
-            row["top_k"] = [{"label": classes[k], "score": float(P[i, k])} for k in order]
-            row["label"], row["score"] = row["top_k"][0]["label"], row["top_k"][0]["score"]
+            patches, P = None, np.zeros((0, len(self.classes_)))
+        errors = [None if good else f"{name}: {failed.get(path, 'could not be read')}"
+                  for name, path, good in zip(given, resolved, ok)]  # fmt: skip
+        extra = []
+        for i in np.flatnonzero(ok):
             mine = patches.X[patches.item == i]
-            row["nearest_prototype"] = int(np.bincount(self.nearest_prototype(mine)).argmax())
-        return rows
+            extra.append({"nearest_prototype": int(np.bincount(self.nearest_prototype(mine)).argmax())})
+        return FileScores(P[ok], ok, errors, extra=extra)
 
     def _config(self) -> PatchConfig:
         check_is_fitted(self, "params_")
@@ -422,18 +470,22 @@ class PrototypeNetwork(ClassifierMixin, BaseEstimator):
         return PatchConfig(**self.patch_config_)
 
     def save(self, path) -> Path:
-        """Write the network to one file (see :mod:`earmark.interpret._protonet_file`)."""
-        from ._protonet_file import save
+        """Write the network to one model file (kind ``"prototype-network"``)."""
+        from ..models import save_network
 
         check_is_fitted(self, "params_")
-        return save(self, path)
+        return save_network(self, path)
 
     @classmethod
     def load(cls, path) -> "PrototypeNetwork":
-        """Read a file written by :meth:`save`; refuses damaged or foreign files."""
-        from ._protonet_file import load
+        """Read a network file (see :func:`earmark.models.load_model`)."""
+        from ..exceptions import ModelFileError
+        from ..models import load_model
 
-        return load(path)
+        model = load_model(path)
+        if not isinstance(model, cls):
+            raise ModelFileError(f"{path}: holds a {model.kind!r} model, not a prototype network")
+        return model
 
 
 def fit_manifest(manifest, config: PatchConfig | None = None, *, progress: bool = False,

@@ -73,8 +73,8 @@ def _summary(network: PrototypeNetwork) -> str:
         + (" on the frozen convolutions of the pretrained aiSFX network"
            if getattr(network, "encoder", "log-mel") == "aisfx" else "")
         + ". The network "
-        f"scores a sound by its likeness to each prototype, band by band; every prototype "
-        f"below is the real training segment it equals."
+        "scores a sound by its likeness to each prototype, band by band; every prototype "
+        "below is the real training segment it equals."
     )
     refinement = getattr(network, "refinement_", None)
     if refinement:
