@@ -3,6 +3,7 @@ segments, NumPy inference matches torch, and the file round-trips exactly."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import zipfile
 
@@ -80,8 +81,8 @@ def test_save_and_load_give_identical_predictions(small, tmp_path):
     np.testing.assert_array_equal(loaded.prototype_audio_, network.prototype_audio_)
     assert loaded.get_params() == network.get_params()
     with zipfile.ZipFile(path) as archive:
-        metadata = json.loads(archive.read("protonet.json"))
-    assert metadata["format"] == "earmark-prototype-network"
+        metadata = json.loads(archive.read("model.json"))
+    assert metadata["format"] == "earmark-model" and metadata["kind"] == "prototype-network"
     assert metadata["n_parameters"] == network.n_parameters_
     assert not list(tmp_path.glob(".*.tmp"))  # written atomically, nothing left behind
 
@@ -179,10 +180,12 @@ def test_a_version_1_file_without_an_encoder_reads_as_log_mel(small, tmp_path):
     path = network.save(tmp_path / "new.protonet")
     with zipfile.ZipFile(path) as archive:
         members = {name: archive.read(name) for name in archive.namelist()}
-    metadata = json.loads(members["protonet.json"])
+    metadata = json.loads(members.pop("model.json"))
     assert metadata["format_version"] == 2 and metadata["params"]["encoder"] == "log-mel"
-    metadata["format_version"] = 1
-    del metadata["params"]["encoder"]  # what earmark wrote before encoders existed
+    # What earmark wrote before the one model format and before encoders existed.
+    metadata.update(format="earmark-prototype-network", format_version=1,
+                    arrays_sha256=hashlib.sha256(members["arrays.npz"]).hexdigest())
+    del metadata["params"]["encoder"], metadata["members"], metadata["kind"]
     members["protonet.json"] = json.dumps(metadata).encode()
     old = tmp_path / "old.protonet"
     with zipfile.ZipFile(old, "w") as archive:

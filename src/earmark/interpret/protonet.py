@@ -451,7 +451,7 @@ class PrototypeNetwork(ClassifierMixin, BaseEstimator):
             P, ok = clip_proba(self, patches, len(given))
         except NoUsableItemsError as error:  # not one file could be read
             failed, ok = dict(error.failures), np.zeros(len(given), dtype=bool)
-            patches, P = None, np.zeros((0, len(self.classes_)))
+            patches, P = None, np.zeros((len(given), len(self.classes_)))
         errors = [None if good else f"{name}: {failed.get(path, 'could not be read')}"
                   for name, path, good in zip(given, resolved, ok)]  # fmt: skip
         extra = []

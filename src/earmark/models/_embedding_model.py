@@ -344,8 +344,8 @@ class EarmarkModel:
         """
         from ..backends import from_identity
 
-        return from_identity(self.backend_identity, params=params, strict=strict,
-                             source=f"this {self.learner!r} model")
+        source = getattr(self, "source_", None) or f"this {self.learner!r} model"
+        return from_identity(self.backend_identity, params=params, strict=strict, source=source)
 
     def score_files(self, paths, *, store=None, backend=None, progress: bool = False) -> FileScores:
         """Class probabilities of audio files (see :func:`earmark.models.predict_files`).
@@ -441,7 +441,7 @@ class EarmarkModel:
                 f"{where}: classes in model.json ({metadata['classes']}) do not match the "
                 f"pipeline's ({stored})"
             )
-        return cls(
+        model = cls(
             pipeline,
             backend_identity=metadata["backend"],
             learner=str(metadata["learner"]),
@@ -449,6 +449,8 @@ class EarmarkModel:
             training=metadata.get("training") or {},
             kind=metadata.get("kind", "clip"),
         )
+        model.source_ = where  # the file, named in messages about its backend
+        return model
 
     def __repr__(self) -> str:
         return (
