@@ -39,8 +39,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = Path(os.environ.get("EARMARK_SHARED_DATASETS", ROOT.parent / "shared" / "datasets"))
-# The detection tests' soundscape helpers: real clips pasted into noise at known samples.
-sys.path.insert(0, str(ROOT / "tests"))
+# Real clips pasted into noise at known samples (shared with the detection tests).
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 def main(argv=None) -> None:
@@ -57,7 +57,7 @@ def main(argv=None) -> None:
     if args.child:
         return child(*args.child)
 
-    from _soundscapes import Placement, clips, write_soundscape
+    from _pasted import Placement, clips, write_soundscape
 
     from earmark.backends import get_backend
 
@@ -138,7 +138,7 @@ def main(argv=None) -> None:
 
 
 def train_model(backend_name: str, speech_dir: Path, music_dir: Path):
-    from _soundscapes import N_TRAIN, clips, load_clip, noise
+    from _pasted import N_TRAIN, clips, load_clip, noise
 
     from earmark.backends import get_backend
     from earmark.embedding import embed_signal

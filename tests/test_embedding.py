@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from earmark import audio
 from earmark.backends import get_backend
 from earmark.backends.base import Backend, Licence
-from earmark.embedding import _run, _windows, embed_file, embed_signal, n_frames
+from earmark.embedding import _run, cut_frames, embed_file, embed_signal, n_frames
 from earmark.exceptions import AudioError, EarmarkError, ParameterError
 
 
@@ -111,7 +111,7 @@ def test_streamed_framing_equals_in_memory_framing(n, window, hop, cuts):
     y = np.arange(1, n + 1, dtype=np.float32)  # every sample tells its own position
     expected = reference_frames(y, window, hop)
     for blocks in ([y], split(y, cuts)):
-        frames = [frame.copy() for frame in _windows(iter(blocks), window, hop)]
+        frames = [frame.copy() for frame in cut_frames(iter(blocks), window, hop)]
         assert len(frames) == len(expected)
         for index, (got, want) in enumerate(zip(frames, expected)):
             np.testing.assert_array_equal(got, want, err_msg=f"frame {index} of {len(expected)}")

@@ -16,7 +16,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .evaluation import _jsonable, check_matrix
+from .evaluation import check_matrix
+from .files import jsonable
 from .exceptions import ParameterError
 from .splits import make_splits
 
@@ -133,7 +134,7 @@ class CurveResult:
             "random_state": self.random_state,
             "n_classes": self.n_classes,
             "points": [p.to_dict() for p in self.points],
-            "skipped": _jsonable(self.skipped),
+            "skipped": jsonable(self.skipped),
             "warnings": list(self.warnings),
         }
 
@@ -247,7 +248,7 @@ def learning_curve(
             skipped.append(
                 {
                     "size": size,
-                    "reason": f"class {_jsonable(fewest_label)!r} has only {fewest} training "
+                    "reason": f"class {jsonable(fewest_label)!r} has only {fewest} training "
                     f"examples in {fewest_split}",
                 }
             )

@@ -30,6 +30,8 @@ from .backends.base import Backend
 from .exceptions import BackendError, EarmarkError, ParameterError
 
 __all__ = [
+    "cut_frames",
+    "with_lead",
     "FrameEmbeddings",
     "FrameBatch",
     "FrameStream",
@@ -82,7 +84,7 @@ def n_frames(
     return min(reaching_the_end, starting_inside)
 
 
-def _windows(blocks: Iterable[np.ndarray], window: int, hop: int) -> Iterator[np.ndarray]:
+def cut_frames(blocks: Iterable[np.ndarray], window: int, hop: int) -> Iterator[np.ndarray]:
     """Cut a stream of sample blocks into frames (see module docstring).
 
     Keeps only the samples still needed by a window not yet emitted.
@@ -113,7 +115,7 @@ def _windows(blocks: Iterable[np.ndarray], window: int, hop: int) -> Iterator[np
     return total
 
 
-def _after_lead(blocks: Iterable[np.ndarray], lead: int) -> Iterator[np.ndarray]:
+def with_lead(blocks: Iterable[np.ndarray], lead: int) -> Iterator[np.ndarray]:
     """``lead`` zeros, then the blocks; nothing at all if every block is empty, so that
     an empty signal still embeds no frame."""
     blocks = iter(blocks)
@@ -213,8 +215,8 @@ class FrameStream:
                 read += block.size
                 yield block
 
-        generator = _windows(
-            counted(_after_lead(self.blocks, lead) if lead else self.blocks), window, hop
+        generator = cut_frames(
+            counted(with_lead(self.blocks, lead) if lead else self.blocks), window, hop
         )
         batch: list[np.ndarray] = []
         first = 0

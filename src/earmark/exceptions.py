@@ -12,6 +12,9 @@ __all__ = [
     "ParameterError",
     "AudioError",
     "ManifestError",
+    "LayoutError",
+    "NoUsableItemsError",
+    "NotFound",
     "BackendError",
     "BackendUnavailableError",
     "StoreError",
@@ -60,6 +63,24 @@ class NoUsableItemsError(EarmarkError):
 
 class ManifestError(EarmarkError):
     """A dataset folder or manifest file cannot be read as a manifest."""
+
+
+class LayoutError(ManifestError):
+    """A path's dataset layout is unrecognised or ambiguous.
+
+    Attributes
+    ----------
+    candidates : tuple of str
+        The layouts that matched (two or more when ambiguous, none when unrecognised).
+    """
+
+    def __init__(self, message: str, *, candidates=()):
+        self.candidates = tuple(candidates)
+        super().__init__(message)
+
+
+class NotFound(EarmarkError):
+    """A key or file the labelling server will not serve (HTTP 404)."""
 
 
 class BackendError(EarmarkError):

@@ -1,5 +1,9 @@
 """Embed many files into the store, resumably, reusing everything already cached.
 
+Longer than ~500 lines: planning (keys, reuse, headers), running tasks and writing
+records in batches are one resumable loop; the tasks themselves are in
+:mod:`earmark.distributed.tasks`.
+
 :func:`embed_manifest` hashes each file's content (memoised by path, size and mtime),
 derives the key (:func:`~earmark.store.keys.embedding_key`), skips keys the store holds,
 embeds the rest and writes them every ``write_batch`` records. A run killed halfway

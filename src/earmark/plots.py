@@ -14,10 +14,10 @@ import numpy as np
 
 from .exceptions import ParameterError
 
-__all__ = ["plot_confusion_matrix", "plot_learning_curves"]
+__all__ = ["plot_confusion_matrix", "plot_learning_curves", "save_figure", "COLOURS"]
 
 # Colour-blind-safe (Okabe-Ito), in the order curves are given.
-_COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
+COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
 
 
 def plot_confusion_matrix(
@@ -84,7 +84,7 @@ def plot_confusion_matrix(
                     color="white" if dark else "#202020",
                 )
     axes.set_title(title if title is not None else default_title, fontsize=11 if n <= 12 else 13)
-    return _finish(figure, path, dpi)
+    return save_figure(figure, path, dpi)
 
 
 def _confusion_input(value, classes):
@@ -162,7 +162,7 @@ def plot_learning_curves(
     ticks: set[float] = set()
     all_ticks: set[float] = set()
     for index, (name, curve) in enumerate(curves.items()):
-        colour = _COLOURS[index % len(_COLOURS)]
+        colour = COLOURS[index % len(COLOURS)]
         drawn = [p for p in curve.points if p.size != "all"]
         every = [p for p in curve.points if p.size == "all"]
         if drawn:
@@ -215,7 +215,7 @@ def plot_learning_curves(
     subtitle = f"{'; '.join(strategies)}; shaded: {band} over splits and draws"
     axes.set_title(f"{title or default}\n{subtitle}", fontsize=10)
     axes.legend(loc="lower right", fontsize=9)
-    return _finish(figure, path, dpi)
+    return save_figure(figure, path, dpi)
 
 
 def _legend(name: str, curve) -> str:
@@ -249,10 +249,19 @@ def _tick_size(n: int) -> float:
     return 10.0 if n <= 40 else max(6.0, 10.0 - (n - 40) * 0.1)
 
 
-def _finish(figure, path, dpi: int):
+def save_figure(figure, path, dpi: int):
+    """Save ``figure`` to ``path`` atomically and close it; with no path, return the figure.
+
+    Every picture earmark draws ends here, so none is ever left half-written.
+    """
     if path is None:
         return figure
+    import matplotlib.pyplot as plt
+
+    from .files import atomic_path
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=dpi)
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=dpi, format=path.suffix.lstrip(".") or "png")
+    plt.close(figure)
     return path

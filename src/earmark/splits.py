@@ -26,7 +26,7 @@ import numpy as np
 
 from .exceptions import ParameterError
 
-__all__ = ["Split", "SplitPlan", "make_splits"]
+__all__ = ["Split", "SplitPlan", "make_splits", "fold_key", "natural_key"]
 
 # Fold names that mean "always train" / "the test set" in an official single split.
 _TRAIN_ONLY = {"train", "training", "-1"}
@@ -130,7 +130,7 @@ def _per_item(values, n: int, what: str) -> np.ndarray:
     return values
 
 
-def _fold_key(value) -> str | None:
+def fold_key(value) -> str | None:
     """A fold value as text, or None for 'never tested'."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
@@ -139,7 +139,7 @@ def _fold_key(value) -> str | None:
 
 
 def _official_splits(folds: np.ndarray) -> SplitPlan:
-    keys = np.array([_fold_key(value) for value in folds], dtype=object)
+    keys = np.array([fold_key(value) for value in folds], dtype=object)
     lowered = np.array([k.lower() if k is not None else "" for k in keys])
     notes: list[str] = []
     test_mask = np.isin(lowered, list(_TEST))
@@ -159,7 +159,7 @@ def _official_splits(folds: np.ndarray) -> SplitPlan:
             f"official train/test split ({test.size} test items)",
             notes,
         )
-    names = sorted({k for k in keys if k is not None}, key=_natural)
+    names = sorted({k for k in keys if k is not None}, key=natural_key)
     tested = keys != None  # noqa: E711 - elementwise comparison on an object array
     if len(names) < 1 or (len(names) == 1 and tested.all()):
         raise ParameterError(
@@ -175,7 +175,7 @@ def _official_splits(folds: np.ndarray) -> SplitPlan:
     return SplitPlan(splits, strategy, notes)
 
 
-def _natural(text: str):
+def natural_key(text: str):
     return (0, int(text), "") if text.lstrip("-").isdigit() else (1, 0, text)
 
 
@@ -196,7 +196,7 @@ def _group_splits(y, groups, n_splits, random_state) -> SplitPlan:
     from sklearn.model_selection import StratifiedGroupKFold
 
     names = groups.astype(str)
-    unique = sorted(set(names.tolist()), key=_natural)
+    unique = sorted(set(names.tolist()), key=natural_key)
     if len(unique) < 2:
         raise ParameterError(f"groups must hold at least 2 distinct groups, got {unique}")
     if len(unique) <= n_splits:
@@ -208,7 +208,7 @@ def _group_splits(y, groups, n_splits, random_state) -> SplitPlan:
     splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=random_state)
     splits = []
     for index, (train, test) in enumerate(splitter.split(np.zeros(len(y)), y, names), start=1):
-        held = sorted(set(names[test].tolist()), key=_natural)
+        held = sorted(set(names[test].tolist()), key=natural_key)
         shown = ", ".join(held[:4]) + (f" and {len(held) - 4} more" if len(held) > 4 else "")
         splits.append(Split(f"fold {index} (groups {shown})", train, test))
     return SplitPlan(

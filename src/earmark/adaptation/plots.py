@@ -13,7 +13,7 @@ from typing import Mapping
 import numpy as np
 
 from ..exceptions import ParameterError
-from ..plots import _finish
+from ..plots import save_figure
 
 __all__ = ["plot_domains"]
 
@@ -84,7 +84,7 @@ def plot_domains(
             axes.legend(fontsize=8, loc="best", frameon=False)
     if title:
         figure.suptitle(title)
-    return _finish(figure, path, dpi)
+    return save_figure(figure, path, dpi)
 
 
 def _project(Xs: np.ndarray, Xt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

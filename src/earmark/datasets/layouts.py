@@ -47,7 +47,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..audio import SUPPORTED_EXTENSIONS
-from ..exceptions import ManifestError, ParameterError
+from ..exceptions import ManifestError, ParameterError, LayoutError
 from ..manifest import Manifest, ManifestFormatError, resolve_csv_columns
 
 __all__ = ["LAYOUTS", "LayoutError", "detect_layout", "load_dataset"]
@@ -65,20 +65,6 @@ _PHILHARMONIA_NAME = re.compile(
 _SPEECH_LISTS = {"validation_list.txt": 1, "testing_list.txt": 2}
 _ESC50_META = ("meta", "esc50.csv")
 _URBANSOUND_META = ("metadata", "UrbanSound8K.csv")
-
-
-class LayoutError(ManifestError):
-    """A path's dataset layout is unrecognised or ambiguous.
-
-    Attributes
-    ----------
-    candidates : tuple of str
-        The layouts that matched (two or more when ambiguous, none when unrecognised).
-    """
-
-    def __init__(self, message: str, *, candidates=()):
-        self.candidates = tuple(candidates)
-        super().__init__(message)
 
 
 def _visible(name: str) -> bool:

@@ -1,5 +1,8 @@
 """From per-frame class scores to timestamped sound events, and event files.
 
+Longer than ~500 lines: the post-processing steps and the four event file formats
+share one :class:`Event` type and its exact sample arithmetic; they are read together.
+
 :func:`frames_to_events` turns a score matrix (one row per frame, one column per class)
 into events in four steps, per class:
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..plots import _COLOURS, _finish
+from ..plots import COLOURS, save_figure
 
 __all__ = ["plot_detections"]
 
@@ -64,7 +64,7 @@ def plot_detections(
 
     smoothed = result.smoothed_scores()
     shown = _classes_to_show(result, smoothed, max_classes)
-    colour = {label: _COLOURS[i % len(_COLOURS)] for i, label in enumerate(shown)}
+    colour = {label: COLOURS[i % len(COLOURS)] for i, label in enumerate(shown)}
     figure = Figure(figsize=(12.0, 5.5), layout="constrained")
     wave, curves = figure.subplots(
         2, 1, sharex=True, gridspec_kw={"height_ratios": [1, 2]}
@@ -119,7 +119,7 @@ def plot_detections(
         + (f"; {hidden} quieter class(es) not drawn" if hidden > 0 else "")
     )
     wave.set_title(title if title is not None else default, fontsize=10)
-    return _finish(figure, path, dpi)
+    return save_figure(figure, path, dpi)
 
 
 def _classes_to_show(result, smoothed: np.ndarray, limit: int) -> list[str]:

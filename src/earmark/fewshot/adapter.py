@@ -1,5 +1,8 @@
 """A small learned projection of frozen embeddings, trained episodically for prototypes.
 
+Longer than ~500 lines: the estimator and its episodic training loop (in NumPy, no
+torch needed) are one algorithm, read from top to bottom.
+
 :class:`PrototypicalAdapter` standardises the embeddings, maps them linearly to ``dim``
 numbers (optionally plus a one-hidden-layer residual branch) and, optionally, onto the
 unit sphere. It is trained on *base* classes with the prototypical loss of Snell et al.

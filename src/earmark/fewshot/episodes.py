@@ -37,7 +37,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from ..exceptions import ParameterError
-from ..splits import _fold_key, _natural
+from ..splits import fold_key, natural_key
 
 __all__ = ["Episode", "EpisodeSampler", "iter_episodes", "split_classes"]
 
@@ -237,10 +237,10 @@ class EpisodeSampler:
         self._fold_names: list[str | None] = [None]
 
     def _plan_folds(self, folds: np.ndarray, pool: np.ndarray) -> None:
-        keys = np.array([_fold_key(value) for value in folds], dtype=object)
-        names = sorted({k for k in keys if k is not None}, key=_natural)
+        keys = np.array([fold_key(value) for value in folds], dtype=object)
+        names = sorted({k for k in keys if k is not None}, key=natural_key)
         if self.query_fold is not None:
-            wanted = _fold_key(self.query_fold)
+            wanted = fold_key(self.query_fold)
             if wanted not in names:
                 raise ParameterError(
                     f"query_fold {self.query_fold!r} is not one of the folds {names}"

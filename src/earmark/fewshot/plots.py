@@ -11,7 +11,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..exceptions import ParameterError
-from ..plots import _COLOURS, _finish
+from ..plots import COLOURS, save_figure
 
 __all__ = ["plot_fewshot"]
 
@@ -64,7 +64,7 @@ def plot_fewshot(results, path=None, *, title: str | None = None, dpi: int = 150
     several_ways = len({ways for _, ways, _, _ in lines}) > 1
     coverages, coarse = set(), False
     for index, (name, ways, points, result) in enumerate(lines):
-        colour = _COLOURS[index % len(_COLOURS)]
+        colour = COLOURS[index % len(COLOURS)]
         # A small dodge keeps the error bars of lines at the same shots apart.
         dodge = 2.0 ** (0.04 * (index - (len(lines) - 1) / 2))
         x = np.array([p.shots for p in points], dtype=float) * dodge
@@ -119,7 +119,7 @@ def plot_fewshot(results, path=None, *, title: str | None = None, dpi: int = 150
             f"Open set: rejection of unknown classes (colours as on the left)\nthreshold "
             f"keeps {shown} of known-class queries, set per episode", fontsize=10,
         )
-    return _finish(figure, path, dpi)
+    return save_figure(figure, path, dpi)
 
 
 def _errorbar(axes, x, points, name: str, colour, style: str, label: str, hollow=False):

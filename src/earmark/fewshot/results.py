@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..evaluation import _jsonable
+from ..files import jsonable
 
 __all__ = ["FewShotPoint", "FewShotResult", "mean_ci95", "FIGURES"]
 
@@ -200,7 +200,7 @@ class FewShotResult:
             "unknown_score": self.unknown_score,
             "coarse_source": self.coarse_source,
             "points": [p.to_dict() for p in self.points],
-            "skipped": _jsonable(self.skipped),
+            "skipped": jsonable(self.skipped),
             "warnings": list(self.warnings),
         }
 

@@ -317,14 +317,14 @@ class ClassScorer:
         -------
         list of np.ndarray [shape=(n_frames, dimension)]
         """
-        from ..embedding import _after_lead, _windows
+        from ..embedding import cut_frames, with_lead
 
         backend = self.backend.load()
         window, hop, lead = backend.window_samples, backend.hop_samples, backend.lead_samples
         frames, counts = [], []
         for waveform in np.asarray(waveforms, dtype=np.float32):
-            blocks = _after_lead([waveform], lead) if lead else [waveform]
-            cut = list(_windows(blocks, window, hop))
+            blocks = with_lead([waveform], lead) if lead else [waveform]
+            cut = list(cut_frames(blocks, window, hop))
             frames += cut
             counts.append(len(cut))
         if not frames:

@@ -1,5 +1,8 @@
 """A prototype network: a classifier that decides by likeness to real training segments.
 
+Longer than ~500 lines: the estimator, its NumPy forward pass and the checks of its
+learned state belong together; the torch training lives in ``_protonet_torch.py``.
+
 After APNet (Zinemanas et al., "An interpretable deep learning model for automatic sound
 classification", Electronics 2021). A small convolutional encoder maps a log-mel patch
 (:mod:`earmark.interpret.features`) to a latent map ``Z`` of shape ``(channels, frames /

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..plots import _finish
+from ..plots import save_figure
 from ._html import escape, page, png_data_uri, wav_data_uri
 
 __all__ = ["explanation_page", "plot_curves", "plot_explanation", "write_explanation"]
@@ -114,7 +114,7 @@ def plot_explanation(explanation, path=None, *, top_k: int = 3, dpi: int = 120):
     for axes in (top, bottom):
         _mel_scale(axes, max_hz)
         axes.set_xlim(0.0, explanation.y.size / explanation.sr)
-    return _finish(figure, path, dpi)
+    return save_figure(figure, path, dpi)
 
 
 def plot_curves(reliability, path=None, *, dpi: int = 120):
@@ -148,7 +148,7 @@ def plot_curves(reliability, path=None, *, dpi: int = 120):
         axes.grid(alpha=0.3)
         axes.legend(fontsize=8, loc="best")
     figure.axes[0].set_ylabel("class score")
-    return _finish(figure, path, dpi)
+    return save_figure(figure, path, dpi)
 
 
 def _playable(y: np.ndarray, sr: int, max_hz: float) -> tuple[np.ndarray, int]:

@@ -31,7 +31,7 @@ import threading
 from importlib import resources
 from pathlib import Path
 
-from ...exceptions import AudioError, EarmarkError, ParameterError
+from ...exceptions import AudioError, EarmarkError, NotFound, ParameterError
 
 __all__ = ["LabellingSession", "create_app", "serve"]
 
@@ -56,10 +56,6 @@ _SECURITY_HEADERS = [
     (b"referrer-policy", b"no-referrer"),
     (b"cross-origin-resource-policy", b"same-origin"),
 ]
-
-
-class NotFound(EarmarkError):
-    """A key or file the server will not serve."""
 
 
 class LabellingSession:
