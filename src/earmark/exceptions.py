@@ -15,6 +15,7 @@ __all__ = [
     "LayoutError",
     "NoUsableItemsError",
     "NotFound",
+    "UnsupportedMediaType",
     "BackendError",
     "BackendUnavailableError",
     "StoreError",
@@ -81,6 +82,10 @@ class LayoutError(ManifestError):
 
 class NotFound(EarmarkError):
     """A key or file the labelling server will not serve (HTTP 404)."""
+
+
+class UnsupportedMediaType(EarmarkError):
+    """A request body of a type the labelling server does not take (HTTP 415)."""
 
 
 class BackendError(EarmarkError):

@@ -31,7 +31,7 @@ import threading
 from importlib import resources
 from pathlib import Path
 
-from ...exceptions import AudioError, EarmarkError, NotFound, ParameterError
+from ...exceptions import AudioError, EarmarkError, NotFound, ParameterError, UnsupportedMediaType
 
 __all__ = ["LabellingSession", "create_app", "serve"]
 
@@ -305,7 +305,7 @@ def create_app(session: LabellingSession, *, host: str = DEFAULT_HOST):
 
     async def json_body(request: Request) -> dict:
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-            raise _Unsupported("expected Content-Type: application/json")
+            raise UnsupportedMediaType("expected Content-Type: application/json")
         try:
             body = await request.json()
         except ValueError:
@@ -333,7 +333,7 @@ def create_app(session: LabellingSession, *, host: str = DEFAULT_HOST):
 
         kind = request.headers.get("content-type", "").split(";")[0].strip()
         if kind != "application/octet-stream" and not kind.startswith("audio/"):
-            raise _Unsupported("expected Content-Type: application/octet-stream or audio/*")
+            raise UnsupportedMediaType("expected Content-Type: application/octet-stream or audio/*")
         k = _count(request.query_params.get("k"), 10, 200)
         data = bytearray()
         async for chunk in request.stream():
@@ -401,16 +401,12 @@ def create_app(session: LabellingSession, *, host: str = DEFAULT_HOST):
         middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(host))],
         exception_handlers={
             NotFound: on_not_found,
-            _Unsupported: on_unsupported,
+            UnsupportedMediaType: on_unsupported,
             EarmarkError: on_error,
             HTTPException: on_http,
         },
     )
     return _security_headers(app)
-
-
-class _Unsupported(EarmarkError):
-    """A request body of a type the server does not take."""
 
 
 def serve(
