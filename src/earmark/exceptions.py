@@ -13,6 +13,7 @@ __all__ = [
     "AudioError",
     "ManifestError",
     "LayoutError",
+    "ManifestFormatError",
     "NoUsableItemsError",
     "NotFound",
     "UnsupportedMediaType",
@@ -64,6 +65,10 @@ class NoUsableItemsError(EarmarkError):
 
 class ManifestError(EarmarkError):
     """A dataset folder or manifest file cannot be read as a manifest."""
+
+
+class ManifestFormatError(ManifestError, ValueError):
+    """A table or CSV lacks the columns or value types a manifest needs."""
 
 
 class LayoutError(ManifestError):

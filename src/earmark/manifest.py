@@ -15,7 +15,7 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
-from .exceptions import ManifestError, ParameterError
+from .exceptions import ManifestError, ManifestFormatError, ParameterError
 
 __all__ = ["Manifest", "ManifestItem", "ManifestFormatError", "COLUMNS", "CSV_ALIASES"]
 
@@ -32,10 +32,6 @@ CSV_ALIASES = {
     "start_s": ("start_s", "start", "onset_s", "onset"),
     "end_s": ("end_s", "end", "offset_s", "offset"),
 }
-
-
-class ManifestFormatError(ManifestError, ValueError):
-    """A table or CSV lacks the columns or value types a manifest needs."""
 
 
 @dataclass(frozen=True)
