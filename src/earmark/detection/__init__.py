@@ -1,10 +1,20 @@
 """Sound event detection: timestamped events from frame scores, on files of any length."""
 
+# Public names load on first use (lazy_loader, as librosa does): importing the package
+# stays cheap, and every name below is importable from here.
+import lazy_loader
 
-def __getattr__(name):
-    # MILClassifier imports scikit-learn (seconds): load it only when someone asks for it.
-    if name == "MILClassifier":
-        from .mil import MILClassifier
-
-        return MILClassifier
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submodules=['mil', 'batch', 'envelope', 'events', 'metrics', 'plots', 'soundscapes', 'stream'],
+    submod_attrs={
+        "mil": ['MILClassifier', 'POOLINGS'],
+        "batch": ['DetectTask', 'FileDetection', 'detect_files', 'detect_task', 'output_names'],
+        "envelope": ['Envelope'],
+        "events": ['Event', 'FORMATS', 'frames_to_events', 'window_cells', 'write_events', 'read_events', 'resolve_thresholds'],
+        "metrics": ['ClassScores', 'DetectionScores', 'PSDSResult', 'event_based_scores', 'segment_based_scores', 'psds'],
+        "plots": ['plot_detections'],
+        "soundscapes": ['SoundscapeSet', 'make_soundscapes', 'standard_soundscapes', 'load_soundscapes'],
+        "stream": ['FrameScorer', 'SlidingWindows', 'DetectionResult', 'detect_file'],
+    },
+)
