@@ -99,10 +99,32 @@ class _NotSndfile(AudioError):
 
 def _sndfile_reason(path, error) -> str:
     reason = str(error)
+    rate = _riff_rate(path)
+    low, high = SAMPLE_RATE_RANGE
+    if rate is not None and not low <= rate <= high:
+        return _implausible_rate(rate)
     # libsndfile says a cut-short MP3 "does not exist or is not a regular file".
     if "does not exist" in reason and _looks_like_mp3(path):
         return "damaged or truncated MP3: no complete frame could be decoded"
     return f"not readable as audio ({reason})"
+
+
+def _implausible_rate(rate: int) -> str:
+    low, high = SAMPLE_RATE_RANGE
+    return (
+        f"implausible sample rate in the header: {rate} Hz "
+        f"(expected {low} to {high} Hz); the header is damaged"
+    )
+
+
+def _riff_rate(path) -> int | None:
+    """The sample rate a WAV file's ``fmt `` chunk declares, if it is a WAV file."""
+    with open(path, "rb") as handle:
+        head = handle.read(4096)
+    at = head.find(b"fmt ")
+    if head[:4] not in (b"RIFF", b"RF64") or at < 0 or len(head) < at + 16:
+        return None
+    return int.from_bytes(head[at + 12 : at + 16], "little")
 
 
 def _looks_like_mp3(path) -> bool:
@@ -148,11 +170,7 @@ def _check_plausible(header: AudioInfo) -> None:
     """Refuse a header that promises what the file cannot hold (see module docstring)."""
     low, high = SAMPLE_RATE_RANGE
     if not low <= header.sr <= high:
-        raise AudioError(
-            header.path,
-            f"implausible sample rate in the header: {header.sr} Hz "
-            f"(expected {low} to {high} Hz); the header is damaged",
-        )
+        raise AudioError(header.path, _implausible_rate(header.sr))
     size_bits = 8 * os.path.getsize(header.path)
     if header.n_samples > 0 and header.duration_s * MIN_BITS_PER_SECOND > size_bits:
         raise AudioError(
