@@ -373,3 +373,101 @@ def test_a_long_file_streams_in_bounded_memory(tmp_path, speech):
     tail, _ = load(path, start_s=(total - 2 * sr) / sr)
     cycle = np.resize(y, total)
     np.testing.assert_allclose(tail, cycle[-2 * sr :], rtol=0, atol=2**-15)
+
+
+# --------------------------------------------------------------- headers that lie
+def _with_rate(source, target, rate: int):
+    """A copy of a WAV file whose header declares ``rate`` (the samples are unchanged)."""
+    data = bytearray(source.read_bytes())
+    struct.pack_into("<I", data, data.find(b"fmt ") + 12, rate)
+    target.write_bytes(bytes(data))
+    return target
+
+
+@pytest.mark.parametrize("rate", [1, 999, 2**31 - 1, 2**31, 10**9])
+def test_a_forged_sample_rate_is_refused_with_the_file_named(tmp_path, speech, rate):
+    y, sr = speech
+    good = _write(tmp_path / "good.wav", y[: sr * 2], sr, subtype="PCM_16")
+    forged = _with_rate(good, tmp_path / f"forged_{rate}.wav", rate)
+    with pytest.raises(AudioError) as caught:
+        list(stream(forged, sr=48000))
+    assert caught.value.path == str(forged)
+    assert f"implausible sample rate in the header: {rate} Hz" in caught.value.reason
+
+
+def test_the_lowest_plausible_rate_upsamples_in_bounded_blocks(tmp_path, speech):
+    """1 kHz to 48 kHz multiplies the samples by 48: no block may grow with the ratio."""
+    y, sr = speech
+    good = _write(tmp_path / "good.wav", y, sr, subtype="PCM_16")
+    slow = _with_rate(good, tmp_path / "slow.wav", 1000)
+    tracemalloc.start()
+    try:
+        sizes = [block.size for block in stream(slow, sr=48000)]
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert sum(sizes) == n_samples_at(info(slow), 48000) == y.size * 48
+    assert max(sizes) < 1.1 * READ_BLOCK_FRAMES  # soxr releases a little late
+    assert peak < 12 * READ_BLOCK_FRAMES * 4, f"peaked at {peak / 1e6:.1f} MB"
+
+
+def test_a_flac_header_promising_more_than_its_bytes_is_refused(tmp_path, speech):
+    y, sr = speech
+    data = bytearray(_write(tmp_path / "good.flac", y, sr, "FLAC", "PCM_16").read_bytes())
+    # STREAMINFO's last 36 bits of bytes 18-25 are the total sample count: claim 2^36 - 1.
+    fields = int.from_bytes(data[18:26], "big") | ((1 << 36) - 1)
+    data[18:26] = fields.to_bytes(8, "big")
+    forged = tmp_path / "forged.flac"
+    forged.write_bytes(bytes(data))
+    with pytest.raises(AudioError, match="more than .* bytes can hold") as caught:
+        info(forged)
+    assert caught.value.path == str(forged)
+
+
+def test_a_truncated_mp3_is_called_truncated(tmp_path, philharmonia_dir):
+    source = sorted(philharmonia_dir.glob("*/*.mp3"))[0]
+    cut = tmp_path / "cut.mp3"
+    cut.write_bytes(source.read_bytes()[:400])
+    with pytest.raises(AudioError, match="truncated MP3") as caught:
+        load(cut)
+    assert "does not exist" not in caught.value.reason
+
+
+# --------------------------------------------------------------- what only FFmpeg reads
+def _write_m4a(path, y, sr):
+    av = pytest.importorskip("av")
+    with av.open(str(path), "w") as container:
+        audio_stream = container.add_stream("aac", rate=sr)
+        audio_stream.layout = "mono"
+        frame = av.AudioFrame.from_ndarray(y[None, :], format="fltp", layout="mono")
+        frame.sample_rate = sr
+        for packet in list(audio_stream.encode(frame)) + list(audio_stream.encode(None)):
+            container.mux(packet)
+    return path
+
+
+def test_m4a_is_read_through_ffmpeg_and_matches_the_source(tmp_path, speech):
+    y, sr = speech
+    path = _write_m4a(tmp_path / "phone.m4a", y, sr)
+    header = info(path)
+    assert header.decoder == "ffmpeg" and header.sr == sr and header.subtype == "aac"
+    z, z_sr = load(path, sr=OUT_SR)
+    assert z_sr == OUT_SR and np.isfinite(z).all()
+    reference = soxr.resample(y, sr, OUT_SR)
+    # AAC puts 1024 priming samples (at the file's rate) before the signal.
+    delay = 1024 * OUT_SR // sr
+    n = min(reference.size, z.size - delay)
+    assert n > 0.9 * reference.size
+    assert np.corrcoef(z[delay : delay + n], reference[:n])[0, 1] > 0.99
+    # Spans and blocks give the same samples as the whole.
+    joined = np.concatenate(list(stream(path, sr=OUT_SR, start_s=1.0, end_s=2.0)))
+    np.testing.assert_allclose(joined, load(path, sr=OUT_SR, start_s=1.0, end_s=2.0)[0])
+    assert abs(joined.size - OUT_SR) <= 1
+
+
+def test_a_file_neither_decoder_reads_names_libsndfiles_reason(tmp_path):
+    path = tmp_path / "notes.m4a"
+    path.write_text("shopping list\n" * 50)
+    with pytest.raises(AudioError, match="not readable as audio") as caught:
+        info(path)
+    assert caught.value.path == str(path)

@@ -285,3 +285,31 @@ def test_empty_input_is_an_empty_run(backend):
     assert run.n_items == 0 and run.ok_mask.shape == (0,)
     X, ok_mask, _ = clip_embeddings([], backend, MemoryStore(), progress=False)
     assert X.shape == (0, backend.dimension) and ok_mask.shape == (0,)
+
+
+def test_a_clip_rewritten_with_the_same_size_and_mtime_is_embedded_again(fsdd_dir, tmp_path):
+    """The stale-cache reproduction: another recording of the same byte size written over
+    a clip, its modification time put back. The cache must give the new recording's
+    embedding, in a later process (the memo persisted) as in this one."""
+    import os
+
+    backend = get_backend("mfcc")
+    one, _ = sf.read(fsdd_dir / "recordings" / "1_jackson_0.wav", dtype="int16")
+    two, sr = sf.read(fsdd_dir / "recordings" / "2_jackson_0.wav", dtype="int16")
+    n = min(one.size, two.size)
+    clip = tmp_path / "clip.wav"
+    sf.write(tmp_path / "two.wav", two[:n], sr, subtype="PCM_16")
+    sf.write(clip, one[:n], sr, subtype="PCM_16")
+    assert clip.stat().st_size == (tmp_path / "two.wav").stat().st_size
+
+    X_one, _, _ = clip_embeddings([str(clip)], backend, LanceStore(tmp_path / "cache"))
+    stat = clip.stat()
+    clip.write_bytes((tmp_path / "two.wav").read_bytes())
+    os.utime(clip, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert (clip.stat().st_size, clip.stat().st_mtime_ns) == (stat.st_size, stat.st_mtime_ns)
+
+    X_again, _, run = clip_embeddings([str(clip)], backend, LanceStore(tmp_path / "cache"))
+    expected = embed_file(backend, tmp_path / "two.wav").clip
+    assert run.n_computed == 1 and run.n_reused == 0
+    np.testing.assert_allclose(X_again[0], expected, rtol=1e-6)
+    assert not np.allclose(X_one[0], expected)

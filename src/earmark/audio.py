@@ -1,11 +1,19 @@
 """Audio input: any common format and rate in, mono float32 at the rate you ask for out.
 
 Reading goes through libsndfile (``soundfile``), which decodes WAV, FLAC, OGG/Vorbis,
-Opus and MP3 at any bit depth; resampling goes through ``soxr``, streamed, so that a
-file of hours is read block by block and never held whole in memory.
+Opus and MP3 at any bit depth; what libsndfile cannot read (M4A/AAC, WMA, the audio of
+video containers) goes through FFmpeg, from PyAV's wheels (:mod:`earmark._av_decode`).
+Resampling goes through ``soxr``, streamed, so that a file of hours is read block by
+block and never held whole in memory.
 
 Every problem with a file (missing, empty, not audio, truncated, NaN or inf samples,
 zero length) raises :class:`~earmark.exceptions.AudioError` naming the file.
+
+A header is not trusted further than the file's size: a sample rate outside
+:data:`SAMPLE_RATE_RANGE` is refused, a duration longer than the file's bytes can hold at
+:data:`MIN_BITS_PER_SECOND` is refused, and no read step produces more than
+``block_frames`` samples after resampling, so a header that lies about its rate cannot
+inflate memory.
 """
 
 from __future__ import annotations
@@ -21,9 +29,27 @@ import soxr
 
 from .exceptions import AudioError, ParameterError
 
-__all__ = ["AudioInfo", "info", "load", "stream", "SUPPORTED_EXTENSIONS"]
+__all__ = [
+    "AudioInfo", "info", "load", "stream", "SUPPORTED_EXTENSIONS", "SAMPLE_RATE_RANGE",
+    "MIN_BITS_PER_SECOND",
+]
 
-SUPPORTED_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff")
+#: Read by libsndfile.
+SNDFILE_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff")
+#: Read by FFmpeg (PyAV) where libsndfile cannot: what phones, recorders and video hold.
+FFMPEG_EXTENSIONS = (
+    ".m4a", ".aac", ".mp4", ".m4b", ".wma", ".wmv", ".webm", ".mkv", ".mka", ".mov",
+    ".3gp", ".amr", ".caf", ".ac3", ".avi",
+)
+SUPPORTED_EXTENSIONS = SNDFILE_EXTENSIONS + FFMPEG_EXTENSIONS
+
+#: Sample rates (Hz) a real recording has: telephone speech to ultrasonic bat detectors.
+#: A header outside this range is damaged or forged (1 Hz makes 64 KB of WAV nine hours).
+SAMPLE_RATE_RANGE = (1_000, 1_536_000)
+#: The lowest bit rate any codec reaches on real audio (FLAC of digital silence is about
+#: 190 bit/s): a header promising more seconds than the file's bytes allow at this rate
+#: is lying.
+MIN_BITS_PER_SECOND = 64
 
 #: Samples read from disk per step when streaming (at the file's own rate).
 READ_BLOCK_FRAMES = 1 << 18
@@ -39,13 +65,15 @@ class AudioInfo:
     channels: int
     format: str
     subtype: str
+    #: "libsndfile", or "ffmpeg" for what only FFmpeg (PyAV) reads.
+    decoder: str = "libsndfile"
 
     @property
     def duration_s(self) -> float:
         return self.n_samples / self.sr
 
 
-def _open(path) -> sf.SoundFile:
+def _check_file(path) -> Path:
     path = Path(path)
     if not path.exists():
         raise AudioError(path, "file not found")
@@ -53,35 +81,103 @@ def _open(path) -> sf.SoundFile:
         raise AudioError(path, "is a folder, not an audio file")
     if os.path.getsize(path) == 0:
         raise AudioError(path, "empty file (0 bytes)")
+    return path
+
+
+def _open(path) -> sf.SoundFile:
+    """libsndfile's handle, or a _NotSndfile error saying why libsndfile cannot read it."""
+    path = _check_file(path)
     try:
         return sf.SoundFile(str(path))
     except (sf.LibsndfileError, RuntimeError, TypeError) as error:
-        raise AudioError(path, f"not readable as audio ({error})") from None
+        raise _NotSndfile(path, _sndfile_reason(path, error)) from None
+
+
+class _NotSndfile(AudioError):
+    """libsndfile refused the file; FFmpeg may still read it."""
+
+
+def _sndfile_reason(path, error) -> str:
+    reason = str(error)
+    rate = _riff_rate(path)
+    low, high = SAMPLE_RATE_RANGE
+    if rate is not None and not low <= rate <= high:
+        return _implausible_rate(rate)
+    # libsndfile says a cut-short MP3 "does not exist or is not a regular file".
+    if "does not exist" in reason and _looks_like_mp3(path):
+        return "damaged or truncated MP3: no complete frame could be decoded"
+    return f"not readable as audio ({reason})"
+
+
+def _implausible_rate(rate: int) -> str:
+    low, high = SAMPLE_RATE_RANGE
+    return (
+        f"implausible sample rate in the header: {rate} Hz "
+        f"(expected {low} to {high} Hz); the header is damaged"
+    )
+
+
+def _riff_rate(path) -> int | None:
+    """The sample rate a WAV file's ``fmt `` chunk declares, if it is a WAV file."""
+    with open(path, "rb") as handle:
+        head = handle.read(4096)
+    at = head.find(b"fmt ")
+    if head[:4] not in (b"RIFF", b"RF64") or at < 0 or len(head) < at + 16:
+        return None
+    return int.from_bytes(head[at + 12 : at + 16], "little")
+
+
+def _looks_like_mp3(path) -> bool:
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    return head[:3] == b"ID3" or (len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0)
 
 
 def info(path) -> AudioInfo:
-    """Read the header of ``path``.
+    """Read the header of ``path``, and check it against the file's size.
 
     Raises
     ------
     AudioError
-        If the file is missing, empty, not audio, cut short, or holds no samples.
+        If the file is missing, empty, not audio, cut short, holds no samples, or its
+        header declares an implausible sample rate or more audio than its bytes hold.
     """
-    with _open(path) as handle:
-        result = AudioInfo(
-            path=str(path),
-            sr=int(handle.samplerate),
-            n_samples=int(handle.frames),
-            channels=int(handle.channels),
-            format=handle.format,
-            subtype=handle.subtype or "",
-        )
-    fault = _container_fault(path)
-    if fault:
-        raise AudioError(path, fault)
+    try:
+        with _open(path) as handle:
+            result = AudioInfo(
+                path=str(path),
+                sr=int(handle.samplerate),
+                n_samples=int(handle.frames),
+                channels=int(handle.channels),
+                format=handle.format,
+                subtype=handle.subtype or "",
+            )
+    except _NotSndfile as refusal:
+        from . import _av_decode
+
+        result = _av_decode.info(path, refusal.reason)
+    else:
+        fault = _container_fault(path)
+        if fault:
+            raise AudioError(path, fault)
+    _check_plausible(result)
     if result.n_samples <= 0:
         raise AudioError(path, "zero length: the file holds no samples")
     return result
+
+
+def _check_plausible(header: AudioInfo) -> None:
+    """Refuse a header that promises what the file cannot hold (see module docstring)."""
+    low, high = SAMPLE_RATE_RANGE
+    if not low <= header.sr <= high:
+        raise AudioError(header.path, _implausible_rate(header.sr))
+    size_bits = 8 * os.path.getsize(header.path)
+    if header.n_samples > 0 and header.duration_s * MIN_BITS_PER_SECOND > size_bits:
+        raise AudioError(
+            header.path,
+            f"the header declares {header.duration_s:.0f} s of audio, more than "
+            f"{size_bits // 8} bytes can hold; the header is damaged",
+        )
 
 
 # libsndfile silently shortens a WAV, AIFF or Ogg file that was cut short to the data
@@ -232,35 +328,36 @@ def stream(
         else soxr.ResampleStream(header.sr, out_sr, 1, dtype="float32", quality="HQ")
     )
     remaining = stop - start
-    with _open(path) as handle:
-        if start:
-            handle.seek(start)
-        while remaining > 0:
-            try:
-                block = handle.read(
-                    min(block_frames, remaining), dtype="float32", always_2d=True
-                )
-            except (sf.LibsndfileError, RuntimeError) as error:
-                raise AudioError(
-                    path, f"damaged or truncated: decoding failed ({error})"
-                ) from None
-            if block.shape[0] == 0:
-                break
-            remaining -= block.shape[0]
-            mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
-            if not np.isfinite(mono).all():
-                first = start + (stop - start - remaining - block.shape[0])
-                first += int(np.flatnonzero(~np.isfinite(mono))[0])
-                raise AudioError(
-                    path, f"non-finite sample (NaN or inf) at {first / header.sr:.3f} s"
-                )
-            last = remaining <= 0
-            yield mono if resampler is None else resampler.resample_chunk(mono, last=last)
+    # Upsampling multiplies a block: read fewer samples so that none yields more than
+    # block_frames (a forged low rate would otherwise make gigabytes of one block).
+    if out_sr > header.sr:
+        block_frames = max(1, block_frames * header.sr // out_sr)
+    if header.decoder == "ffmpeg":
+        from . import _av_decode
+
+        blocks = _av_decode.blocks(path, start, stop, block_frames)
+    else:
+        blocks = _sndfile_blocks(path, start, stop, block_frames)
+    for block in blocks:
+        if block.shape[0] == 0:
+            break
+        remaining -= block.shape[0]
+        mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
+        if not np.isfinite(mono).all():
+            first = start + (stop - start - remaining - block.shape[0])
+            first += int(np.flatnonzero(~np.isfinite(mono))[0])
+            raise AudioError(
+                path, f"non-finite sample (NaN or inf) at {first / header.sr:.3f} s"
+            )
+        last = remaining <= 0
+        yield mono if resampler is None else resampler.resample_chunk(mono, last=last)
     if remaining > 0:
         # Every format but MP3 states its exact length. An MP3 with a Xing/Info header
         # does too, give or take the two MPEG frames decoders disagree on; without one
         # the length is a guess and a shortfall says nothing.
-        if header.format != "MP3":
+        if header.decoder == "ffmpeg":
+            tolerance = None  # FFmpeg's length is the container's estimate
+        elif header.format != "MP3":
             tolerance = 0
         elif _mp3_length_is_exact(path):
             tolerance = 2 * 1152
@@ -274,6 +371,27 @@ def stream(
             )
         if resampler is not None:
             yield resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
+
+
+def _sndfile_blocks(path, start: int, stop: int, block_frames: int) -> Iterator[np.ndarray]:
+    """Blocks of shape (n, channels) from libsndfile, samples ``[start, stop)``."""
+    remaining = stop - start
+    with _open(path) as handle:
+        if start:
+            handle.seek(start)
+        while remaining > 0:
+            try:
+                block = handle.read(
+                    min(block_frames, remaining), dtype="float32", always_2d=True
+                )
+            except (sf.LibsndfileError, RuntimeError) as error:
+                raise AudioError(
+                    path, f"damaged or truncated: decoding failed ({error})"
+                ) from None
+            if block.shape[0] == 0:
+                return
+            remaining -= block.shape[0]
+            yield block
 
 
 def load(

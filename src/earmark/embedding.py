@@ -27,7 +27,7 @@ import numpy as np
 
 from . import audio
 from .backends.base import Backend
-from .exceptions import BackendError, EarmarkError, ParameterError
+from .exceptions import AudioError, BackendError, EarmarkError, ParameterError
 
 __all__ = [
     "cut_frames",
@@ -192,6 +192,8 @@ class FrameStream:
         self.on_progress = on_progress
         self.duration_s: float | None = None
         self.n_frames: int | None = None
+        #: The file the blocks come from (set by :func:`stream_file`), named in errors.
+        self.path: str | None = None
         self._started = False
 
     def __iter__(self) -> Iterator[FrameBatch]:
@@ -265,6 +267,9 @@ class FrameStream:
             if len(batch) == batch_size:
                 yield flush()
         if total == 0:
+            if self.path is not None:
+                # The file's fault (a span or a rate that leaves nothing), not the backend's.
+                raise AudioError(self.path, "no samples to embed at the backend's rate")
             raise BackendError("no samples to embed")
         if batch:
             yield flush()
@@ -319,7 +324,9 @@ def stream_file(
         If the file is bad (when iterating); the message names it.
     """
     blocks = audio.stream(path, sr=backend.sample_rate, start_s=start_s, end_s=end_s)
-    return FrameStream(backend, blocks, with_scores=with_scores, on_progress=on_progress)
+    stream = FrameStream(backend, blocks, with_scores=with_scores, on_progress=on_progress)
+    stream.path = str(path)
+    return stream
 
 
 def embed_signal(

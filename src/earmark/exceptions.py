@@ -17,6 +17,7 @@ __all__ = [
     "NoUsableItemsError",
     "NotFound",
     "UnsupportedMediaType",
+    "PayloadTooLarge",
     "BackendError",
     "BackendUnavailableError",
     "StoreError",
@@ -91,6 +92,10 @@ class NotFound(EarmarkError):
 
 class UnsupportedMediaType(EarmarkError):
     """A request body of a type the labelling server does not take (HTTP 415)."""
+
+
+class PayloadTooLarge(EarmarkError):
+    """A request body larger than the labelling server takes (HTTP 413)."""
 
 
 class BackendError(EarmarkError):

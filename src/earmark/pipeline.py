@@ -4,7 +4,9 @@ Longer than ~500 lines: planning (keys, reuse, headers), running tasks and writi
 records in batches are one resumable loop; the tasks themselves are in
 :mod:`earmark.distributed.tasks`.
 
-:func:`embed_manifest` hashes each file's content (memoised by path, size and mtime),
+:func:`embed_manifest` hashes each file's content (memoised by path, checked against a
+signature: size, times, inode and a hash of both ends; see
+:meth:`~earmark.store.base.EmbeddingStore.content_hash`),
 derives the key (:func:`~earmark.store.keys.embedding_key`), skips keys the store holds,
 embeds the rest and writes them every ``write_batch`` records. A run killed halfway
 loses at most one unwritten batch; run again, it embeds only what is missing, and the

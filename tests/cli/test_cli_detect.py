@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import json
 
 import pytest
@@ -158,3 +159,46 @@ def test_detect_cells_shorten_events_of_overlapping_windows(cli, model_path, rec
 
     bad = cli("detect", model_path, root / "day1", "--cells", "median", "-o", tmp_path / "x")
     assert bad.code == 2 and "cells" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_detect_a_forged_rate_and_a_long_name_fail_alone_and_names_never_collide(
+    cli, model_path, recordings, tmp_path
+):
+    """A 2^31 Hz header, a legal 244-character name whose temporary output name would pass
+    the 255-byte limit, and ``a.wav`` beside ``a.wav.wav``: each file is its own case."""
+    import struct
+
+    root, truth = recordings
+    source = root / "day1" / "site.wav"
+    folder = tmp_path / "in"
+    folder.mkdir()
+    data = bytearray(source.read_bytes())
+    struct.pack_into("<I", data, data.find(b"fmt ") + 12, 2**31)
+    (folder / "forged.wav").write_bytes(bytes(data))
+    long_name = folder / ("x" * 240 + ".wav")
+    assert len(long_name.name) == 244
+    long_name.write_bytes(source.read_bytes())
+    (folder / "a.wav").write_bytes(source.read_bytes())
+    (folder / "a.wav.wav").write_bytes(source.read_bytes())
+    out = tmp_path / "out"
+
+    run = cli("detect", model_path, folder, "-o", out, "-f", "csv", "-f", "raven", "--json")
+
+    assert run.code == 0, run.stderr
+    rows = {row["path"]: row for row in run.json()}
+    assert len(rows) == 4
+    forged = rows[str(folder / "forged.wav")]
+    assert forged["error"] and "forged.wav" in forged["error"] and "Hz" in forged["error"]
+    good = [row for path, row in rows.items() if not path.endswith("forged.wav")]
+    assert all(row["error"] is None for row in good), [row["error"] for row in good]
+    written = [path for row in good for path in row["outputs"].values()]
+    assert len(written) == len(set(written)) == 3 * 3  # csv, raven, picture for each
+    assert all(len(os.path.basename(path).encode()) <= 255 for path in written)
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith("a.")) == sorted([
+        "a.events.csv", "a.selections.txt", "a.detections.png",
+        "a.wav.events.csv", "a.wav.selections.txt", "a.wav.detections.png",
+    ])
+    # Both a.wav's and a.wav.wav's events were written from their own scan.
+    for name in ("a.wav", "a.wav.wav"):
+        events = read_events(rows[str(folder / name)]["outputs"]["csv"])
+        assert events and {event.path for event in events} == {str(folder / name)}

@@ -230,13 +230,15 @@ def test_two_known_layouts_in_one_folder_are_ambiguous(esc50):
 def test_manifest_csv_beside_word_folders_is_ambiguous(speech_commands_dir, tmp_path):
     for name in ("yes", "testing_list.txt"):
         (tmp_path / name).symlink_to(speech_commands_dir / name)
-    (tmp_path / "mine.csv").write_text("path,label\nyes/x.wav,yes\n")
+    some_yes = sorted((speech_commands_dir / "yes").glob("*.wav"))[0].name
+    (tmp_path / "mine.csv").write_text(f"path,label\nyes/{some_yes},yes\n")
     with pytest.raises(LayoutError, match="matches speech_commands, csv") as caught:
         detect_layout(tmp_path)
     assert "manifest CSV mine.csv" in str(caught.value)
 
 
 def test_several_manifest_csvs_are_ambiguous(tmp_path):
+    shutil.copy(_real_wav(0), tmp_path / "a.wav")
     for name in ("train.csv", "test.csv"):
         (tmp_path / name).write_text("path,label\na.wav,x\n")
     with pytest.raises(LayoutError, match=r"found 2 manifest CSVs \(test.csv, train.csv\)"):
@@ -270,3 +272,36 @@ def test_paths_that_are_not_datasets(tmp_path):
     (tmp_path / "other.csv").write_text("name,value\nx,1\n")
     with pytest.raises(LayoutError, match=r"not a manifest CSV: expected a path column"):
         detect_layout(tmp_path / "other.csv")
+
+
+def _class_tree(root: Path) -> Path:
+    for index, label in enumerate(("dog", "cat")):
+        (root / label).mkdir(parents=True)
+        for take in range(2):
+            shutil.copy(_real_wav(2 * index + take), root / label / f"{label}{take}.wav")
+    return root
+
+
+def test_a_stray_predictions_csv_does_not_hijack_class_folders(tmp_path):
+    root = _class_tree(tmp_path / "data")
+    # What `earmark predict data -o data/predictions.csv` writes: real paths, a label.
+    rows = [f"{p},dog,0.9,,False," for p in sorted(root.rglob("*.wav"))]
+    (root / "predictions.csv").write_text("path,label,score,top_k,unknown,error\n"
+                                          + "\n".join(rows) + "\n")
+    (root / "old.csv").write_text("path,label\nelsewhere/x.wav,bird\n")
+    assert detect_layout(root) == "folders"
+    manifest = load_dataset(root)
+    assert manifest.source == "folders" and sorted(manifest.classes) == ["cat", "dog"]
+    notes = " | ".join(manifest.detection_notes)
+    assert "ignored predictions.csv: earmark's output" in notes
+    assert "ignored old.csv: its paths do not name files here (0 of the first 1 exist)" in notes
+
+
+def test_the_manifest_csv_taken_is_named(tmp_path):
+    root = _class_tree(tmp_path / "data")
+    (root / "labels.csv").write_text("path,label\ndog/dog0.wav,loud\ncat/cat1.wav,quiet\n")
+    (root / "predictions.csv").write_text("path,label,score\ndog/dog0.wav,dog,0.5\n")
+    manifest = load_dataset(root)
+    assert manifest.source == "csv" and sorted(manifest.classes) == ["loud", "quiet"]
+    assert manifest.detection_notes[0] == "manifest: labels.csv"
+    assert any(note.startswith("ignored predictions.csv") for note in manifest.detection_notes)

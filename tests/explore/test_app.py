@@ -273,3 +273,113 @@ def test_the_session_works_in_the_backend_it_is_given(served):
     # Another configuration of the same backend embeds differently: no such table here.
     with pytest.raises(ParameterError, match="holds no embeddings of backend configuration"):
         LabellingSession(store, backend=get_backend("mfcc", n_mfcc=13))
+
+
+# ------------------------------------------------------------- under load, bounded
+def test_8_threads_x_25_first_labels_over_http_then_a_restart_one_row_each(fsdd_dir, tmp_path):
+    """The duplicate-row reproduction: simultaneous first labels of the same clips."""
+    import threading
+
+    import lancedb
+
+    from _labelling import running_server as serve_again
+
+    store, _ = build_store(fsdd_dir, tmp_path)
+    with serve_again(tmp_path / "store") as url:
+        keys = [clip["key"] for clip in clips(url)][:25]
+        assert len(keys) == 25
+        start = threading.Barrier(8)
+        statuses = []
+
+        def writer(number: int) -> None:
+            start.wait()
+            for index, key in enumerate(keys):
+                value = ("positive", "negative")[(number + index) % 2]
+                body = {"key": key, "target": "together", "value": value}
+                statuses.append(request(url, "POST", "/api/labels", body, JSON)[0])
+
+        threads = [threading.Thread(target=writer, args=(n,)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert statuses == [200] * 200
+        served_labels = json.loads(request(url, "GET", "/api/labels?target=together")[2])
+    rows = lancedb.connect(str(tmp_path / "store")).open_table("labels").to_arrow().to_pylist()
+    assert len(rows) == 25 == len({(row["target"], row["key"]) for row in rows})
+    with serve_again(tmp_path / "store") as url:  # the restart
+        again = json.loads(request(url, "GET", "/api/labels?target=together")[2])["labels"]
+        status, _, answer = request(url, "POST", "/api/train", {"target": "together"}, JSON)
+    assert sorted((l["key"], l["value"]) for l in again) == sorted(
+        (l["key"], l["value"]) for l in served_labels["labels"]
+    )
+    trained = json.loads(answer)
+    assert status == 200 and trained["n_positive"] + trained["n_negative"] == 25
+
+
+@pytest.mark.parametrize(
+    "body, status",
+    [
+        ("[" * 100_000 + "]" * 100_000, 413),  # too large before it is too deep
+        ('{"a":' * 5000 + "1" + "}" * 5000, 400),  # deep enough to break json.loads
+        ('{"key": ' + "[" * 20 + "]" * 20 + "}", 400),
+        ('{"key": "' + "x" * 70_000 + '"}', 413),
+        ("{not json", 400),
+    ],
+)
+def test_deep_or_huge_json_is_a_4xx_with_a_message(served, body, status):
+    url, *_ = served
+    for route in ("/api/labels", "/api/search", "/api/train", "/api/save-model"):
+        got, _, answer = request(url, "POST", route, body, JSON)
+        assert got == status, route
+        assert json.loads(answer)["error"]
+
+
+def test_labels_export_as_csv_and_raven_and_the_model_is_saved(served):
+    import csv
+    import io
+
+    url, store, _, _ = served
+    target = "export me"
+    positive, negative = key_of(url, "0_george_3.wav"), key_of(url, "1_george_3.wav")
+    for key, value in ((positive, "positive"), (negative, "negative")):
+        request(url, "POST", "/api/labels", {"key": key, "target": target, "value": value}, JSON)
+    status, headers, answer = request(url, "GET", "/api/labels/export?target=export%20me")
+    assert status == 200 and headers["content-type"].startswith("text/csv")
+    assert 'filename="export-me.labels.csv"' in headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(answer.decode())))
+    assert {(row["key"], row["value"]) for row in rows} == {
+        (positive, "positive"), (negative, "negative")
+    }
+    status, _, answer = request(url, "GET", "/api/labels/export?target=export%20me&format=raven")
+    lines = answer.decode().splitlines()
+    assert status == 200 and lines[0].startswith("Selection\t") and len(lines) == 3
+    assert all(float(line.split("\t")[4]) > 0 for line in lines[1:])  # clip durations
+    assert request(url, "GET", "/api/labels/export?target=x&format=xls")[0] == 400
+
+    status, _, answer = request(url, "POST", "/api/save-model", {"target": target}, JSON)
+    assert status == 200, answer
+    saved = json.loads(answer)
+    from earmark.model import EarmarkModel
+
+    model = EarmarkModel.load(saved["path"])
+    assert saved["path"].startswith(str(store.directory)) and (
+        sorted(map(str, model.classes_)) == ["negative", "positive"]
+    )
+    status, _, answer = request(url, "POST", "/api/save-model", {"target": "nothing yet"}, JSON)
+    assert status == 400 and "positive and one negative" in json.loads(answer)["error"]
+
+
+def test_an_upload_whose_header_lies_is_refused_without_decoding(served, fsdd_dir):
+    import resource
+    import struct
+
+    url, *_ = served
+    data = bytearray((fsdd_dir / "recordings" / "1_jackson_2.wav").read_bytes())
+    struct.pack_into("<I", data, data.find(b"fmt ") + 12, 1)  # 1 Hz: hours of audio
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    headers = {"Content-Type": "application/octet-stream"}
+    status, _, answer = request(url, "POST", "/api/search-upload?name=a.wav", bytes(data), headers)
+    assert status == 400 and "implausible sample rate" in json.loads(answer)["error"]
+    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mib < 100, f"the server's peak grew by {grown_mib:.0f} MiB"

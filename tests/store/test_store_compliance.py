@@ -258,12 +258,14 @@ def test_content_hash_memo_skips_unchanged_files_and_sees_changes(store, tmp_pat
     first = store.content_hash(path)
     assert store.content_hash(str(path)) == first and len(reads) == 1
 
-    # Same size, new bytes: only the modification time tells; force it to differ.
-    path.write_bytes(b"two")
+    # Same size, new bytes, and the old modification time put back: still seen.
     stat = os.stat(path)
-    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    path.write_bytes(b"two")
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert os.stat(path).st_mtime_ns == stat.st_mtime_ns
     second = store.content_hash(path)
     assert second == hashlib.sha256(b"two").hexdigest() != first and len(reads) == 2
+    assert store.content_hash(path) == second and len(reads) == 2
 
     path.write_bytes(b"three, longer")
     assert store.content_hash(path) == hashlib.sha256(b"three, longer").hexdigest()

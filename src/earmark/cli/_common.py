@@ -60,17 +60,28 @@ def load_data(data: str, layout: str = "auto", *, quiet: bool = False):
     """Resolve the DATA argument to a Manifest and say which layout was detected."""
     from ..datasets import load_dataset, load_demo
 
-    if data == "demo" and not Path(data).exists():
+    from rich.markup import escape
+
+    # "demo" is the bundled set, whatever the working folder holds; a folder of that
+    # name is reached as a path ("./demo").
+    if data == "demo":
         manifest = load_demo()
+        if not quiet and Path("demo").exists():
+            console.print(
+                "[dim]demo is the bundled spoken-digit set; for the folder ./demo, "
+                "pass ./demo[/]", highlight=False,
+            )
     else:
         manifest = load_dataset(data, layout=layout)
     if not quiet:
         console.print(
-            f"[bold]{data}[/]: detected layout [cyan]{manifest.source}[/], "
+            f"[bold]{escape(data)}[/]: detected layout [cyan]{manifest.source}[/], "
             f"{len(manifest)} items, {len(manifest.classes)} classes"
             + (", official folds" if manifest.has_folds else "")
             + (", groups" if manifest.has_groups else "")
         )
+        for note in getattr(manifest, "detection_notes", []):
+            console.print(f"  {escape(note)}", style="dim", highlight=False)
     return manifest
 
 

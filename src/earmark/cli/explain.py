@@ -42,10 +42,38 @@ def explain(
         True, "--check/--no-check",
         help="Measure reliability: deletion/insertion curves and stability (slower).",
     ),
+    start_s: Optional[float] = typer.Option(
+        None, "--start", help="Explain the span from this second (default: the start)."
+    ),
+    end_s: Optional[float] = typer.Option(
+        None, "--end", help="Explain the span up to this second (default: the end)."
+    ),
+    max_duration_s: float = typer.Option(
+        30.0, "--max-duration",
+        help="Longest span explained at once, in seconds; a longer one is refused before "
+        "decoding (memory grows with the span: about 2.5 GB at 30 s).",
+    ),
     json_output: bool = JsonOption,
     quiet: bool = QuietOption,
 ) -> None:
     """Explain one clip: heat map over its spectrogram, top evidence, audio of the evidence."""
+    from .. import audio
+    from ..exceptions import ParameterError
+
+    if max_duration_s <= 0:
+        raise ParameterError(f"expected --max-duration > 0 seconds, got {max_duration_s}")
+    # The span is checked against the header before the model is loaded: a file too
+    # long to explain is refused at once.
+    header = audio.info(file)
+    first = start_s or 0.0
+    last = header.duration_s if end_s is None else min(end_s, header.duration_s)
+    if last - first > max_duration_s:
+        raise ParameterError(
+            f"{file}: the span to explain is {last - first:.1f} s long; at most "
+            f"{max_duration_s:g} s is explained at once (every perturbed copy is held in "
+            f"memory). Pick a span with --start/--end (e.g. --start {first:g} --end "
+            f"{first + max_duration_s:g}) or raise --max-duration"
+        )
     from ..interpret.explain import explain_file
     from ..interpret.perturb import model_backend
     from ..interpret.reliability import assess
@@ -57,6 +85,7 @@ def explain(
     explanation = explain_file(
         model, file, label=label, method=method, n_time=segments, n_bands=bands,
         baseline=baseline, n_samples=samples, seed=seed, backend=backend,
+        start_s=start_s, end_s=end_s, max_duration_s=max_duration_s,
     )
     reliability = assess(explanation, model, backend=backend, seed=seed) if check else None
     paths = write_explanation(explanation, output_dir(output), reliability=reliability)

@@ -91,11 +91,36 @@ def _subfolders(root: Path) -> list[Path]:
 
 
 def _is_manifest_csv(path: Path) -> bool:
+    return _csv_fault(path) is None
+
+
+#: Columns of the CSVs earmark writes (predict, detect): results, never a manifest.
+_OUTPUT_COLUMNS = {"score", "top_k", "unknown", "error", "probability"}
+#: Rows of a candidate CSV whose paths are checked.
+_CSV_PROBE_ROWS = 200
+
+
+def _csv_fault(path: Path) -> str | None:
+    """Why a CSV at the top of a folder is not that folder's manifest, or None if it is."""
     try:
-        resolve_csv_columns(pd.read_csv(path, nrows=0).columns)
+        header = pd.read_csv(path, nrows=0).columns
+        columns = resolve_csv_columns(header)
     except (ManifestFormatError, OSError, ValueError, UnicodeDecodeError):
-        return False
-    return True
+        return "no path and label columns"
+    if {str(name).strip().lower() for name in header} & {"score"}:
+        return "earmark's output (a score column), not labels"
+    path_column = next(name for name, role in columns.items() if role == "path")
+    try:
+        listed = pd.read_csv(path, usecols=[path_column], nrows=_CSV_PROBE_ROWS, dtype=str)
+    except (OSError, ValueError, UnicodeDecodeError):
+        return "unreadable"
+    names = [name for name in listed[path_column].dropna() if str(name).strip()]
+    if not names:
+        return "lists no files"
+    present = sum(os.path.isfile(path.parent / str(name)) for name in names)
+    if present * 2 < len(names):
+        return f"its paths do not name files here ({present} of the first {len(names)} exist)"
+    return None
 
 
 class _Survey:
@@ -110,7 +135,10 @@ class _Survey:
             if files:
                 self.class_audio[folder.name] = files
         self.csvs = sorted(p for p in root.glob("*.csv") if _visible(p.name))
-        self.manifest_csvs = [p for p in self.csvs if _is_manifest_csv(p)]
+        faults = {p: _csv_fault(p) for p in self.csvs}
+        self.manifest_csvs = [p for p in self.csvs if faults[p] is None]
+        #: CSVs at the top that are not the manifest, with the reason.
+        self.ignored_csvs = {p.name: fault for p, fault in faults.items() if fault is not None}
 
     def evidence(self) -> dict[str, str]:
         """Each specific layout that matches, with the files that made it match."""
@@ -364,16 +392,20 @@ def _folders(root: Path) -> Manifest:
 
 
 def _csv(path: Path) -> Manifest:
+    notes = []
     if path.is_dir():
-        found = [p for p in sorted(path.glob("*.csv")) if _visible(p.name) and _is_manifest_csv(p)]
+        survey_csvs = sorted(p for p in path.glob("*.csv") if _visible(p.name))
+        found = [p for p in survey_csvs if _csv_fault(p) is None]
         if len(found) != 1:
             raise LayoutError(
                 f"{path}: expected exactly one manifest CSV in the folder, found "
                 f"{[p.name for p in found] or 'none'}"
             )
         path = found[0]
+        notes.append(f"manifest: {path.name}")
     manifest = Manifest.from_csv(path)
     _require_files(manifest.frame, path)
+    manifest.detection_notes = notes
     return manifest
 
 
@@ -419,6 +451,10 @@ def load_dataset(path, *, layout: str = "auto") -> Manifest:
     if layout != "auto" and layout not in LAYOUTS:
         raise ParameterError(f"expected layout 'auto' or one of {list(LAYOUTS)}, got {layout!r}")
     path = _checked_path(path)
+    ignored = {}
+    if path.is_dir():
+        ignored = {p.name: _csv_fault(p) for p in sorted(path.glob("*.csv")) if _visible(p.name)}
+        ignored = {name: fault for name, fault in ignored.items() if fault is not None}
     if layout == "auto":
         layout = detect_layout(path)
     if layout == "csv":
@@ -430,4 +466,8 @@ def load_dataset(path, *, layout: str = "auto") -> Manifest:
             path = path.parents[1]  # meta/esc50.csv or metadata/UrbanSound8K.csv
         manifest = _BUILDERS[layout](path)
     manifest.source = layout
+    #: What detection decided beyond the layout: which CSV it read, which it ignored.
+    manifest.detection_notes = list(getattr(manifest, "detection_notes", [])) + [
+        f"ignored {name}: {fault}" for name, fault in ignored.items()
+    ]
     return manifest

@@ -11,12 +11,14 @@ follow the inputs' paths below their common folder, so ``day1/001.wav`` and
 
 from __future__ import annotations
 
+import hashlib
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from ..exceptions import AudioError, ParameterError
+from ..exceptions import AudioError, EarmarkError, ParameterError
 from .events import FORMATS
 from .stream import DetectionResult, _prepare, detect_file
 
@@ -56,15 +58,29 @@ class FileDetection:
 
     @property
     def reason(self) -> str | None:
-        return self.error
+        """Why the file failed, without the file's name (which ``path`` holds)."""
+        if self.error is None:
+            return None
+        prefix = f"{self.path}: "
+        return self.error[len(prefix):] if self.error.startswith(prefix) else self.error
 
     def to_dict(self) -> dict[str, Any]:
         base = self.result.to_dict() if self.result is not None else {"path": self.path}
         return {**base, "outputs": self.outputs, "error": self.error}
 
 
+#: Longest base name component (in UTF-8 bytes) an output may have: 255 (the common
+#: file-system limit) less the longest suffix and the temporary name's decorations.
+MAX_NAME_BYTES = 200
+
+
 def output_names(paths: Sequence) -> list[str]:
     """Output base names (relative paths, no suffix) for input files, all distinct.
+
+    Distinct also where case is not (``A.wav``, ``a.wav``) and after the suffix is
+    dropped (``a.wav.wav`` and ``a.wav``); a name too long for a file system once the
+    output suffix and a temporary name's decorations are added is shortened and given a
+    hash of the whole name.
 
     Examples
     --------
@@ -72,20 +88,49 @@ def output_names(paths: Sequence) -> list[str]:
     ['day1/001', 'day2/001']
     >>> output_names(["a.wav", "a.flac", "b.wav"])
     ['a.wav', 'a.flac', 'b']
+    >>> output_names(["a.wav", "a.wav.wav"])
+    ['a', 'a.wav']
+    >>> output_names(["x/a.wav", "x/a.wav.wav", "x/a.flac"])
+    ['a.wav', 'a.wav.wav', 'a.flac']
     """
     absolute = [Path(os.path.abspath(path)) for path in paths]
     if not absolute:
         return []
     root = Path(os.path.commonpath([str(path.parent) for path in absolute]))
-    names = [path.relative_to(root).with_suffix("").as_posix() for path in absolute]
-    counts: dict[str, int] = {}
-    for name in names:
-        counts[name] = counts.get(name, 0) + 1
+    relative = [path.relative_to(root).as_posix() for path in absolute]
+    names = [_fit(path.relative_to(root).with_suffix("").as_posix()) for path in absolute]
     # Same name, other suffix (a.wav, a.flac): keep the suffix in those names.
-    return [
-        path.relative_to(root).as_posix() if counts[name] > 1 else name
-        for name, path in zip(names, absolute)
+    counts = Counter(name.casefold() for name in names)
+    names = [
+        _fit(whole) if counts[name.casefold()] > 1 else name
+        for name, whole in zip(names, relative)
     ]
+    # Whatever still collides (a.wav.wav kept whole beside a.wav kept whole is
+    # impossible, but a.wav.wav -> "a.wav" beside a.wav kept as "a.wav" is not):
+    # number the later ones.
+    taken: set[str] = set()
+    unique = []
+    for name in names:
+        candidate, number = name, 1
+        while candidate.casefold() in taken:
+            number += 1
+            candidate = f"{name}~{number}"
+        taken.add(candidate.casefold())
+        unique.append(candidate)
+    return unique
+
+
+def _fit(name: str) -> str:
+    """``name`` with each part at most :data:`MAX_NAME_BYTES` bytes (see output_names)."""
+    parts = name.split("/")
+    fitted = []
+    for part in parts:
+        if len(part.encode()) > MAX_NAME_BYTES:
+            digest = hashlib.blake2b(part.encode(), digest_size=4).hexdigest()
+            head = part.encode()[: MAX_NAME_BYTES - 20].decode(errors="ignore")
+            part = f"{head}~{digest}"
+        fitted.append(part)
+    return "/".join(fitted)
 
 
 def detect_files(
@@ -215,18 +260,23 @@ def detect_task(
         report.result = detect_file(
             scorer, backend, path, on_progress=on_progress, **detect_params
         )
+        for name_of_format in formats:
+            target = output_dir / (name + OUTPUT_SUFFIXES[name_of_format])
+            # write_events writes to a temporary file and renames it into place.
+            report.outputs[name_of_format] = str(report.result.write(target, name_of_format))
+        if plot:
+            target = output_dir / (name + PLOT_SUFFIX)
+            report.outputs["plot"] = str(_plot_atomically(report.result, target))
     except AudioError as error:
-        # Only the file is at fault: say so and go on. Any other error (a model
-        # without probabilities, a full disk) would fail every file alike.
         report.error = str(error)
-        return report
-    for name_of_format in formats:
-        target = output_dir / (name + OUTPUT_SUFFIXES[name_of_format])
-        # write_events writes to a temporary file and renames it into place.
-        report.outputs[name_of_format] = str(report.result.write(target, name_of_format))
-    if plot:
-        target = output_dir / (name + PLOT_SUFFIX)
-        report.outputs["plot"] = str(_plot_atomically(report.result, target))
+    except (EarmarkError, OSError, ValueError, RuntimeError, MemoryError) as error:
+        # Whatever stops one file (a header a backend cannot use, an output the file
+        # system refuses) is that file's failure: named, and the others go on. If it
+        # fails every file alike, the command says so by exiting non-zero.
+        reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
+        report.error = f"{path}: {reason}"
+    if report.error is not None:
+        report.result = None
     return report
 
 

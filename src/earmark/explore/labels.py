@@ -24,11 +24,21 @@ time         timestamp[us, UTC]  when the label was last set
 
 A key changes with the backend configuration, so labels follow their embeddings:
 labels made over one backend's vectors train a classifier on that backend's vectors.
-Setting a label again replaces it (an upsert on ``(target, key)``).
+
+``(target, key)`` is the primary key. Setting a label again replaces it (a merge on
+``(target, key)``), and the last write wins. LanceDB does not enforce a primary key
+between writers that commit at the same time (each merge sees the table without the
+other's row), so every write holds a lock, within the process and on a file in the
+folder between processes; reading keeps the newest row of a key, and opening a table
+that an older version left with duplicate rows merges them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import csv
+import io
+import os
 import re
 import threading
 from dataclasses import dataclass
@@ -40,7 +50,7 @@ import pyarrow as pa
 
 from ..exceptions import ParameterError, StoreError
 
-__all__ = ["LABEL_VALUES", "Label", "LabelStore"]
+__all__ = ["LABEL_VALUES", "Label", "LabelStore", "labels_to_csv", "labels_to_raven"]
 
 #: What a label can say about a clip.
 LABEL_VALUES = ("positive", "negative", "skip")
@@ -48,11 +58,16 @@ TABLE = "labels"
 #: Targets are typed by people; anything printable, but bounded so a row stays small.
 _TARGET_MAX = 200
 _KEY = re.compile(r"^[0-9a-f]{32}$")
+#: LanceDB's (unenforced) primary-key marker; the lock below does the enforcing.
+_PRIMARY_KEY = {"lance-schema:unenforced-primary-key": "true"}
+#: Guards every write to a folder's labels between threads of this process.
+_FOLDER_LOCKS: dict[str, threading.Lock] = {}
+_FOLDER_LOCKS_GUARD = threading.Lock()
 
 _SCHEMA = pa.schema(
     [
-        pa.field("target", pa.string(), nullable=False),
-        pa.field("key", pa.string(), nullable=False),
+        pa.field("target", pa.string(), nullable=False, metadata=_PRIMARY_KEY),
+        pa.field("key", pa.string(), nullable=False, metadata=_PRIMARY_KEY),
         pa.field("value", pa.string(), nullable=False),
         pa.field("path", pa.string()),
         pa.field("start_s", pa.float64()),
@@ -166,7 +181,12 @@ class LabelStore:
         except (OSError, RuntimeError) as error:
             raise StoreError(f"cannot open the labels at {self.directory}: {error}") from None
         self._lock = threading.Lock()
+        with _FOLDER_LOCKS_GUARD:
+            self._write_lock = _FOLDER_LOCKS.setdefault(
+                os.path.realpath(self.directory), threading.Lock()
+            )
         self._table = None
+        self._repaired = False
 
     @classmethod
     def for_store(cls, store) -> "LabelStore":
@@ -200,13 +220,56 @@ class LabelStore:
             except ValueError:  # lancedb's "Table ... was not found"
                 if not create:
                     return None
-                try:
-                    self._table = self._db.create_table(TABLE, schema=_SCHEMA)
-                except ValueError:  # another process created it first
-                    self._table = self._db.open_table(TABLE)
+                with self._writing():  # two first writers must not both create it
+                    try:
+                        self._table = self._db.open_table(TABLE)
+                    except ValueError:
+                        self._table = self._db.create_table(TABLE, schema=_SCHEMA)
             except (RuntimeError, OSError) as error:
                 self._fail("opening the table", error)
             return self._table
+
+    @contextlib.contextmanager
+    def _writing(self):
+        """Hold the folder's write lock: this process's threads, then other processes."""
+        with self._write_lock:
+            try:
+                import fcntl
+            except ImportError:  # pragma: no cover - Windows: the thread lock only
+                yield
+                return
+            with open(self.directory / ".labels.lock", "a+b") as handle:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    def _repair(self, table) -> None:
+        """Merge duplicate (target, key) rows an older, lock-less version could leave."""
+        if self._repaired:
+            return
+        self._repaired = True
+        try:
+            rows = table.to_arrow().to_pylist()
+        except (RuntimeError, OSError, ValueError, pa.ArrowException) as error:
+            self._fail("reading labels", error)
+        newest: dict[tuple[str, str], dict] = {}
+        for row in rows:
+            known = newest.get((row["target"], row["key"]))
+            if known is None or (row["time"], row["value"]) >= (known["time"], known["value"]):
+                newest[(row["target"], row["key"])] = row
+        if len(newest) == len(rows):
+            return
+        duplicated = {
+            pair for pair in newest if sum(1 for r in rows if (r["target"], r["key"]) == pair) > 1
+        }
+        try:
+            for target, key in duplicated:
+                table.delete(f"target = {_quoted(target)} AND key = {_quoted(key)}")
+            table.add(pa.Table.from_pylist([newest[pair] for pair in duplicated], schema=_SCHEMA))
+        except (RuntimeError, OSError, ValueError, pa.ArrowException) as error:
+            self._fail("merging duplicate labels", error)
 
     # ------------------------------------------------------------------ writing
     def put_many(self, labels: Iterable[Label]) -> int:
@@ -229,7 +292,6 @@ class LabelStore:
         StoreError
             If the table cannot be written.
         """
-        now = datetime.now(timezone.utc)
         unique: dict[tuple[str, str], Label] = {}
         for label in labels:
             target = check_target(label.target)
@@ -240,29 +302,34 @@ class LabelStore:
         if not unique:
             return 0
         rows = list(unique.items())
-        data = pa.table(
-            {
-                "target": [target for (target, _), _ in rows],
-                "key": [key for (_, key), _ in rows],
-                "value": [label.value for _, label in rows],
-                "path": [str(label.path) for _, label in rows],
-                "start_s": [label.start_s for _, label in rows],
-                "end_s": [label.end_s for _, label in rows],
-                "backend_key": [label.backend_key for _, label in rows],
-                "time": [now] * len(rows),
-            },
-            schema=_SCHEMA,
-        )
         table = self._open(create=True)
-        try:
-            (
-                table.merge_insert(["target", "key"])
-                .when_matched_update_all()
-                .when_not_matched_insert_all()
-                .execute(data)
+        with self._writing():
+            self._repair(table)
+            # Stamped inside the lock, so the order of times is the order of writes.
+            now = datetime.now(timezone.utc)
+            data = pa.table(
+                {
+                    "target": [target for (target, _), _ in rows],
+                    "key": [key for (_, key), _ in rows],
+                    "value": [label.value for _, label in rows],
+                    "path": [str(label.path) for _, label in rows],
+                    "start_s": [label.start_s for _, label in rows],
+                    "end_s": [label.end_s for _, label in rows],
+                    "backend_key": [label.backend_key for _, label in rows],
+                    "time": [now] * len(rows),
+                },
+                schema=_SCHEMA,
             )
-        except (RuntimeError, OSError, ValueError, pa.ArrowException) as error:
-            self._fail(f"writing {len(rows)} labels", error)
+            try:
+                table.checkout_latest()
+                (
+                    table.merge_insert(["target", "key"])
+                    .when_matched_update_all()
+                    .when_not_matched_insert_all()
+                    .execute(data)
+                )
+            except (RuntimeError, OSError, ValueError, pa.ArrowException) as error:
+                self._fail(f"writing {len(rows)} labels", error)
         return len(rows)
 
     def set(self, label: Label) -> Label:
@@ -276,10 +343,11 @@ class LabelStore:
         if self.get(key, target=target) is None:
             return False
         table = self._open(create=False)
-        try:
-            table.delete(f"target = {_quoted(target)} AND key = {_quoted(key)}")
-        except (RuntimeError, OSError, ValueError) as error:
-            self._fail("removing a label", error)
+        with self._writing():
+            try:
+                table.delete(f"target = {_quoted(target)} AND key = {_quoted(key)}")
+            except (RuntimeError, OSError, ValueError) as error:
+                self._fail("removing a label", error)
         return True
 
     # ------------------------------------------------------------------ reading
@@ -308,7 +376,14 @@ class LabelStore:
             rows = query.limit(None).to_arrow().to_pylist()
         except (RuntimeError, OSError, ValueError, pa.ArrowException) as error:
             self._fail("reading labels", error)
-        found = [Label(**row) for row in rows]
+        # One label per (target, key), the newest, even in a table written without a lock.
+        newest: dict[tuple[str, str], Label] = {}
+        for row in rows:
+            label = Label(**row)
+            known = newest.get((label.target, label.key))
+            if known is None or (label.time, label.value) >= (known.time, known.value):
+                newest[(label.target, label.key)] = label
+        found = list(newest.values())
         return sorted(found, key=lambda label: (label.time, label.target, label.key))
 
     def get(self, key: str, *, target: str) -> Label | None:
@@ -326,3 +401,59 @@ class LabelStore:
         for label in self.labels(target):
             counts[label.value] += 1
         return counts
+
+
+#: Columns of :func:`labels_to_csv`.
+CSV_COLUMNS = ("path", "start_s", "end_s", "target", "value", "key", "backend_key", "time")
+
+
+def _cell(value) -> str:
+    """A CSV cell a spreadsheet shows as text, never runs as a formula."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def labels_to_csv(labels: Iterable[Label]) -> str:
+    """Labels as CSV text (:data:`CSV_COLUMNS`), one row per label.
+
+    A cell starting with ``=``, ``+``, ``-`` or ``@`` (a file called ``=cmd()``) is
+    prefixed with ``'`` so that spreadsheets show it rather than evaluate it.
+    """
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for label in labels:
+        row = label.as_dict()
+        writer.writerow([
+            _cell(row[name]) if name not in ("start_s", "end_s") or row[name] is None
+            else repr(float(row[name]))
+            for name in CSV_COLUMNS
+        ])
+    return buffer.getvalue()
+
+
+def labels_to_raven(labels: Iterable[Label], durations_s: dict[str, float] | None = None) -> str:
+    """Positive and negative labels as a Raven selection table (tab-separated).
+
+    One selection per label: its clip's span in its file (``start_s`` or 0 to ``end_s``,
+    or to the clip's duration from ``durations_s`` by key), the target and value as the
+    annotation. Skipped clips are left out.
+    """
+    durations_s = durations_s or {}
+    lines = [
+        "Selection\tView\tChannel\tBegin Time (s)\tEnd Time (s)\tLow Freq (Hz)\t"
+        "High Freq (Hz)\tBegin File\tBegin Path\tTarget\tAnnotation"
+    ]
+    number = 0
+    for label in labels:
+        if label.value == "skip":
+            continue
+        number += 1
+        begin = label.start_s or 0.0
+        end = label.end_s if label.end_s is not None else begin + durations_s.get(label.key, 0.0)
+        fields = [
+            str(number), "Spectrogram 1", "1", f"{begin:.6f}", f"{end:.6f}", "0", "0",
+            os.path.basename(label.path), label.path, label.target, label.value,
+        ]
+        lines.append("\t".join(field.replace("\t", " ").replace("\n", " ") for field in fields))
+    return "\n".join(lines) + "\n"

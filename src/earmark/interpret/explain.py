@@ -28,9 +28,13 @@ import numpy as np
 from ..exceptions import ParameterError
 from .perturb import BASELINES, ClassScorer, MaskedClip, RegionGrid, class_scorer, model_backend
 
-__all__ = ["METHODS", "Explanation", "explain", "explain_file"]
+__all__ = ["MAX_EXPLAIN_S", "METHODS", "Explanation", "explain", "explain_file"]
 
 METHODS = ("occlusion", "lime")
+#: Longest span explained at once, in seconds. Every perturbed copy of the clip is held
+#: and re-embedded together: a 30 s span peaks near 2.5 GB (MFCC model), a 25-minute
+#: file would need tens of GB, so a longer one is refused before any audio is read.
+MAX_EXPLAIN_S = 30.0
 
 
 @dataclass
@@ -274,19 +278,44 @@ def explain(
     )
 
 
-def explain_file(model, path, *, start_s=None, end_s=None, backend=None, **kwargs) -> Explanation:
+def explain_file(
+    model, path, *, start_s=None, end_s=None, backend=None, max_duration_s=MAX_EXPLAIN_S,
+    **kwargs,
+) -> Explanation:
     """Explain a model's score for an audio file (or a span of it).
 
     The file is read at its own rate, so that bands stop at its Nyquist frequency, then
     resampled to the backend's. Other keyword arguments go to :func:`explain`.
 
+    Parameters
+    ----------
+    start_s, end_s : float, optional
+        The span to explain, in seconds from the start of the file.
+    max_duration_s : float or None
+        Longest span explained (see :data:`MAX_EXPLAIN_S`); ``None`` for no limit.
+
     Raises
     ------
     AudioError
         If the file cannot be read; the message names it.
+    ParameterError
+        If the span is longer than ``max_duration_s``: checked from the header, before
+        any audio is decoded.
     """
     from .. import audio
 
+    if max_duration_s is not None:
+        header = audio.info(path)
+        first = 0.0 if start_s is None else float(start_s)
+        last = header.duration_s if end_s is None else min(float(end_s), header.duration_s)
+        if last - first > max_duration_s:
+            raise ParameterError(
+                f"{path}: the span to explain is {last - first:.1f} s long; an explanation "
+                f"holds every perturbed copy of it in memory, so at most "
+                f"{max_duration_s:g} s is explained at once. Pick a span (--start/--end, "
+                f"e.g. --start {first:g} --end {first + max_duration_s:g}) or raise "
+                f"--max-duration"
+            )
     y, sr = audio.load(path, start_s=start_s, end_s=end_s)
     return explain(model, y, sr, backend=backend, path=path, **kwargs)
 

@@ -26,7 +26,7 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 
 from ..exceptions import StoreError
-from .keys import hash_file_content, stat_signature
+from .keys import file_signature, hash_file_content
 from .vectors import SearchHit, VectorRows, check_level, check_query, exact_search, no_vectors
 
 __all__ = ["StoredEmbedding", "EmbeddingStore", "default_cache_dir"]
@@ -224,8 +224,8 @@ class EmbeddingStore(ABC):
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
-        self._hash_memo: dict[str, tuple[int, int, str]] | None = None
-        self._pending_hashes: dict[str, tuple[int, int, str]] = {}
+        self._hash_memo: dict[str, tuple[str, str]] | None = None
+        self._pending_hashes: dict[str, tuple[str, str]] = {}
 
     # ------------------------------------------------------------------ writing
     def put_many(self, records: Iterable[StoredEmbedding], *, replace: bool = False) -> int:
@@ -421,29 +421,35 @@ class EmbeddingStore(ABC):
 
     # --------------------------------------------------------------- file hashes
     def content_hash(self, path) -> str:
-        """SHA-256 of a file's bytes, remembered by (absolute path, size, mtime).
+        """SHA-256 of a file's bytes, remembered by path and checked before it is reused.
 
-        A re-run over thousands of unchanged files reads none of them; a file whose
-        size or modification time changed is read again.
+        The memo trusts a remembered hash only while the file's signature is the same
+        (:func:`~earmark.store.keys.file_signature`: size, modification and status-change
+        times, device and inode, and a hash of the first and last 64 KiB), so a re-run
+        over thousands of unchanged files reads 128 KiB of each, and a file rewritten
+        with other bytes, even of the same size and with its old modification time, is
+        hashed again. ``EARMARK_FULL_HASH=1`` hashes every file in full every time.
 
         Raises
         ------
         AudioError
             If the file is missing or cannot be read.
         """
-        absolute, size, mtime_ns = stat_signature(path)
+        if os.environ.get("EARMARK_FULL_HASH", "") not in ("", "0"):
+            return hash_file_content(path)
+        absolute, signature = file_signature(path)
         with self._lock:
             if self._hash_memo is None:
                 self._hash_memo = self._read_hash_memo()
             hit = self._hash_memo.get(absolute)
-        if hit is not None and hit[:2] == (size, mtime_ns):
-            return hit[2]
+        if hit is not None and hit[0] == signature:
+            return hit[1]
         digest = hash_file_content(path)
         # A file rewritten while it was being read must not be remembered.
-        if stat_signature(path)[1:] != (size, mtime_ns):
+        if file_signature(path)[1] != signature:
             return digest
         with self._lock:
-            self._hash_memo[absolute] = self._pending_hashes[absolute] = (size, mtime_ns, digest)
+            self._hash_memo[absolute] = self._pending_hashes[absolute] = (signature, digest)
             if len(self._pending_hashes) >= self.hash_flush_every:
                 self._flush_hashes()
         return digest
@@ -454,11 +460,11 @@ class EmbeddingStore(ABC):
                 pending, self._pending_hashes = self._pending_hashes, {}
                 self._write_hash_memo(pending)
 
-    def _read_hash_memo(self) -> dict[str, tuple[int, int, str]]:
-        """The persisted memo: absolute path -> (size, mtime_ns, sha256)."""
+    def _read_hash_memo(self) -> dict[str, tuple[str, str]]:
+        """The persisted memo: absolute path -> (signature, sha256)."""
         return {}
 
-    def _write_hash_memo(self, entries: dict[str, tuple[int, int, str]]) -> None:
+    def _write_hash_memo(self, entries: dict[str, tuple[str, str]]) -> None:
         """Persist new or changed memo entries (in-memory stores keep nothing)."""
 
     # --------------------------------------------------------------- lifecycle

@@ -13,9 +13,13 @@ import os
 
 from ..exceptions import AudioError, ParameterError
 
-__all__ = ["embedding_key", "hash_file_content", "span_text", "stat_signature"]
+__all__ = [
+    "embedding_key", "file_signature", "hash_file_content", "span_text", "stat_signature",
+]
 
 _READ_BYTES = 1 << 20
+#: Bytes read from each end of a file to check a memoised hash.
+SAMPLE_BYTES = 1 << 16
 
 
 def hash_file_content(path) -> str:
@@ -89,7 +93,7 @@ def embedding_key(
 
 
 def stat_signature(path) -> tuple[str, int, int]:
-    """(absolute path, size, mtime in ns): what the file-hash memo trusts."""
+    """(absolute path, size, mtime in ns): whether a file changed while it was read."""
     absolute = os.path.abspath(os.fspath(path))
     try:
         stat = os.stat(absolute)
@@ -98,3 +102,38 @@ def stat_signature(path) -> tuple[str, int, int]:
     except OSError as error:
         raise AudioError(path, f"cannot be read ({error.strerror or error})") from None
     return absolute, int(stat.st_size), int(stat.st_mtime_ns)
+
+
+def file_signature(path) -> tuple[str, str]:
+    """(absolute path, signature): what the file-hash memo checks before it trusts a hash.
+
+    The signature joins the size, the modification and status-change times (ns), the
+    device and inode, and a hash of the first and last 64 KiB. Rewriting a file with
+    other bytes of the same size and setting its modification time back changes the
+    status-change time (which only the kernel sets) and, unless the rewrite kept both
+    ends, the sampled hash; a copy elsewhere has another inode.
+
+    Raises
+    ------
+    AudioError
+        If the file is missing or cannot be read.
+    """
+    absolute = os.path.abspath(os.fspath(path))
+    try:
+        with open(absolute, "rb") as handle:
+            stat = os.fstat(handle.fileno())
+            sample = hashlib.blake2b(handle.read(SAMPLE_BYTES), digest_size=16)
+            if stat.st_size > SAMPLE_BYTES:
+                handle.seek(max(SAMPLE_BYTES, stat.st_size - SAMPLE_BYTES))
+                sample.update(handle.read(SAMPLE_BYTES))
+    except FileNotFoundError:
+        raise AudioError(path, "file not found") from None
+    except IsADirectoryError:
+        raise AudioError(path, "is a folder, not an audio file") from None
+    except OSError as error:
+        raise AudioError(path, f"cannot be read ({error.strerror or error})") from None
+    signature = (
+        f"{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ctime_ns}:{stat.st_dev}:{stat.st_ino}:"
+        f"{sample.hexdigest()}"
+    )
+    return absolute, signature

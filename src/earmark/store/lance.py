@@ -39,7 +39,9 @@ from .vectors import SearchHit, check_level, check_query, no_vectors
 __all__ = ["LanceStore"]
 
 TABLE_PREFIX = "embeddings_"
-HASH_TABLE = "file_hashes"
+#: The file-hash memo. Version 2 checks a signature (see keys.file_signature); the
+#: first table, keyed by (size, mtime) alone, is left unread.
+HASH_TABLE = "file_hashes_v2"
 #: Up to this many keys are looked up with ``key IN (...)``; more, with one scan of
 #: the key column and a take by row id.
 _IN_LIST_MAX = 256
@@ -49,8 +51,7 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 _HASH_SCHEMA = pa.schema(
     [
         pa.field("path", pa.string(), nullable=False, metadata=PRIMARY_KEY),
-        pa.field("size", pa.int64()),
-        pa.field("mtime_ns", pa.int64()),
+        pa.field("signature", pa.string()),
         pa.field("sha256", pa.string()),
     ]
 )
@@ -352,7 +353,7 @@ class LanceStore(EmbeddingStore):
         return table
 
     # --------------------------------------------------------------- file hashes
-    def _read_hash_memo(self) -> dict[str, tuple[int, int, str]]:
+    def _read_hash_memo(self) -> dict[str, tuple[str, str]]:
         try:
             table = self._open(HASH_TABLE)
             if table is None:
@@ -361,19 +362,18 @@ class LanceStore(EmbeddingStore):
         except (RuntimeError, OSError, pa.ArrowException) as error:
             self._fail("reading the file-hash memo", error)
         return {
-            path: (size, mtime_ns, digest)
-            for path, size, mtime_ns, digest in zip(
+            path: (signature, digest)
+            for path, signature, digest in zip(
                 *(rows.column(name).to_pylist() for name in _HASH_SCHEMA.names)
             )
         }
 
-    def _write_hash_memo(self, entries: dict[str, tuple[int, int, str]]) -> None:
+    def _write_hash_memo(self, entries: dict[str, tuple[str, str]]) -> None:
         data = pa.table(
             {
                 "path": list(entries),
-                "size": [entry[0] for entry in entries.values()],
-                "mtime_ns": [entry[1] for entry in entries.values()],
-                "sha256": [entry[2] for entry in entries.values()],
+                "signature": [entry[0] for entry in entries.values()],
+                "sha256": [entry[1] for entry in entries.values()],
             },
             schema=_HASH_SCHEMA,
         )

@@ -31,7 +31,9 @@ import threading
 from importlib import resources
 from pathlib import Path
 
-from ...exceptions import AudioError, EarmarkError, NotFound, ParameterError, UnsupportedMediaType
+from ...exceptions import (
+    AudioError, EarmarkError, NotFound, ParameterError, PayloadTooLarge, UnsupportedMediaType,
+)
 
 __all__ = ["LabellingSession", "create_app", "serve"]
 
@@ -39,6 +41,11 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 #: Uploaded examples larger than this are refused (a minute of 48 kHz stereo float is 23 MB).
 MAX_UPLOAD_BYTES = 64 * 1024 * 1024
+#: Uploaded examples longer than this are refused, from their header, before decoding.
+MAX_UPLOAD_S = 300.0
+#: JSON bodies: every request the page sends is a small flat object.
+MAX_JSON_BYTES = 64 * 1024
+MAX_JSON_DEPTH = 8
 _KEY = re.compile(r"^[0-9a-f]{32}$")
 _SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,5}$")
 _STATIC = {
@@ -182,6 +189,14 @@ class LabellingSession:
             path = Path(folder) / f"example{suffix}"
             path.write_bytes(data)
             try:
+                from ... import audio
+
+                duration_s = audio.info(path).duration_s
+                if duration_s > MAX_UPLOAD_S:
+                    raise ParameterError(
+                        f"the uploaded example is {duration_s:.0f} s long; examples of at "
+                        f"most {MAX_UPLOAD_S:g} s are searched (cut the part you mean)"
+                    )
                 hits = search_audio(self.store, path, backend, k=k)
             except AudioError as error:
                 # The temporary name means nothing to the person who uploaded the file.
@@ -226,6 +241,63 @@ class LabellingSession:
         labels = self.labels.labels(target, backend_key=self.backend_key)
         trained = train_target(self.collection(), labels, target=target, n_uncertain=n)
         return trained.as_dict()
+
+    def export_labels(self, target, kind: str) -> tuple[str, str]:
+        """(text, file name) of one target's labels as ``csv`` or ``raven``."""
+        from ..labels import check_target, labels_to_csv, labels_to_raven
+
+        target = check_target(target)
+        labels = self.labels.labels(target, backend_key=self.backend_key)
+        stem = _file_stem(target)
+        if kind == "csv":
+            return labels_to_csv(labels), f"{stem}.labels.csv"
+        if kind == "raven":
+            collection = self.collection()
+            durations = {}
+            for label in labels:
+                row = collection.index_of(label.key)
+                if row is not None:
+                    durations[label.key] = float(collection.clip(row).get("duration_s") or 0.0)
+            return labels_to_raven(labels, durations), f"{stem}.selections.txt"
+        raise ParameterError(f"expected format csv or raven, got {kind!r}")
+
+    def save_model(self, target) -> dict:
+        """Train on one target's positive and negative labels and save the model file.
+
+        The file goes to ``models/`` in the store's folder (the name is made from the
+        target, never taken from the request); ``earmark predict`` and ``detect`` read it.
+        """
+        import numpy as np
+
+        from ...model import EarmarkModel
+        from ..labels import check_target
+
+        target = check_target(target)
+        collection = self.collection()
+        rows, y = [], []
+        for label in self.labels.labels(target, backend_key=self.backend_key):
+            row = collection.index_of(label.key)
+            if row is not None and label.value in ("positive", "negative"):
+                rows.append(row)
+                y.append(label.value)
+        if len(set(y)) < 2:
+            raise ParameterError(
+                f"label at least one positive and one negative clip of {target!r} first"
+            )
+        model = EarmarkModel.train(
+            np.asarray(collection.X[rows]), np.asarray(y), backend=self.backend()
+        )
+        folder = Path(self.store.directory) / "models"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = model.save(folder / f"{_file_stem(target)}.earmark")
+        return {"target": target, "path": str(path), "n_positive": y.count("positive"),
+                "n_negative": y.count("negative")}
+
+
+def _file_stem(target: str) -> str:
+    """A file name made from a target name: letters, digits, ``-`` and ``_`` only."""
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "-", target).strip("-")[:80]
+    return stem or "labels"
 
 
 def _count(value, default: int, most: int) -> int:
@@ -304,14 +376,24 @@ def create_app(session: LabellingSession, *, host: str = DEFAULT_HOST):
         return FileResponse(path, media_type=media_type, headers={"cache-control": "no-store"})
 
     async def json_body(request: Request) -> dict:
+        import json
+
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
             raise UnsupportedMediaType("expected Content-Type: application/json")
+        raw = bytearray()
+        async for chunk in request.stream():
+            raw.extend(chunk)
+            if len(raw) > MAX_JSON_BYTES:
+                raise PayloadTooLarge(f"expected a JSON body of at most {MAX_JSON_BYTES} bytes")
         try:
-            body = await request.json()
+            body = json.loads(bytes(raw))
+        except RecursionError:
+            raise ParameterError(_TOO_DEEP) from None
         except ValueError:
             raise ParameterError("expected a JSON object in the request body") from None
         if not isinstance(body, dict):
             raise ParameterError("expected a JSON object in the request body")
+        _check_depth(body)
         return body
 
     def info(request: Request) -> Response:
@@ -370,6 +452,25 @@ def create_app(session: LabellingSession, *, host: str = DEFAULT_HOST):
         n = _count(body.get("n"), 10, 200)
         return JSONResponse(await run_in_threadpool(session.train, body.get("target"), n))
 
+    async def export(request: Request) -> Response:
+        from starlette.concurrency import run_in_threadpool
+
+        kind = request.query_params.get("format", "csv")
+        text, name = await run_in_threadpool(
+            session.export_labels, request.query_params.get("target", ""), kind
+        )
+        media_type = "text/csv; charset=utf-8" if kind == "csv" else "text/plain; charset=utf-8"
+        return Response(
+            text, media_type=media_type,
+            headers={"content-disposition": f'attachment; filename="{name}"'},
+        )
+
+    async def save_model(request: Request) -> Response:
+        from starlette.concurrency import run_in_threadpool
+
+        body = await json_body(request)
+        return JSONResponse(await run_in_threadpool(session.save_model, body.get("target")))
+
     async def on_not_found(request: Request, error: Exception) -> Response:
         return JSONResponse({"error": str(error) or "not found"}, status_code=404)
 
@@ -378,6 +479,9 @@ def create_app(session: LabellingSession, *, host: str = DEFAULT_HOST):
 
     async def on_error(request: Request, error: Exception) -> Response:
         return JSONResponse({"error": str(error)}, status_code=400)
+
+    async def on_too_large(request: Request, error: Exception) -> Response:
+        return JSONResponse({"error": str(error)}, status_code=413)
 
     async def on_http(request: Request, error: Exception) -> Response:
         status = getattr(error, "status_code", 500)
@@ -394,7 +498,9 @@ def create_app(session: LabellingSession, *, host: str = DEFAULT_HOST):
         Route("/api/search", search, methods=["POST"]),
         Route("/api/search-upload", search_upload, methods=["POST"]),
         Route("/api/labels", labels, methods=["GET", "POST"]),
+        Route("/api/labels/export", export),
         Route("/api/train", train, methods=["POST"]),
+        Route("/api/save-model", save_model, methods=["POST"]),
     ]
     app = Starlette(
         routes=routes,
@@ -402,11 +508,28 @@ def create_app(session: LabellingSession, *, host: str = DEFAULT_HOST):
         exception_handlers={
             NotFound: on_not_found,
             UnsupportedMediaType: on_unsupported,
+            PayloadTooLarge: on_too_large,
             EarmarkError: on_error,
             HTTPException: on_http,
         },
     )
     return _security_headers(app)
+
+
+_TOO_DEEP = f"expected a JSON object nested at most {MAX_JSON_DEPTH} levels deep"
+
+
+def _check_depth(body) -> None:
+    """Refuse JSON nested deeper than :data:`MAX_JSON_DEPTH` (walked without recursion)."""
+    pending = [(body, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise ParameterError(_TOO_DEEP)
+        if isinstance(value, dict):
+            pending.extend((item, depth + 1) for item in value.values())
+        elif isinstance(value, list):
+            pending.extend((item, depth + 1) for item in value)
 
 
 def serve(
