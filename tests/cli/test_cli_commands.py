@@ -203,7 +203,7 @@ def test_curve_draws_backend_and_baseline_on_the_same_splits(cli, digits_dir, tm
 def test_train_then_predict_labels_files_reusing_the_cache(
     cli, digits_dir, fsdd_dir, tmp_path, cache_dir, monkeypatch, write_bad_files
 ):
-    import earmark.pipeline
+    import earmark.embedding
     from earmark.backends import get_backend
     from earmark.models import EarmarkModel
     from earmark.store import open_store
@@ -223,13 +223,13 @@ def test_train_then_predict_labels_files_reusing_the_cache(
 
     # Only the file never embedded may reach the backend: the rest come from the cache.
     embedded = []
-    original = earmark.pipeline.embed_file
+    original = earmark.embedding.embed_file
 
     def counting_embed_file(backend, path, **kwargs):
         embedded.append(Path(path))
         return original(backend, path, **kwargs)
 
-    monkeypatch.setattr(earmark.pipeline, "embed_file", counting_embed_file)
+    monkeypatch.setattr(earmark.embedding, "embed_file", counting_embed_file)
     csv_path = tmp_path / "predictions.csv"
     run = cli("predict", model_path, *files, "-o", csv_path)
 

@@ -16,18 +16,18 @@ N_DEMO = 300
 
 
 def test_demo_writes_evaluation_curve_model_and_predictions(cli, tmp_path, monkeypatch):
-    import earmark.pipeline
+    import earmark.embedding
     from earmark.datasets import load_demo
     from earmark.models import EarmarkModel
 
     embedded = []
-    original = earmark.pipeline.embed_file
+    original = earmark.embedding.embed_file
 
     def counting_embed_file(backend, path, **kwargs):
         embedded.append((backend.name, Path(path).name))
         return original(backend, path, **kwargs)
 
-    monkeypatch.setattr(earmark.pipeline, "embed_file", counting_embed_file)
+    monkeypatch.setattr(earmark.embedding, "embed_file", counting_embed_file)
     out = tmp_path / "demo"
     run = cli(
         "demo", "--backend", "mfcc", "--baseline", "placeholder", "--draws", "1",

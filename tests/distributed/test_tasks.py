@@ -7,8 +7,8 @@ import pytest
 import soundfile as sf
 
 from earmark.backends import get_backend
-from earmark.distributed import BackendRecipe, borrowed_backend, loaded_backends, plan_blocks
-from earmark.distributed.progress import duration_text
+from earmark.distributed import BackendRecipe, borrowed_backend, loaded_backends
+from earmark.pipeline import duration_text, plan_blocks
 from earmark.embedding import embed_file
 from earmark.exceptions import BackendUnavailableError, ParameterError
 from earmark.pipeline import embed_manifest

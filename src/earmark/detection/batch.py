@@ -203,7 +203,7 @@ def _detect_each(
     scorer, backend, paths, output_dir, formats, plot, on_file, on_progress, detect_params,
     client,
 ) -> Iterator[FileDetection]:
-    from ..distributed.executors import WorkerLost, make_executor
+    from ..pipeline import WorkerLost, make_executor
 
     tasks = [DetectTask(path, name) for path, name in zip(paths, output_names(paths))]
     shared = {

@@ -1,10 +1,8 @@
-"""Where tasks run: in this process, or on a Dask cluster. Same task functions, either way.
+"""Where tasks run on a Dask cluster: the same task functions as in this process.
 
 An executor takes a task function ``function(backend, task, **shared)`` and a list of
-tasks, and yields ``(task, outcome)`` pairs as tasks finish. :class:`LocalExecutor` calls
-the function here, in order, with the caller's own backend object (no process start,
-nothing pickled: the default, which tests and the demo call thousands of times).
-:class:`DaskExecutor` submits the same function to a ``distributed.Client``: each worker
+tasks, and yields ``(task, outcome)`` pairs as tasks finish; the in-process one is
+:class:`earmark.pipeline.LocalExecutor`. :class:`DaskExecutor` submits the same function to a ``distributed.Client``: each worker
 builds the backend from a :class:`~earmark.distributed.recipe.BackendRecipe` once
 (:class:`~earmark.distributed.worker.BackendPlugin`), large shared arguments (a trained
 model) are scattered to every worker once, and at most ``max_in_flight`` tasks wait on
@@ -24,48 +22,10 @@ import time
 import uuid
 from typing import Any, Callable, Iterator, Sequence
 
-__all__ = ["LocalExecutor", "DaskExecutor", "WorkerLost", "make_executor"]
+__all__ = ["DaskExecutor"]
 
 
-class WorkerLost:
-    """The outcome of a task that killed every worker it ran on."""
-
-    def __init__(self, attempts: int | None):
-        self.attempts = attempts
-
-    @property
-    def reason(self) -> str:
-        times = f" {self.attempts} times" if self.attempts else ""
-        return f"a worker died while processing it{times} (crash or out of memory?)"
-
-
-class LocalExecutor:
-    """Run tasks one after another in this process, with the caller's backend object.
-
-    Parameters
-    ----------
-    backend : Backend
-    """
-
-    def __init__(self, backend):
-        self.backend = backend
-
-    n_workers_hint = 1
-
-    def prepare(self) -> None:
-        """Load the backend: a missing model fails here, once, not per file."""
-        self.backend.load()
-
-    def n_workers(self) -> int:
-        return 1
-
-    def run(
-        self, function: Callable, tasks: Sequence, shared: dict[str, Any] | None = None
-    ) -> Iterator[tuple[Any, Any]]:
-        """Yield ``(task, function(backend, task, **shared))`` for each task, in order."""
-        shared = shared or {}
-        for task in tasks:
-            yield task, function(self.backend, task, **shared)
+from ..pipeline.executors import WorkerLost
 
 
 def _on_worker(function, recipe, task, shared):
@@ -207,10 +167,3 @@ def _allowed_failures() -> int | None:
         return int(dask.config.get("distributed.scheduler.allowed-failures"))
     except (KeyError, TypeError, ValueError):
         return None
-
-
-def make_executor(backend, client=None, **options):
-    """A :class:`DaskExecutor` on ``client``, or a :class:`LocalExecutor` when it is None."""
-    if client is None:
-        return LocalExecutor(backend)
-    return DaskExecutor(client, backend, **options)
