@@ -24,7 +24,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ..exceptions import EarmarkError, ParameterError
+from ..exceptions import ParameterError
 
 __all__ = ["DANNClassifier"]
 
@@ -138,10 +138,9 @@ class DANNClassifier(ClassifierMixin, BaseEstimator):
         self.mean_ = pooled.mean(axis=0)
         scale = pooled.std(axis=0)
         self.scale_ = np.where(scale > 1e-12 * max(float(scale.max()), 1.0), scale, 1.0)
-        try:
-            from . import _dann_torch
-        except ImportError:  # pragma: no cover - torch is installed with earmark
-            raise EarmarkError("fitting a DANN model needs torch (pip install torch)") from None
+        from ..training import import_trainer
+
+        _dann_torch = import_trainer(f"{__package__}._dann_torch", "a DANN model")
         seed = int(check_random_state(self.random_state).randint(2**31 - 1))
         result = _dann_torch.train(
             self._standardise(X),

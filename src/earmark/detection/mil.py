@@ -46,7 +46,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from ..exceptions import BackendUnavailableError, ParameterError
+from ..exceptions import ParameterError
 
 __all__ = ["MILClassifier", "POOLINGS"]
 
@@ -439,14 +439,8 @@ def _encode_label_sets(y: Sequence) -> tuple[np.ndarray, np.ndarray, bool]:
 
 def _training():
     """``_mil_torch.train``, or a clear error where torch is not installed."""
-    try:
-        from ._mil_torch import train
-    except ImportError as error:
-        if error.name != "torch":
-            raise
-        raise BackendUnavailableError(
-            "MILClassifier needs PyTorch to train (not to predict): pip install torch==2.13.0"
-        ) from None
-    return train
+    from ..training import import_trainer
+
+    return import_trainer(f"{__package__}._mil_torch", "MILClassifier").train
 
 

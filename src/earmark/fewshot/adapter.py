@@ -33,7 +33,7 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from ..exceptions import EarmarkError, ParameterError
+from ..exceptions import ParameterError
 from .episodes import EpisodeSampler
 
 __all__ = ["PrototypicalAdapter"]
@@ -198,14 +198,12 @@ class PrototypicalAdapter(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         in_train = np.isin(y, train)
         params = self._initial_params(standardized[in_train], rng)
 
-        previous_threads = torch.get_num_threads()
         # Episodes are tens of rows: one thread is fastest, and the result must not
         # depend on how many cores the machine has.
-        torch.set_num_threads(1)
-        try:
+        from ..training import single_thread
+
+        with single_thread():
             params = self._train(torch, standardized, y, groups, params, rng)
-        finally:
-            torch.set_num_threads(previous_threads)
         self._store(params)
         return self
 
@@ -547,11 +545,6 @@ def _torch_forward(torch, tensors, standardized, normalize: bool):
 
 
 def _import_torch():
-    try:
-        import torch
-    except ImportError:
-        raise EarmarkError(
-            "PrototypicalAdapter needs torch to fit (not to transform): "
-            "pip install torch==2.13.0"
-        ) from None
-    return torch
+    from ..training import require_torch
+
+    return require_torch("PrototypicalAdapter")

@@ -45,7 +45,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from ..exceptions import BackendUnavailableError, EarmarkError, NoUsableItemsError, ParameterError
+from ..exceptions import EarmarkError, NoUsableItemsError, ParameterError
 from .encoders import ENCODERS, check_encoder, frozen_maps, patch_config
 from .features import PatchConfig, manifest_patches
 
@@ -214,14 +214,12 @@ class PrototypeNetwork(ClassifierMixin, BaseEstimator):
         """Run the torch training from ``params`` and keep its results (fit, refine).
 
         ``maps``: the frozen encoder's output for ``X``, when already computed."""
-        import torch
+        from ..training import single_thread
 
         torch_side = _torch()
         inputs = self._inputs(X, maps)
-        previous_threads = torch.get_num_threads()
         # Small convolutions on a shared machine: one thread wastes least.
-        torch.set_num_threads(1)
-        try:
+        with single_thread():
             params, push_index, losses = torch_side.train(
                 params, inputs, targets, encoder=self.encoder,
                 init_prototypes=init_prototypes, epochs=int(epochs),
@@ -232,8 +230,6 @@ class PrototypeNetwork(ClassifierMixin, BaseEstimator):
                 sample_weight=float(self.sample_weight),
                 seed=int(seed.integers(2**31 - 1)),
             )  # fmt: skip
-        finally:
-            torch.set_num_threads(previous_threads)
         self.params_ = params
         self.prototype_class_ = params["head.weight"].argmax(axis=0).astype(np.int64)
         self.prototype_patches_ = X[push_index].copy()
@@ -632,11 +628,6 @@ def _plain(value):
 
 
 def _torch():
-    try:
-        from . import _protonet_torch
-    except ImportError as error:
-        raise BackendUnavailableError(
-            f"training a prototype network needs torch ({error}); install earmark[aisfx] "
-            f"or torch==2.13.0"
-        ) from None
-    return _protonet_torch
+    from ..training import import_trainer
+
+    return import_trainer(f"{__package__}._protonet_torch", "a prototype network")
