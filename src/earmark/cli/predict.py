@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import sys
 from pathlib import Path
@@ -10,7 +11,15 @@ from typing import Optional
 
 import typer
 
-from ._common import CacheOption, JsonOption, QuietOption, console, emit_json, open_cache
+from ..files import atomic_write
+from ._common import (
+    CacheOption,
+    JsonOption,
+    QuietOption,
+    console,
+    emit_json,
+    open_cache,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -86,19 +95,35 @@ def expand(files: list[Path]) -> list[Path]:
 
 
 def write_rows(rows: list[dict], output: Optional[Path]) -> None:
+    """Predictions as CSV (or JSON for a ``.json`` path), written atomically.
+
+    A taxonomy model's rows gain a label and score per level and the ``backoff`` label.
+    Cells that a spreadsheet would run as a formula are written as text.
+    """
     if output is not None and output.suffix.lower() == ".json":
-        output.write_text(json.dumps(rows, indent=2))
+        atomic_write(output, json.dumps(rows, indent=2))
         return
-    handle = open(output, "w", newline="") if output is not None else sys.stdout
-    try:
-        writer = csv.writer(handle)
-        writer.writerow(["path", "label", "score", "top_k", "unknown", "error"])
-        for row in rows:
-            top = ";".join(f"{t['label']}:{t['score']:.4f}" for t in row["top_k"])
-            score = "" if row["score"] is None else f"{row['score']:.4f}"
-            writer.writerow(
-                [row["path"], row["label"] or "", score, top, int(row["unknown"]), row["error"] or ""]
-            )
-    finally:
-        if output is not None:
-            handle.close()
+    levels = list(next((row["levels"] for row in rows if row.get("levels")), {}))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    header = ["path", "label", "score", "top_k", "unknown", "error"]
+    writer.writerow(header + levels + (["backoff"] if levels else []))
+    for row in rows:
+        top = ";".join(f"{t['label']}:{t['score']:.4f}" for t in row["top_k"])
+        score = "" if row["score"] is None else f"{row['score']:.4f}"
+        cells = [row["path"], row["label"] or "", score, top, int(row["unknown"]), row["error"] or ""]
+        if levels:
+            given = row.get("levels") or {}
+            cells += [given.get(name, "") for name in levels] + [row.get("backoff") or ""]
+        writer.writerow([_as_text(cell) for cell in cells])
+    if output is None:
+        sys.stdout.write(buffer.getvalue())
+    else:
+        atomic_write(output, buffer.getvalue())
+
+
+def _as_text(cell):
+    """A cell a spreadsheet would evaluate (``=``, ``+``, ``-``, ``@`` first) as plain text."""
+    if isinstance(cell, str) and cell[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + cell
+    return cell

@@ -388,8 +388,33 @@ class EarmarkModel:
             labels = self.predict(X)
             P = (labels[:, None] == self.classes_[None, :]).astype(np.float64)
         unknown = self.is_unknown(X) if self.can_reject else None
-        return FileScores(P, ok, errors, unknown=unknown,
+        return FileScores(P, ok, errors, unknown=unknown, extra=self._level_answers(X),
                           has_proba=hasattr(self.pipeline, "predict_proba"))
+
+    def _level_answers(self, X) -> list[dict] | None:
+        """For a taxonomy model: the label and probability at every level, and the finest
+        label probable enough (``backoff``), per clip; None for a flat model."""
+        if self.kind != "clip":
+            return None
+        final = self.pipeline[-1]
+        final = next((part for part in (final, getattr(final, "estimator_", None))
+                      if hasattr(part, "predict_levels_proba")), None)
+        if final is None:
+            return None
+        Xt = self.pipeline[:-1].transform(check_matrix(X, self.backend_identity.get("dimension"))) \
+            if len(self.pipeline) > 1 else X
+        levels = final.predict_levels_proba(Xt)
+        backoff = final.predict_backoff(Xt)
+        names = list(levels)
+        answers = []
+        for row in range(len(backoff)):
+            answer = {}
+            for h, name in enumerate(names[1:], 1):
+                P = levels[name][row]
+                answer[name] = jsonable(final.level_classes_[h - 1][int(np.argmax(P))])
+                answer[f"{name} score"] = float(np.max(P))
+            answers.append({"levels": answer, "backoff": jsonable(backoff[row])})
+        return answers
 
     # ------------------------------------------------------------------- saving
     def metadata(self) -> dict[str, Any]:
