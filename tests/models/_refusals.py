@@ -40,6 +40,10 @@ def _child(model: str, clip: str, stderr_path: str) -> None:
 
 
 def run(clip: str, out: str, models: list[str]) -> None:
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    startup_cpu_s = own.ru_utime + own.ru_stime  # imports, paid once here, once per real run
     results = []
     for index, model in enumerate(models):
         stderr_path = f"{out}.{index}.stderr"
@@ -52,6 +56,9 @@ def run(clip: str, out: str, models: list[str]) -> None:
             "model": model,
             "returncode": os.waitstatus_to_exitcode(status),
             "seconds": time.perf_counter() - started,
+            # CPU time, not wall time, is what a crafted file costs: a loaded machine
+            # stretches the wall clock, a hang or a bomb shows in both.
+            "cpu_s": usage.ru_utime + usage.ru_stime + startup_cpu_s,
             "rss_mib": usage.ru_maxrss / 1024,
             "stderr": open(stderr_path).read(),
         })
