@@ -538,3 +538,13 @@ def test_lance_segments_follow_new_records_and_persist(tmp_path):
     assert [(h.key, h.frame) for h in again] == [(h.key, h.frame) for h in hits]
     assert reopened._vectors.table(SEARCH_BACKEND, "segment").count_rows() == n_segments + 2
     assert reopened.backend_keys() == [SEARCH_BACKEND]  # the segment table is no backend
+
+
+def test_configurations_name_each_backend_by_name_and_parameters(store):
+    store.put_many([make_record(0), make_record(1), make_record(2, backend_key="backend1111bbbb")])
+    configurations = store.configurations()
+    assert set(configurations) == {"backend0000aaaa", "backend1111bbbb"}
+    first = configurations["backend0000aaaa"]
+    assert first["backend"] == "placeholder" and first["records"] == 2
+    assert first["params"]["window_s"] == 0.5
+    assert configurations["backend1111bbbb"]["records"] == 1

@@ -171,16 +171,7 @@ def stored_backends(store) -> dict[str, dict]:
     backends : dict
         ``backend_key -> {"backend": name, "params": dict, "records": int}``.
     """
-    found = {}
-    for backend_key in store.backend_keys():
-        first = next(iter(store.iter_records(backend_key, with_frames=False, batch_size=1)), None)
-        if first is not None:
-            found[backend_key] = {
-                "backend": first.backend,
-                "params": first.params,
-                "records": store.count(backend_key),
-            }
-    return found
+    return store.configurations()
 
 
 def backend_for_store(store, name: str | None = None, params: dict | None = None):

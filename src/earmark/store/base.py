@@ -324,6 +324,27 @@ class EmbeddingStore(ABC):
     def backend_keys(self) -> list[str]:
         """Backend configurations that have a table in the store."""
 
+    def configurations(self) -> dict[str, dict]:
+        """Which backend configurations the store holds, by name and parameters.
+
+        Returns
+        -------
+        dict
+            ``backend_key -> {"backend": name, "params": dict, "records": int}``; the
+            name and parameters rebuild the backend through
+            :func:`earmark.backends.from_identity`.
+        """
+        found = {}
+        for backend_key in self.backend_keys():
+            first = next(iter(self.iter_records(backend_key, with_frames=False, batch_size=1)), None)
+            if first is not None:
+                found[backend_key] = {
+                    "backend": first.backend,
+                    "params": first.params,
+                    "records": self.count(backend_key),
+                }
+        return found
+
     def clip_matrix(self, keys: Sequence[str], *, backend_key: str | None = None) -> np.ndarray:
         """Clip embeddings of ``keys``, in order.
 
