@@ -67,7 +67,8 @@ def _hierarchical(*, taxonomy=None, **_context):
 def _learner(name: str, *, random_state: int | None = 0, **_context):
     from ..learners import make_learner
 
-    return make_learner(name, random_state=random_state)
+    # Thousands of episodes read labels and raw scores only: no calibration folds.
+    return make_learner(name, random_state=random_state, calibrate=False)
 
 
 METHODS: dict[str, Method] = {
