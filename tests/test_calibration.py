@@ -80,7 +80,7 @@ def test_unknown_threshold_keeps_the_asked_share_of_held_out_items(fsdd):
     assert model_input.shape[0] == known.shape[0]
     # On its own held-out training scores the threshold keeps 80 % by construction; on
     # a new speaker some share is kept, and the mask is the comparison with threshold_.
-    assert (model.is_unknown(X) == (model.known_score(X) < model.threshold_)).all()
+    assert (model.unknown_mask(X) == (model.known_score(X) < model.threshold_)).all()
     heldout = model.heldout_proba_.max(axis=1)
     assert np.mean(heldout >= model.threshold_) == pytest.approx(0.8, abs=0.02)
 

@@ -22,7 +22,7 @@ fitted on those scores:
 within one standard error of the lowest (the held-out scores split again, by group, so a
 map is never judged on the scores it was fitted on).
 The same held-out scores set the ``unknown`` threshold that keeps ``unknown_coverage``
-of in-set items (:meth:`CalibratedLearner.is_unknown`), so every learner can say "none
+of in-set items (:meth:`CalibratedLearner.unknown_mask`), so every learner can say "none
 of these".
 
 :func:`expected_calibration_error`, :func:`brier_score` and :func:`reliability_table`
@@ -432,15 +432,28 @@ class CalibratedLearner(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
             return np.mean([model.known_score(X) for model in self.estimators_], axis=0)
         return self.predict_proba(X).max(axis=1)
 
-    def is_unknown(self, X) -> np.ndarray:
-        """True where an item is less sure than ``1 - unknown_coverage`` of held-out
-        in-set training items were.
+    def unknown_mask(self, X) -> np.ndarray:
+        """True where an item is less sure (:meth:`known_score`) than the
+        ``1 - unknown_coverage`` least sure of the held-out in-set training items:
+        "none of these", for every learner.
 
         Returns
         -------
         mask : np.ndarray [shape=(n,), dtype=bool]
         """
         return self.known_score(X) < self.threshold_
+
+    @available_if(lambda self: hasattr(self.estimator, "is_unknown"))
+    def is_unknown(self, X) -> np.ndarray:
+        """:meth:`unknown_mask`, offered under this name only where the wrapped learner
+        answers "unknown" by itself (prototypes), so models whose users never asked for
+        rejection keep every answer. The threshold is the held-out one set here.
+
+        Returns
+        -------
+        mask : np.ndarray [shape=(n,), dtype=bool]
+        """
+        return self.unknown_mask(X)
 
     def _raw(self, X) -> list[np.ndarray]:
         """Each fold model's scores, columns aligned to ``classes_``."""

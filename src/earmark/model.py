@@ -87,6 +87,7 @@ ALLOWED_TYPES: dict[str, frozenset[str]] = {
             "CoralAligner",
             "DANNClassifier",
             "SelfTrainingPrototypes",
+            "CalibratedLearner",
         }
     ),
 }
