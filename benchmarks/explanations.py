@@ -16,7 +16,10 @@ are explained for the class the model predicts, and each explanation is checked 
 model: deletion and insertion AUC against the mean of ``--random-orders`` random orders,
 rank stability under white noise at 30 dB SNR, and across LIME seeds. The figure the
 issue asks for is the share of clips whose deletion AUC is below the random-order one
-(bar: 80 %). Prints one table and writes every figure as JSON (``--output``).
+(bar: 80 %), and the share whose map is also not flat
+(:func:`earmark.interpret.reliability.is_flat`; issue 16's bar: 90 % of 20 clips, BirdNET +
+logistic regression, whose calibrated probability is what the map explains the log-odds
+of). Prints one table and writes every figure as JSON (``--output``).
 
 ``protonet-aisfx`` and ``protonet-log-mel`` in ``--backends`` explain a prototype
 network (that encoder, trained on the same training side, default settings) instead.
@@ -39,7 +42,7 @@ from earmark.interpret.explain import explain_file
 from earmark.interpret.features import manifest_patches
 from earmark.interpret.perturb import model_backend
 from earmark.interpret.protonet import clip_proba, fit_manifest
-from earmark.interpret.reliability import deletion_insertion, stability
+from earmark.interpret.reliability import deletion_insertion, is_flat, stability
 from earmark.models import EarmarkModel
 from earmark.pipeline import clip_embeddings
 from earmark.splits import make_splits
@@ -146,6 +149,8 @@ def main() -> None:
                             "insertion_random_auc": insertion.random_auc,
                             "noise_stability": noise, "seed_stability": seeds,
                             "explain_s": explain_s, "n_scored": e.params["n_scored"],
+                            "flat": is_flat(e.importance),
+                            "importance_spread": float(np.ptp(e.importance)),
                         })
                     per_clip += results
                     rows.append(summarise(results, dataset, name, method, baseline, accuracy))
@@ -161,11 +166,14 @@ def summarise(results, dataset, backend, method, baseline, accuracy) -> dict:
         return float(np.mean(values)) if values else None
 
     beats = [r["deletion_auc"] < r["deletion_random_auc"] for r in results]
+    usable = [b and not r["flat"] for b, r in zip(beats, results)]
     beats_insertion = [r["insertion_auc"] > r["insertion_random_auc"] for r in results]
     return {
         "dataset": dataset, "backend": backend, "method": method, "baseline": baseline,
         "test_accuracy": accuracy, "clips": len(results),
         "deletion_beats_random": float(np.mean(beats)),
+        "flat": float(np.mean([r["flat"] for r in results])),
+        "non_flat_and_beats_random": float(np.mean(usable)),
         "insertion_beats_random": float(np.mean(beats_insertion)),
         "deletion_auc": mean("deletion_auc"), "deletion_random_auc": mean("deletion_random_auc"),
         "insertion_auc": mean("insertion_auc"),
@@ -182,7 +190,8 @@ def _f(value, spec=".3f") -> str:
 def describe(row) -> str:
     return (
         f"  {row['method']:9} {row['baseline']:5} deletion < random on "
-        f"{row['deletion_beats_random']:.0%} of {row['clips']} clips; deletion AUC "
+        f"{row['deletion_beats_random']:.0%} of {row['clips']} clips (non-flat too: "
+        f"{row['non_flat_and_beats_random']:.0%}, flat: {row['flat']:.0%}); deletion AUC "
         f"{_f(row['deletion_auc'])} vs {_f(row['deletion_random_auc'])}, insertion AUC "
         f"{_f(row['insertion_auc'])} vs {_f(row['insertion_random_auc'])}; stability noise "
         f"{_f(row['noise_stability'], '.2f')} seeds {_f(row['seed_stability'], '.2f')}; "

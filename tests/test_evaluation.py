@@ -155,3 +155,23 @@ def test_split_planning_is_still_importable_from_evaluation():
     for name in ("make_splits", "Split", "SplitPlan"):
         assert getattr(evaluation, name) is getattr(splits, name)
         assert name in evaluation.__all__
+
+
+def test_out_of_fold_probabilities_give_calibration_figures(by_speaker, tmp_path):
+    """Probabilities of held-out speakers are pooled: ECE, Brier, reliability bins and a
+    picture, and they survive the JSON round trip."""
+    from earmark.plots import plot_reliability
+
+    result = by_speaker
+    assert result.proba.shape == (len(result.y_true), len(result.classes))
+    np.testing.assert_allclose(result.proba[result.tested].sum(axis=1), 1.0, rtol=1e-6)
+    calibration = result.calibration
+    assert 0.0 <= result.ece < 0.25 and 0.0 < result.brier < 1.0
+    assert sum(row["count"] for row in calibration["bins"]) == result.n_tested
+    assert all(row["support"] >= 20 for row in calibration["per_class"])
+    data = json.loads(result.to_json())
+    assert data["ece"] == pytest.approx(result.ece) and "brier" in data
+    again = EvaluationResult.from_dict(data)
+    assert again.ece == pytest.approx(result.ece)
+    path = plot_reliability(calibration["bins"], tmp_path / "reliability.png", ece=result.ece)
+    assert path.stat().st_size > 10_000

@@ -47,7 +47,7 @@ def test_every_learner_tells_an_unseen_speaker_digits_apart(fsdd, name):
 
 
 def test_grid_search_runs_on_a_learner(fsdd):
-    search = GridSearchCV(make_learner("logreg"), {"classifier__C": [0.1, 1.0]}, cv=GroupKFold(3))
+    search = GridSearchCV(make_learner("logreg"), {"classifier__estimator__C": [0.1, 1.0]}, cv=GroupKFold(3))
     search.fit(fsdd.X, fsdd.y, groups=fsdd.speakers)
     # Scored on held-out speakers only (GroupKFold), and well above chance (10 %).
     assert search.best_score_ > 0.3
@@ -69,7 +69,7 @@ def test_hierarchical_prototypes_need_a_taxonomy():
 
 
 def test_parameters_reach_the_classifier():
-    assert make_learner("logreg", C=0.01).named_steps["classifier"].C == 0.01
+    assert make_learner("logreg", C=0.01).named_steps["classifier"].estimator.C == 0.01
     assert make_learner("svm-rbf", C=3.0).named_steps["classifier"].estimator.C == 3.0
 
 
@@ -82,8 +82,8 @@ def test_knn_with_fewer_examples_than_neighbours_is_adapted_and_says_so(fsdd):
     X, y = _per_class(fsdd, 1)[0][:3], _per_class(fsdd, 1)[1][:3]
     learner = make_learner("knn")
     fitted, notes = fit_learner(learner, X, y)
-    assert fitted.named_steps["classifier"].n_neighbors == 3
-    assert learner.named_steps["classifier"].n_neighbors == 5  # the template is untouched
+    assert fitted.named_steps["classifier"].estimator.n_neighbors == 3
+    assert learner.named_steps["classifier"].estimator.n_neighbors == 5  # the template is untouched
     assert any("n_neighbors lowered from 5 to 3" in note for note in notes)
     assert fitted.predict(X).tolist() == y.tolist()
 
@@ -91,15 +91,15 @@ def test_knn_with_fewer_examples_than_neighbours_is_adapted_and_says_so(fsdd):
 def test_svm_with_two_examples_per_class_calibrates_on_two_folds(fsdd):
     X, y = _per_class(fsdd, 2)
     fitted, notes = fit_learner(make_learner("svm-rbf"), X, y)
-    assert notes == ["calibration folds lowered from 3 to 2 (smallest class)"]
+    assert notes == ["calibration folds lowered from 5 to 2 (smallest class)"]
     np.testing.assert_allclose(fitted.predict_proba(fsdd.X[:5]).sum(axis=1), 1.0, rtol=1e-6)
 
 
-def test_svm_with_one_example_per_class_predicts_without_probabilities(fsdd):
+def test_svm_with_one_example_per_class_says_its_probabilities_are_uncalibrated(fsdd):
     X, y = _per_class(fsdd, 1)
     fitted, notes = fit_learner(make_learner("svm-linear"), X, y)
-    assert "without probability calibration" in notes[0]
-    assert not hasattr(fitted, "predict_proba")
+    assert notes == ["a class has 1 training example: probabilities not calibrated"]
+    assert fitted.named_steps["classifier"].method_ == "none"
     assert set(fitted.predict(fsdd.X)) <= set(y)
 
 

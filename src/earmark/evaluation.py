@@ -52,6 +52,9 @@ class EvaluationResult:
         ``label``, ``precision``, ``recall``, ``f1``, ``support`` per class.
     warnings : list of str
         Things that make the figures less trustworthy (random split, adaptations).
+    proba : np.ndarray [shape=(n, n_classes)] or None
+        Out-of-fold probabilities (columns in the order of ``classes``; NaN rows for
+        items never tested); None if the learner gives none.
     """
 
     learner: str
@@ -66,6 +69,7 @@ class EvaluationResult:
     confusion: np.ndarray
     per_class: list[dict[str, Any]]
     warnings: list[str] = field(default_factory=list)
+    proba: np.ndarray | None = None
 
     @property
     def tested(self) -> np.ndarray:
@@ -103,6 +107,50 @@ class EvaluationResult:
     def macro_f1_std(self) -> float:
         return float(np.std(self.fold_macro_f1))
 
+    @property
+    def ece(self) -> float | None:
+        """Expected calibration error (top label, 15 bins) of the out-of-fold
+        probabilities; None without probabilities."""
+        return None if self.calibration is None else self.calibration["ece"]
+
+    @property
+    def brier(self) -> float | None:
+        """Multi-class Brier score of the out-of-fold probabilities."""
+        return None if self.calibration is None else self.calibration["brier"]
+
+    @property
+    def calibration(self) -> dict[str, Any] | None:
+        """ECE, Brier, mean confidence, reliability bins and per-class ECE (classes with
+        at least 20 tested items, one-vs-rest), from the pooled out-of-fold
+        probabilities; None without them."""
+        if self.proba is None:
+            return None
+        from .calibration import brier_score, expected_calibration_error, reliability_table
+
+        tested = self.tested & np.isfinite(self.proba).all(axis=1)
+        if not tested.any():
+            return None
+        truth, proba = self.y_true[tested], self.proba[tested]
+        classes = np.asarray(self.classes, dtype=self.y_true.dtype)
+        per_class = []
+        for k, label in enumerate(classes):
+            n = int((truth == label).sum())
+            if n < _PER_CLASS_MINIMUM:
+                continue
+            binary = np.column_stack([1 - proba[:, k], proba[:, k]])
+            per_class.append({
+                "label": _jsonable(label),
+                "support": n,
+                "ece": expected_calibration_error(truth == label, binary, [False, True]),
+            })
+        return {
+            "ece": expected_calibration_error(truth, proba, classes),
+            "brier": brier_score(truth, proba, classes),
+            "mean_confidence": float(proba.max(axis=1).mean()),
+            "bins": reliability_table(truth, proba, classes),
+            "per_class": per_class,
+        }
+
     def summary(self) -> str:
         """A few lines for people."""
         lines = [
@@ -111,6 +159,8 @@ class EvaluationResult:
             f"{self.macro_f1_std:.3f}",
             f"split: {self.strategy}; {self.n_tested} of {len(self.y_true)} items tested",
         ]
+        if self.ece is not None:
+            lines.append(f"calibration: ECE {self.ece:.3f} (15 bins), Brier {self.brier:.3f}")
         lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
@@ -149,11 +199,18 @@ class EvaluationResult:
             ],
             "per_class": _jsonable(self.per_class),
             "confusion_matrix": self.confusion.tolist(),
+            "ece": self.ece,
+            "brier": self.brier,
+            "calibration": self.calibration,
             "warnings": list(self.warnings),
         }
         if predictions:
             out["y_true"] = _jsonable(self.y_true.tolist())
             out["y_pred"] = _jsonable(self.y_pred.tolist())
+            if self.proba is not None:
+                out["proba"] = [
+                    None if not np.isfinite(row).all() else row.tolist() for row in self.proba
+                ]
         return out
 
     def to_json(self, *, indent: int | None = 2, predictions: bool = True) -> str:
@@ -183,7 +240,20 @@ class EvaluationResult:
             confusion=np.asarray(data["confusion_matrix"], dtype=np.int64),
             per_class=list(data["per_class"]),
             warnings=list(data["warnings"]),
+            proba=_proba_from(data.get("proba"), len(data["classes"])),
         )
+
+
+#: Classes with fewer tested items get no per-class calibration figure.
+_PER_CLASS_MINIMUM = 20
+
+
+def _proba_from(rows, n_classes: int) -> np.ndarray | None:
+    if rows is None:
+        return None
+    return np.array(
+        [[np.nan] * n_classes if row is None else row for row in rows], dtype=float
+    ).reshape(len(rows), n_classes)
 
 
 def _jsonable(value):
@@ -256,7 +326,9 @@ def cross_validate(
     """
     X, y = check_matrix(X, y)
     plan = make_splits(y, folds=folds, groups=groups, n_splits=n_splits, random_state=random_state)
-    return _evaluate(X, y, plan, learner, random_state, learner_params)
+    # Calibration inside each training part learns from held-out groups (else folds).
+    calibration_groups = groups if groups is not None else folds
+    return _evaluate(X, y, plan, learner, random_state, learner_params, calibration_groups)
 
 
 def evaluate_split(
@@ -298,7 +370,9 @@ def evaluate_split(
     return _evaluate(X, y, plan, learner, random_state, learner_params)
 
 
-def _evaluate(X, y, plan: SplitPlan, learner, random_state, learner_params) -> EvaluationResult:
+def _evaluate(
+    X, y, plan: SplitPlan, learner, random_state, learner_params, groups=None
+) -> EvaluationResult:
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
     from sklearn.metrics import precision_recall_fscore_support
 
@@ -307,11 +381,25 @@ def _evaluate(X, y, plan: SplitPlan, learner, random_state, learner_params) -> E
     template, learner = resolve_learner(learner, random_state=random_state, **learner_params)
     classes = np.unique(y)
     y_pred = np.full(len(y), None, dtype=object)
+    proba = np.full((len(y), len(classes)), np.nan)
+    has_proba = True
     fold_accuracy, fold_f1 = [], []
     notes = list(plan.warnings)
+    groups = None if groups is None else np.asarray(groups)
     for split in plan.splits:
-        fitted, adaptations = fit_learner(template, X[split.train], y[split.train])
+        fitted, adaptations = fit_learner(
+            template, X[split.train], y[split.train],
+            groups=None if groups is None else groups[split.train],
+        )
         notes += [f"{split.name}: {note}" for note in adaptations]
+        has_proba = has_proba and hasattr(fitted, "predict_proba")
+        if has_proba:
+            # A class absent from this training part gets probability 0.
+            block = np.zeros((split.test.size, len(classes)))
+            block[:, np.searchsorted(classes, fitted.classes_)] = fitted.predict_proba(
+                X[split.test]
+            )
+            proba[split.test] = block
         predicted = fitted.predict(X[split.test])
         y_pred[split.test] = list(predicted)
         truth = y[split.test]
@@ -347,6 +435,7 @@ def _evaluate(X, y, plan: SplitPlan, learner, random_state, learner_params) -> E
         confusion=confusion.astype(np.int64),
         per_class=per_class,
         warnings=_unique(notes),
+        proba=proba if has_proba else None,
     )
 
 

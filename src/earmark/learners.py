@@ -26,8 +26,8 @@ __all__ = ["LEARNERS", "make_learner", "resolve_learner", "fit_learner"]
 #: Learner names and what each one is, in one line.
 LEARNERS: dict[str, str] = {
     "logreg": "standardise, then logistic regression (C=1): the default, robust with few examples",
-    "svm-linear": "standardise, then a linear SVM (C=1), probabilities by temperature scaling",
-    "svm-rbf": "standardise, then an RBF-kernel SVM (C=10), probabilities by temperature scaling",
+    "svm-linear": "standardise, then a linear SVM (C=1)",
+    "svm-rbf": "standardise, then an RBF-kernel SVM (C=10)",
     "knn": "standardise, then 5 nearest neighbours (cosine distance, weighted by distance)",
     "mlp": "standardise, then a one-hidden-layer (256) neural network with L2 penalty",
     "random-forest": "300 randomised trees on the raw features (the classic MFCC baseline)",
@@ -39,12 +39,28 @@ LEARNERS: dict[str, str] = {
 #: Learners that do their own preprocessing, fitted on the training set, so no scaler.
 _SELF_SCALING = ("random-forest", "prototype", "prototype-hierarchical")
 
-# Calibration folds for the SVMs; lowered by fit_learner when a class has fewer examples.
-_CALIBRATION_FOLDS = 3
+# Folds of held-out training scores that calibration is fitted on (lowered to the
+# smallest class count, or to the number of groups, inside CalibratedLearner).
+_CALIBRATION_FOLDS = 5
+
+# Parameters of the calibration wrapper rather than of the classifier: per-class
+# thresholds for a target precision or recall (earmark.thresholds).
+_TARGETS = ("target_precision", "target_recall")
 
 
-def make_learner(name: str = "logreg", *, random_state: int | None = 0, **params: Any):
+def make_learner(
+    name: str = "logreg",
+    *,
+    random_state: int | None = 0,
+    calibrate: bool = True,
+    **params: Any,
+):
     """Build an unfitted learner by name.
+
+    Every learner's probabilities are calibrated on cross-fitted held-out scores of the
+    training data (:class:`earmark.calibration.CalibratedLearner`: temperature, Platt or
+    isotonic, chosen by held-out log-loss), which also gives every learner an
+    ``is_unknown`` answer.
 
     Parameters
     ----------
@@ -53,10 +69,15 @@ def make_learner(name: str = "logreg", *, random_state: int | None = 0, **params
     random_state : int or None
         Seed for learners with randomness (MLP, forest, calibration splits), so results
         repeat.
+    calibrate : bool
+        Wrap the classifier in :class:`~earmark.calibration.CalibratedLearner`. Off for
+        thousands of few-shot episodes that read labels and raw scores only.
     **params
-        Overrides for the classifier step, e.g. ``C=0.1`` for ``logreg``,
-        ``n_neighbors=3`` for ``knn``. For the SVMs they go to the SVM inside the
-        calibration wrapper. Unknown names raise :class:`ParameterError`.
+        ``target_precision=P`` or ``target_recall=R`` store per-class thresholds
+        (:meth:`~earmark.calibration.CalibratedLearner.predict_thresholded`). Others
+        override the classifier's own, e.g. ``C=0.1`` for ``logreg``, ``n_neighbors=3``
+        for ``knn``; they go to the classifier inside the calibration wrapper. Unknown
+        names raise :class:`ParameterError`.
 
     Returns
     -------
@@ -78,13 +99,24 @@ def make_learner(name: str = "logreg", *, random_state: int | None = 0, **params
         raise ParameterError(
             f"unknown learner {name!r}; expected one of: {', '.join(LEARNERS)}"
         )
+    targets = {key: params.pop(key) for key in _TARGETS if params.get(key) is not None}
     classifier = _classifier(name, random_state, params)
+    if calibrate and name != "prototype-hierarchical":
+        from .calibration import CalibratedLearner
+
+        classifier = CalibratedLearner(
+            classifier, cv=_CALIBRATION_FOLDS, random_state=random_state, **targets
+        )
+    elif targets:
+        raise ParameterError(
+            f"per-class thresholds ({', '.join(targets)}) need calibrated probabilities; "
+            f"learner {name!r} has none here"
+        )
     steps = [] if name in _SELF_SCALING else [("scale", StandardScaler())]
     return Pipeline([*steps, ("classifier", classifier)])
 
 
 def _classifier(name: str, random_state: int | None, params: dict[str, Any]):
-    from sklearn.calibration import CalibratedClassifierCV
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.neighbors import KNeighborsClassifier
@@ -95,7 +127,10 @@ def _classifier(name: str, random_state: int | None, params: dict[str, Any]):
         base = LogisticRegression(C=1.0, max_iter=5000, random_state=random_state)
     elif name in ("svm-linear", "svm-rbf"):
         kernel = "linear" if name == "svm-linear" else "rbf"
-        base = SVC(kernel=kernel, C=1.0 if kernel == "linear" else 10.0, random_state=random_state)
+        # One-vs-one margins give calibration a continuous score per class
+        # (earmark.calibration._scores); labels are the SVM's votes either way.
+        base = SVC(kernel=kernel, C=1.0 if kernel == "linear" else 10.0,
+                   decision_function_shape="ovo", random_state=random_state)
     elif name == "knn":
         # Cosine suits embeddings whose scale varies from clip to clip.
         base = KNeighborsClassifier(n_neighbors=5, weights="distance", metric="cosine")
@@ -123,14 +158,6 @@ def _classifier(name: str, random_state: int | None, params: dict[str, Any]):
             f"expected some of: {', '.join(sorted(valid))}"
         )
     base.set_params(**params)
-    if name.startswith("svm"):
-        # SVC(probability=True) is deprecated since scikit-learn 1.9. Temperature scaling
-        # (1.8+) rescales all decision values by one number, so labels stay the SVM's
-        # own; per-class sigmoids reordered them and cost up to 10 points of accuracy
-        # with a few examples per class (FSDD, leave one speaker out).
-        return CalibratedClassifierCV(
-            base, method="temperature", cv=_CALIBRATION_FOLDS, ensemble=False
-        )
     return base
 
 
@@ -159,13 +186,14 @@ def resolve_learner(learner, *, random_state: int | None = 0, **params: Any):
     return clone(learner).set_params(**params), name
 
 
-def fit_learner(learner, X, y) -> tuple[Any, list[str]]:
+def fit_learner(learner, X, y, *, groups=None) -> tuple[Any, list[str]]:
     """Fit a copy of ``learner``, adapted to what a small training set allows.
 
-    Two adaptations, both reported: ``n_neighbors`` is lowered to the number of training
-    examples, and the SVMs' calibration folds to the smallest class count. With a single
-    example in some class an SVM cannot be calibrated, so the bare SVM is fitted: it
-    predicts labels but has no ``predict_proba``.
+    Adaptations, all reported: ``n_neighbors`` is lowered to the number of training
+    examples; calibration folds to the smallest class count. With a single example in
+    some class, probabilities cannot be calibrated: a
+    :class:`~earmark.calibration.CalibratedLearner` keeps the learner's own scores, and
+    a scikit-learn ``CalibratedClassifierCV`` is replaced by its bare estimator.
 
     Parameters
     ----------
@@ -173,6 +201,9 @@ def fit_learner(learner, X, y) -> tuple[Any, list[str]]:
         Not modified.
     X : np.ndarray [shape=(n, dimension)]
     y : np.ndarray [shape=(n,)]
+    groups : np.ndarray [shape=(n,)], optional
+        Speaker, recording or site of each item. Calibration then learns from scores of
+        held-out groups, as new recordings will be scored.
 
     Returns
     -------
@@ -183,6 +214,8 @@ def fit_learner(learner, X, y) -> tuple[Any, list[str]]:
     from sklearn.base import clone
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.exceptions import ConvergenceWarning
+
+    from .calibration import CalibratedLearner
 
     y = np.asarray(y)
     if np.unique(y).size < 2:
@@ -209,13 +242,25 @@ def fit_learner(learner, X, y) -> tuple[Any, list[str]]:
         elif isinstance(folds, int) and folds > smallest:
             calibrated.set_params(cv=smallest)
             notes.append(f"calibration folds lowered from {folds} to {smallest} (smallest class)")
+    fit_params = {}
+    last = steps[-1][1] if steps else fitted
+    if isinstance(last, CalibratedLearner):
+        if smallest < 2 and last.method != "none":
+            notes.append("a class has 1 training example: probabilities not calibrated")
+        elif last.cv > smallest:
+            notes.append(
+                f"calibration folds lowered from {last.cv} to {smallest} (smallest class)"
+            )
+        if groups is not None:
+            groups = np.asarray(groups)
+            fit_params = {f"{steps[-1][0]}__groups": groups} if steps else {"groups": groups}
     # Embedding matrices are small (hundreds to thousands of rows): a second BLAS thread
     # costs more in hand-offs than it gives. Measured on 2 cores, FSDD demo, BirdNET
     # 250 x 1024 logistic regression: 0.10 s per fit with one thread, 2.5 s with two
     # while another process was busy. Parallelism belongs across splits, not inside a fit.
     with warnings.catch_warnings(record=True) as caught, _blas_threads().limit(limits=1, user_api="blas"):
         warnings.simplefilter("always", ConvergenceWarning)
-        fitted.fit(X, y)
+        fitted.fit(X, y, **fit_params)
     for warning in caught:
         if issubclass(warning.category, ConvergenceWarning):
             notes.append(f"did not converge: {str(warning.message).splitlines()[0]}")

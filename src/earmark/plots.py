@@ -265,3 +265,107 @@ def save_figure(figure, path, dpi: int):
         figure.savefig(temporary, dpi=dpi, format=path.suffix.lstrip(".") or "png")
     plt.close(figure)
     return path
+
+
+def plot_reliability(
+    bins: Sequence[Mapping[str, Any]],
+    path=None,
+    *,
+    ece: float | None = None,
+    title: str | None = None,
+    dpi: int = 150,
+):
+    """Reliability diagram: accuracy against mean confidence per confidence bin.
+
+    A calibrated model's points sit on the diagonal; below it, the model is surer than
+    it is right. Bar widths are the bins, their shade the share of items in each.
+
+    Parameters
+    ----------
+    bins : sequence of dict
+        :func:`earmark.calibration.reliability_table` rows (``low``, ``high``,
+        ``count``, ``confidence``, ``accuracy``), e.g. ``result.calibration["bins"]``.
+    path : str or Path, optional
+        Where to write the picture; without it the Figure is returned.
+    ece : float, optional
+        Shown in the title.
+
+    Returns
+    -------
+    Path or matplotlib.figure.Figure
+    """
+    from matplotlib.figure import Figure
+
+    if not bins:
+        raise ParameterError("expected at least one reliability bin, got none")
+    figure = Figure(figsize=(5.5, 5.2), layout="constrained")
+    axes = figure.add_subplot()
+    total = sum(row["count"] for row in bins)
+    for row in bins:
+        share = row["count"] / total
+        axes.bar(row["low"], row["accuracy"], width=row["high"] - row["low"], align="edge",
+                 color=(0.2, 0.4, 0.8, 0.25 + 0.75 * min(1.0, 4 * share)), edgecolor="white")
+    axes.plot([row["confidence"] for row in bins], [row["accuracy"] for row in bins], "o-",
+              color="#d62728", label="accuracy at mean confidence")
+    axes.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
+    axes.set_xlim(0, 1)
+    axes.set_ylim(0, 1)
+    axes.set_xlabel("confidence (top class probability)")
+    axes.set_ylabel("accuracy")
+    axes.legend(loc="upper left", fontsize=9)
+    heading = title or "reliability"
+    if ece is not None:
+        heading += f"\nECE {ece:.3f} (15 bins), {total} items"
+    axes.set_title(heading, fontsize=11)
+    return _finish(figure, path, dpi)
+
+
+def plot_operating_points(
+    curves: Sequence[Mapping[str, Any]],
+    path=None,
+    *,
+    target_precision: float | None = 0.9,
+    title: str | None = None,
+    max_classes: int = 16,
+    dpi: int = 150,
+):
+    """Precision and recall against threshold, one panel per class.
+
+    Parameters
+    ----------
+    curves : sequence of dict
+        :func:`earmark.thresholds.operating_curves` output.
+    target_precision : float, optional
+        Drawn as a horizontal line, so a reader sees where each class reaches it.
+    max_classes : int
+        The classes with most items are drawn when there are more.
+
+    Returns
+    -------
+    Path or matplotlib.figure.Figure
+    """
+    from matplotlib.figure import Figure
+
+    shown = sorted(curves, key=lambda c: -c["support"])[:max_classes]
+    shown = [c for c in shown if c["support"] > 0]
+    if not shown:
+        raise ParameterError("expected at least one class with items, got none")
+    columns = min(4, len(shown))
+    rows = int(np.ceil(len(shown) / columns))
+    figure = Figure(figsize=(3.2 * columns, 2.6 * rows + 0.6), layout="constrained")
+    for index, curve in enumerate(shown):
+        axes = figure.add_subplot(rows, columns, index + 1)
+        axes.plot(curve["thresholds"], curve["precision"], color="#1f77b4", label="precision")
+        axes.plot(curve["thresholds"], curve["recall"], color="#ff7f0e", label="recall")
+        if target_precision is not None:
+            axes.axhline(target_precision, color="grey", linestyle=":", linewidth=1)
+        axes.set_xlim(0, 1)
+        axes.set_ylim(0, 1.02)
+        axes.set_title(f"{curve['label']} ({curve['support']})", fontsize=9)
+        axes.tick_params(labelsize=7)
+        if index == 0:
+            axes.legend(fontsize=7, loc="lower left")
+    figure.supxlabel("threshold on the class probability", fontsize=9)
+    figure.suptitle(title or "precision and recall against threshold (held-out items)",
+                    fontsize=11)
+    return _finish(figure, path, dpi)

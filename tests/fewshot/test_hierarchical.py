@@ -106,3 +106,20 @@ def test_classes_outside_the_taxonomy_are_named(fsdd):
         HierarchicalPrototypeClassifier().fit(X, y)
     with pytest.raises(ParameterError, match="level_weights"):
         HierarchicalPrototypeClassifier(PARITY, level_weights=(0.0, 1.0)).fit(X, y)
+
+
+def test_groups_by_default_sum_the_leaf_probabilities(fsdd):
+    """A group's probability is the sum of its leaves' (the flat answer mapped to its
+    group, softly), so the group answer cannot contradict a confident leaf."""
+    X, y, Xq, _ = _split(fsdd)
+    model = HierarchicalPrototypeClassifier(PARITY).fit(X, y)
+    leaf = model.predict_proba(Xq)
+    parity = model.predict_levels_proba(Xq)["level 1"]
+    even = np.isin(model.classes_, [d for d, p in PARITY.items() if p == "even"])
+    np.testing.assert_allclose(parity[:, list(model.level_classes_[0]).index("even")],
+                               leaf[:, even].sum(axis=1))
+    confident = leaf.max(axis=1) > 0.5
+    parents = np.array([PARITY[label] for label in model.predict(Xq)])
+    assert (model.predict_levels(Xq)["level 1"][confident] == parents[confident]).all()
+    with pytest.raises(ParameterError, match="group_rule"):
+        HierarchicalPrototypeClassifier(PARITY, group_rule="vote").fit(X, y).predict_levels(Xq)

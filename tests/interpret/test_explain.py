@@ -212,3 +212,14 @@ def test_explain_refuses_bad_input_with_clear_messages(digits, tmp_path):
         explain(digits.model, y, 8000, baseline="mean", backend=digits.backend)
     with pytest.raises(ParameterError, match="NaN"):
         explain(digits.model, np.full(800, np.nan), 8000, backend=digits.backend)
+
+
+def test_importance_is_in_log_odds_so_a_sure_model_still_gets_a_map(tone):
+    """The model is sure of the tone (p > 0.9): removing the burst costs at most one unit
+    of probability, but several of log-odds, and the rest of the map is not all zero."""
+    from earmark.interpret.explain import log_odds
+
+    e = explain(tone.model, tone.clip, SR, n_time=N_TIME, n_bands=N_BANDS, backend=tone.backend)
+    assert e.params["score"] == "log-odds"
+    assert e.importance[1, BAND] > 2.0
+    assert float(log_odds(0.5)) == 0.0 and np.isfinite(log_odds([0.0, 1.0])).all()

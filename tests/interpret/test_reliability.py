@@ -97,3 +97,12 @@ def test_bad_settings_are_refused(tone, tone_explanation):
         deletion_insertion(tone_explanation, tone.model, backend=tone.backend, n_random=0)
     with pytest.raises(ParameterError, match="n_steps"):
         deletion_insertion(tone_explanation, tone.model, backend=tone.backend, n_steps=0)
+
+
+def test_a_flat_map_is_unreliable(tone, tone_explanation):
+    from earmark.interpret.reliability import is_flat
+
+    flat = dataclasses.replace(tone_explanation, importance=np.zeros_like(tone_explanation.importance))
+    assert is_flat(flat.importance) and not is_flat(tone_explanation.importance)
+    report = assess(flat, tone.model, backend=tone.backend, n_steps=8, n_random=3, n_noise=1)
+    assert report.verdict == "unreliable"

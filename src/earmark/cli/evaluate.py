@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+
+import numpy as np
 from typing import Optional
 
 import typer
@@ -79,14 +81,39 @@ def evaluate(
         result, path=target / f"{stem}-confusion.png",
         title=f"{backend.name} + {learner}: {result.accuracy_mean:.1%} mean accuracy",
     )
+    files = {"json": str(target / f"{stem}.json"),
+             "confusion_matrix": str(target / f"{stem}-confusion.png")}
+    operating = write_score_figures(result, target, stem, f"{backend.name} + {learner}", files)
     payload = {"backend": backend.identity(), **result.to_dict(predictions=False),
-               "files": {"json": str(target / f"{stem}.json"),
-                         "confusion_matrix": str(target / f"{stem}-confusion.png")}}
+               "operating_points": operating, "files": files}
     if json_output:
         emit_json(payload)
         return
     show_result(result, backend.name, learner)
-    console.print(f"wrote {target / (stem + '.json')} and {target / (stem + '-confusion.png')}")
+    console.print(f"wrote {', '.join(files.values())}", highlight=False)
+
+
+def write_score_figures(result, target: Path, stem: str, name: str, files: dict) -> list:
+    """Reliability diagram and precision/recall-against-threshold PNGs from the
+    out-of-fold probabilities; returns each class's threshold for precision 0.9 on them
+    (what ``train --target-precision 0.9`` would choose on cross-validated scores)."""
+    from ..plots import plot_operating_points, plot_reliability
+    from ..thresholds import choose_thresholds, operating_curves
+
+    calibration = result.calibration
+    if calibration is None:
+        return []
+    plot_reliability(calibration["bins"], target / f"{stem}-reliability.png",
+                     ece=calibration["ece"], title=f"{name}, out-of-fold probabilities")
+    files["reliability"] = str(target / f"{stem}-reliability.png")
+    tested = result.tested
+    classes = np.asarray(result.classes, dtype=result.y_true.dtype)
+    truth, proba = result.y_true[tested], result.proba[tested]
+    plot_operating_points(operating_curves(truth, proba, classes),
+                          target / f"{stem}-thresholds.png", title=f"{name}: precision and "
+                          "recall against threshold (out-of-fold)")
+    files["thresholds"] = str(target / f"{stem}-thresholds.png")
+    return choose_thresholds(truth, proba, classes, target_precision=0.9).table()
 
 
 def show_result(result, backend_name: str, learner: str) -> None:
@@ -106,6 +133,13 @@ def show_result(result, backend_name: str, learner: str) -> None:
         table.add_row(str(row["label"]), f"{row['precision']:.2f}", f"{row['recall']:.2f}",
                       f"{row['f1']:.2f}", str(row["support"]))
     console.print(table)
+    if result.ece is not None:
+        console.print(
+            f"calibration of the out-of-fold probabilities: ECE [bold]{result.ece:.3f}[/] "
+            f"(15 bins), Brier {result.brier:.3f}, mean confidence "
+            f"{result.calibration['mean_confidence']:.2f} at {result.accuracy:.2f} accuracy",
+            highlight=False,
+        )
 
 
 def evaluate_domains_command(

@@ -53,6 +53,15 @@ def train(
         3, "--prototypes-per-class", min=1,
         help="Prototype network: prototypes per class before refinement prunes them.",
     ),
+    target_precision: Optional[float] = typer.Option(
+        None, "--target-precision", min=0.0, max=1.0,
+        help="Store a threshold per class, chosen on cross-validated scores of the training "
+        "data, at which that class reaches this precision; predict answers 'unknown' below it.",
+    ),
+    target_recall: Optional[float] = typer.Option(
+        None, "--target-recall", min=0.0, max=1.0,
+        help="As --target-precision, for the recall each class should keep.",
+    ),
     layout: str = LayoutOption,
     cache_dir: Optional[Path] = CacheOption,
     json_output: bool = JsonOption,
@@ -67,7 +76,16 @@ def train(
     if mil is not None and mil not in POOLINGS:
         raise ParameterError(f"expected --mil one of {', '.join(POOLINGS)}, got {mil!r}")
     quiet = quiet or json_output
-    params = {}
+    if target_precision is not None and target_recall is not None:
+        raise ParameterError("expected --target-precision or --target-recall, not both")
+    params = {key: value for key, value in
+              (("target_precision", target_precision), ("target_recall", target_recall))
+              if value is not None}
+    if params and (mil is not None or prototype_network or taxonomy is not None):
+        raise ParameterError(
+            "--target-precision/--target-recall apply to clip learners (--learner), "
+            "not to --mil, --prototype-network or --taxonomy models"
+        )
     if taxonomy is not None:
         # Stored as a plain mapping, so the model file needs nothing else to run.
         params["taxonomy"] = load_taxonomy(taxonomy).to_dict()
@@ -92,18 +110,35 @@ def train(
     if json_output:
         emit_json({"model": str(path), **model.metadata()})
         return
-    if model.can_reject and not quiet:
+    if params and not quiet:
+        show_class_thresholds(model.pipeline[-1])
+    if model.can_reject and not quiet and hasattr(model.pipeline[-1], "unknown_coverage"):
         classifier = model.pipeline[-1]
         console.print(
-            f"clips farther than {classifier.threshold_:.3g} from every class will be labelled "
-            f"'unknown' (calibrated to keep {classifier.unknown_coverage:.0%} of in-class clips, "
-            f"from {classifier.threshold_source_} distances)",
+            f"clips scoring below {classifier.threshold_:.3g} on known-ness can be labelled "
+            f"'unknown' (set to keep {classifier.unknown_coverage:.0%} of in-class clips of "
+            f"{classifier.threshold_source_})",
             style="dim", highlight=False,
         )
     console.print(
         f"trained [bold]{learner}[/] on {n_items} {backend.name} embeddings, "
         f"{len(model.classes_)} classes -> [bold]{path}[/]"
     )
+
+
+def show_class_thresholds(classifier) -> None:
+    """Each class's stored threshold, and the classes that cannot keep the promise."""
+    target = ("precision", classifier.target_precision)
+    if classifier.target_precision is None:
+        target = ("recall", classifier.target_recall)
+    for label, threshold in zip(classifier.classes_.tolist(), classifier.class_thresholds_):
+        note = classifier.threshold_notes_.get(str(label))
+        if note:
+            console.print(f"{label}: no threshold ({note}); answered whenever on top",
+                          style="yellow", highlight=False)
+        else:
+            console.print(f"{label}: {target[0]} {target[1]:.2f} at probability >= "
+                          f"{threshold:.3f}", style="dim", highlight=False)
 
 
 def _train_mil(manifest, backend, pooling: str, *, quiet: bool):

@@ -29,6 +29,9 @@ from .prototypes import PrototypeClassifier, _sq_distances
 __all__ = ["HierarchicalPrototypeClassifier"]
 
 
+_GROUP_RULES = ("leaf-sum", "combined")
+
+
 class HierarchicalPrototypeClassifier(ClassifierMixin, BaseEstimator):
     """Prototypes at every level of a taxonomy, combined to predict leaves and groups.
 
@@ -46,6 +49,11 @@ class HierarchicalPrototypeClassifier(ClassifierMixin, BaseEstimator):
         Commands (BirdNET, 5-way, 600 episodes) it cost 1 to 3 points of leaf accuracy
         while the combined score raised group accuracy by 2 to 4 points, so the leaf
         comes from the leaf level and the groups from all levels.
+    group_rule : {"leaf-sum", "combined"}
+        How a group's probability is made: the sum of its leaves' probabilities from
+        the leaf level (``"leaf-sum"``), or the same sum under the score that combines
+        all levels (``"combined"``, weighted by ``level_weights``). See
+        ``benchmarks/fewshot.py`` for the figures that chose the default.
     metric, normalize, standardize, whiten, temperature, unknown_coverage
         As in :class:`~earmark.fewshot.prototypes.PrototypeClassifier`, which does the
         leaf level and the preprocessing.
@@ -84,6 +92,7 @@ class HierarchicalPrototypeClassifier(ClassifierMixin, BaseEstimator):
         *,
         level_weights=(1.0, 0.5),
         combine_leaf: bool = False,
+        group_rule: str = "leaf-sum",
         metric: str = "cosine",
         normalize: bool = True,
         standardize: bool | str = "center",
@@ -94,6 +103,7 @@ class HierarchicalPrototypeClassifier(ClassifierMixin, BaseEstimator):
         self.taxonomy = taxonomy
         self.level_weights = level_weights
         self.combine_leaf = combine_leaf
+        self.group_rule = group_rule
         self.metric = metric
         self.normalize = normalize
         self.standardize = standardize
@@ -195,15 +205,23 @@ class HierarchicalPrototypeClassifier(ClassifierMixin, BaseEstimator):
         """Probabilities at every level.
 
         The leaf's as :meth:`predict_proba`; a group's is the sum of its leaves'
-        probabilities under the score that combines all levels (``level_weights``).
+        probabilities, from the leaf level or from the score that combines all levels
+        (``group_rule``).
 
         Returns
         -------
         dict
             ``"leaf"`` -> (n, n_classes), then ``"level 1"`` -> (n, n_groups_1), ...
         """
+        if self.group_rule not in _GROUP_RULES:
+            raise ParameterError(
+                f"expected group_rule in {_GROUP_RULES}, got {self.group_rule!r}"
+            )
         out = {"leaf": self.predict_proba(X)}
-        P = softmax(self._logits(X, combined=True), axis=1)
+        if self.group_rule == "leaf-sum" and not self.combine_leaf:
+            P = softmax(self._logits(X, combined=False), axis=1)
+        else:
+            P = softmax(self._logits(X, combined=True), axis=1)
         for h, (groups, rows) in enumerate(zip(self.level_classes_, self.level_index_), 1):
             Q = np.zeros((len(P), len(groups)))
             np.add.at(Q.T, rows, P.T)

@@ -52,6 +52,12 @@ def _prototypes(**params):
     return PrototypeClassifier(**params)
 
 
+def _hierarchical_combined(*, taxonomy=None, **_context):
+    from .hierarchical import HierarchicalPrototypeClassifier
+
+    return HierarchicalPrototypeClassifier(taxonomy=taxonomy, group_rule="combined")
+
+
 def _hierarchical(*, taxonomy=None, **_context):
     from .hierarchical import HierarchicalPrototypeClassifier
 
@@ -61,7 +67,8 @@ def _hierarchical(*, taxonomy=None, **_context):
 def _learner(name: str, *, random_state: int | None = 0, **_context):
     from ..learners import make_learner
 
-    return make_learner(name, random_state=random_state)
+    # Thousands of episodes read labels and raw scores only: no calibration folds.
+    return make_learner(name, random_state=random_state, calibrate=False)
 
 
 METHODS: dict[str, Method] = {
@@ -83,8 +90,15 @@ METHODS: dict[str, Method] = {
                                 whiten=False),
     ),
     "hierarchical": Method(
-        "prototypes at every level of a label taxonomy, scores summed over the levels",
+        "prototypes of a label taxonomy's leaves; a group's probability is the sum of "
+        "its leaves'",
         _hierarchical,
+        needs_taxonomy=True,
+    ),
+    "hierarchical-combined": Method(
+        "prototypes at every level of a label taxonomy, scores summed over the levels "
+        "(the group answer of earlier versions)",
+        _hierarchical_combined,
         needs_taxonomy=True,
     ),
 }

@@ -276,6 +276,19 @@ class PrototypeClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         distances = self.transform(X)
         return self.classes_[np.argmin(distances, axis=1)]
 
+    def known_score(self, X) -> np.ndarray:
+        """Minus the distance to the nearest prototype (higher: more like a known class).
+
+        What :meth:`is_unknown` thresholds, and what
+        :class:`earmark.calibration.CalibratedLearner` sets its own threshold on when it
+        wraps a prototype learner.
+
+        Returns
+        -------
+        np.ndarray [shape=(n,)]
+        """
+        return -self.transform(X).min(axis=1)
+
     def is_unknown(self, X) -> np.ndarray:
         """True where a query is farther than ``threshold_`` from every prototype.
 

@@ -14,6 +14,10 @@ any earmark model, those on frozen embeddings included:
   for checking either kind.
 
 A positive importance is evidence for the class, a negative one evidence against it.
+Both methods read the class's **log-odds**, ``log p - log(1 - p)``, not its probability:
+a model sure of a clip (p = 0.9999) barely moves its probability when a region goes, and
+a map of probability drops was a flat field of ``+0.0000`` there, while the log-odds
+still drop by whole units (the same margin a calibrated model's probability comes from).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import numpy as np
 from ..exceptions import ParameterError
 from .perturb import BASELINES, ClassScorer, MaskedClip, RegionGrid, class_scorer, model_backend
 
-__all__ = ["MAX_EXPLAIN_S", "METHODS", "Explanation", "explain", "explain_file"]
+__all__ = ["MAX_EXPLAIN_S", "METHODS", "Explanation", "explain", "explain_file", "log_odds"]
 
 METHODS = ("occlusion", "lime")
 #: Longest span explained at once, in seconds. Every perturbed copy of the clip is held
@@ -44,8 +48,8 @@ class Explanation:
     Attributes
     ----------
     importance : np.ndarray [shape=(n_time, n_bands)]
-        Positive: the region is evidence for the class (occlusion: score lost without it;
-        LIME: surrogate coefficient).
+        Positive: the region is evidence for the class (occlusion: log-odds lost without
+        it; LIME: surrogate coefficient on the log-odds).
     time_edges_s : np.ndarray [shape=(n_time + 1,)]
         Segment edges in seconds from the start of the clip.
     band_edges_hz : np.ndarray [shape=(n_bands + 1,)]
@@ -254,10 +258,12 @@ def explain(
         "n_fft": clip.n_fft, "hop_length": clip.hop_length,
         "max_hz": float(grid.band_edges_hz[-1]),
     }
+    margin = _LogOdds(scorer)
+    params["score"] = "log-odds"
     if method == "occlusion":
-        importance = _occlusion(clip, scorer, base_score)
+        importance = _occlusion(clip, margin, log_odds(base_score))
     else:
-        importance, r2 = _lime(clip, scorer, base_score, n_samples, seed, kernel_width)
+        importance, r2 = _lime(clip, margin, log_odds(base_score), n_samples, seed, kernel_width)
         params.update(n_samples=int(n_samples), seed=seed, kernel_width=float(kernel_width),
                       surrogate_r2=r2)
     params.update(n_scored=scorer.n_calls, runtime_s=time.perf_counter() - started)
@@ -352,6 +358,32 @@ def _lime(clip, scorer, base_score, n_samples, seed, kernel_width):
 
 
 # ----------------------------------------------------------------------- helpers
+#: Probabilities are held this far from 0 and 1, so a log-odds stays finite (±34.5).
+_ODDS_FLOOR = 1e-15
+
+
+def log_odds(p):
+    """``log p - log(1 - p)``, with ``p`` held within 1e-15 of 0 and 1.
+
+    Examples
+    --------
+    >>> round(float(log_odds(0.5)), 6), round(float(log_odds(0.9)), 3)
+    (0.0, 2.197)
+    """
+    p = np.clip(np.asarray(p, dtype=np.float64), _ODDS_FLOOR, 1.0 - _ODDS_FLOOR)
+    return np.log(p) - np.log1p(-p)
+
+
+class _LogOdds:
+    """A class scorer that answers the explained class's log-odds."""
+
+    def __init__(self, scorer):
+        self.scorer = scorer
+
+    def __call__(self, waveforms) -> np.ndarray:
+        return log_odds(self.scorer(waveforms))
+
+
 def _at_rate(y, sr: int, rate: int) -> np.ndarray:
     import soxr
 

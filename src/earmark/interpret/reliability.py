@@ -27,7 +27,7 @@ import numpy as np
 from ..exceptions import ParameterError
 from .perturb import class_scorer, model_backend
 
-__all__ = ["Curve", "Reliability", "assess", "deletion_insertion", "stability"]
+__all__ = ["Curve", "Reliability", "assess", "deletion_insertion", "stability", "is_flat"]
 
 
 @dataclass
@@ -104,7 +104,8 @@ class Reliability:
         Summary in [0, 1]: the geometric mean of faithfulness and stability (the mean of
         the stabilities measured), 0 if either is not positive.
     verdict : {"reliable", "weak", "unreliable"}
-        ``"unreliable"`` if deletion does no better than random; ``"reliable"`` if both
+        ``"unreliable"`` if the map is flat (:func:`is_flat`) or deletion does no better
+        than random; ``"reliable"`` if both
         curves beat random and stability is at least 0.5; ``"weak"`` otherwise.
     params : dict
     """
@@ -314,7 +315,7 @@ def assess(
     measured = [s for s in (noise_stability, seed_stability) if s is not None and np.isfinite(s)]
     stable = float(np.mean(measured)) if measured else 0.0
     score = float(np.sqrt(faithfulness * stable)) if faithfulness > 0 and stable > 0 else 0.0
-    if not deletion.beats_random:
+    if is_flat(explanation.importance) or not deletion.beats_random:
         verdict = "unreliable"
     elif insertion.beats_random and stable >= 0.5:
         verdict = "reliable"
@@ -333,6 +334,22 @@ def assess(
                 "noise_snr_db": noise_snr_db, "n_seeds": n_seeds,
                 "evidence_fraction": evidence_fraction, "seed": seed},
     )
+
+
+#: A map whose importances all lie within this of each other says nothing (log-odds).
+FLAT_SPREAD = 1e-3
+
+
+def is_flat(importance) -> bool:
+    """True where a map's importances span less than :data:`FLAT_SPREAD`: nothing to read.
+
+    Examples
+    --------
+    >>> is_flat(np.zeros((8, 8))), is_flat(np.eye(8))
+    (True, False)
+    """
+    values = np.asarray(importance, dtype=float)
+    return bool(values.size == 0 or np.ptp(values) < FLAT_SPREAD)
 
 
 def _gain(curve: Curve) -> float:

@@ -1,0 +1,57 @@
+"""Per-class thresholds chosen on held-out scores keep their promise on a new speaker."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from earmark.calibration import CalibratedLearner
+from earmark.exceptions import ParameterError
+from earmark.thresholds import apply_thresholds, choose_thresholds, operating_curves
+
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
+
+
+def test_precision_target_buys_precision_on_held_out_speakers(fsdd):
+    """Thresholds chosen for precision 0.9 on the training speakers' held-out scores
+    (20 items per class here, so several classes get none): pooled over every speaker
+    held out in turn, the answers given are more often right than plain top-1 answers.
+    Measured: 0.64 top-1, higher under thresholds."""
+    given, plain = [], []
+    for speaker in np.unique(fsdd.speakers):
+        train, test = fsdd.speakers != speaker, fsdd.speakers == speaker
+        model = CalibratedLearner(LogisticRegression(max_iter=5000), target_precision=0.9)
+        model.fit(fsdd.X[train], fsdd.y[train], groups=fsdd.speakers[train])
+        answers = model.predict_thresholded(fsdd.X[test])
+        kept = answers != "unknown"
+        given += list(answers[kept] == fsdd.y[test][kept])
+        plain += list(model.predict(fsdd.X[test]) == fsdd.y[test])
+    assert 20 <= len(given) < len(plain)
+    assert np.mean(given) > np.mean(plain) + 0.05
+
+
+def test_small_classes_get_no_threshold_and_a_reason():
+    y = np.array(["a"] * 30 + ["b"] * 5)
+    p = np.r_[np.linspace(0.5, 1, 30), np.linspace(0, 0.5, 5)]
+    chosen = choose_thresholds(y, np.c_[p, 1 - p], ["a", "b"], target_precision=0.9)
+    assert np.isfinite(chosen.thresholds[0]) and np.isnan(chosen.thresholds[1])
+    assert "fewer than 20" in chosen.notes["b"]
+    assert chosen.table()[1]["threshold"] is None
+
+
+def test_recall_target_and_curves():
+    y = np.array(["a"] * 30 + ["b"] * 30)
+    p = np.r_[np.linspace(0.3, 1, 30), np.linspace(0, 0.7, 30)]
+    chosen = choose_thresholds(y, np.c_[p, 1 - p], ["a", "b"], target_recall=0.5)
+    assert chosen.expected[0, 1] >= 0.5
+    curves = operating_curves(y, np.c_[p, 1 - p], ["a", "b"])
+    assert curves[0]["support"] == 30
+    assert len(curves[0]["thresholds"]) == len(curves[0]["precision"])
+
+
+def test_apply_and_errors():
+    labels = apply_thresholds([[0.7, 0.3], [0.4, 0.6]], ["a", "b"], [0.8, np.nan])
+    assert labels.tolist() == ["unknown", "b"]
+    with pytest.raises(ParameterError):
+        choose_thresholds(["a"], [[1.0]], ["a"])
