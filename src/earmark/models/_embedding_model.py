@@ -1,5 +1,8 @@
 """Models over a backend's embeddings: clip classifiers and multiple-instance frame models.
 
+Longer than ~500 lines: one class, two training routes (clip, frames) and their
+documented examples; the file format and prediction live in sibling modules.
+
 An :class:`EarmarkModel` is a fitted learner (:mod:`earmark.learners`) plus everything
 needed to use it on new audio: the identity of the embedding backend whose vectors it
 learned from (name, parameters, version, weights hash), the class names and a training

@@ -1,5 +1,8 @@
 """The embedding store interface: what every cache of embeddings offers.
 
+Longer than ~500 lines: the store interface is one contract, documented method by
+method, with the shared content-hash memo every implementation inherits.
+
 An embedding is stored once per key (:func:`~earmark.store.keys.embedding_key`: content
 hash, backend configuration, span), with everything needed to trust it later: the
 backend's name, version, weights hash and parameters, the frame embeddings with their
