@@ -87,6 +87,9 @@ ALLOWED_TYPES: dict[str, frozenset[str]] = {
             "CoralAligner",
             "DANNClassifier",
             "SelfTrainingPrototypes",
+            "LabelShiftAdapter",
+            "PrototypeAdapter",
+            "ConsensusAdapter",
         }
     ),
 }
