@@ -136,7 +136,8 @@ def evaluate_domains_command(
     plot_domains(
         result.views, target / f"{stem}.png",
         names=("+".join(result.train_domains), "+".join(result.test_domains)),
-        subtitles=subtitles, title=f"{backend.name} embeddings, before and after adaptation",
+        subtitles=subtitles, title=f"{backend.name} embeddings, before and after adaptation"
+        + _auto_line(result),
     )
     payload["files"] = {"json": str(target / f"{stem}.json"), "plot": str(target / f"{stem}.png")}
     (target / f"{stem}.json").write_text(json.dumps(payload, indent=2, default=_plain))
@@ -146,6 +147,16 @@ def evaluate_domains_command(
     for line in result.summary().splitlines():
         console.print(line, highlight=False)
     console.print(f"wrote {target / (stem + '.json')} and {target / (stem + '.png')}")
+
+
+def _auto_line(result) -> str:
+    """The title's second line: what --adapt auto scored and did, if it ran."""
+    row = result.adapted.get("auto")
+    if row is None:
+        return ""
+    change = 100 * (row["accuracy"] - result.cross_domain.accuracy)
+    return (f"\nauto ({row['chosen']}, {row['changed']:.0%} of labels changed): accuracy "
+            f"{row['accuracy']:.1%} ({change:+.1f} points)")
 
 
 def _plain(value):
