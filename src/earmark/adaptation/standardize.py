@@ -152,7 +152,7 @@ def _check_weights(sample_weight, n: int):
     if weights.shape != (n,) or not np.isfinite(weights).all() or (weights < 0).any() \
             or weights.sum() <= 0:
         raise ParameterError(
-            f"expected {n} finite non-negative sample weights with a positive sum, got "
-            f"shape {weights.shape}"
+            f"expected {n} finite, non-negative sample weights, not all zero; got shape "
+            f"{weights.shape}, sum {float(np.nansum(weights)) if weights.size else 0.0:g}"
         )
     return weights
