@@ -52,7 +52,8 @@ from pathlib import Path
 import numpy as np
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
-METHODS = ("standardize", "coral", "selftrain", "dann")
+METHODS = ("standardize", "coral", "selftrain", "dann", "priors", "standardize+priors",
+           "coral+priors", "prototypes", "auto")
 CONTROLS = {"selftrain": "prototype (no adaptation)", "dann": "network (no adaptation)"}
 
 
@@ -120,7 +121,7 @@ def domain_pairs(dataset: str, domains: np.ndarray):
 def run_one(X, y, domains, source_domains, target, seed, methods) -> dict:
     from sklearn.model_selection import StratifiedShuffleSplit
 
-    from earmark.adaptation import DANNClassifier, fit_adapter
+    from earmark.adaptation import ConsensusAdapter, DANNClassifier, fit_adapter
     from earmark.fewshot.prototypes import PrototypeClassifier
     from earmark.learners import make_learner
 
@@ -151,15 +152,23 @@ def run_one(X, y, domains, source_domains, target, seed, methods) -> dict:
         predicted = np.empty(len(target_items), dtype=object)
         source_accuracy = []
         for adapt, test in (halves, halves[::-1]):
-            fitted = fit_adapter(method, Xs, ys, X[adapt], random_state=seed)
             where = [order[item] for item in test]
+            if method == "auto":
+                auto = ConsensusAdapter(random_state=seed).fit(Xs, ys, X_target=X[adapt])
+                predicted[where] = auto.predict(X[test])
+                continue
+            fitted = fit_adapter(method, Xs, ys, X[adapt], random_state=seed)
             if method in ("standardize", "coral"):
                 predicted[where] = probe.predict(fitted.transform(X[test]))
                 continue
             predicted[where] = fitted.predict(X[test])
-            # Source items skip the target's alignment step, if the method has one.
+            # Source items skip the target's alignment step and proportions, if any.
             classifier = fitted[-1] if hasattr(fitted, "steps") else fitted
-            source_accuracy.append(accuracy(classifier.predict(X[held_out]), y[held_out]))
+            if hasattr(classifier, "source_proba"):
+                source_predicted = classifier.classes_[classifier.source_proba(X[held_out]).argmax(1)]
+            else:
+                source_predicted = classifier.predict(X[held_out])
+            source_accuracy.append(accuracy(source_predicted, y[held_out]))
         predictions[method] = predicted.astype(y.dtype)
         source_scores[method] = float(np.mean(source_accuracy)) if source_accuracy else source_scores["probe"]
     truth = y[target_items]

@@ -11,9 +11,12 @@ import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from earmark.adaptation import (
+    ConsensusAdapter,
     CoralAligner,
     DANNClassifier,
     DomainStandardizer,
+    LabelShiftAdapter,
+    PrototypeAdapter,
     SelfTrainingPrototypes,
 )
 
@@ -24,6 +27,10 @@ ESTIMATORS = [
     CoralAligner(),
     CoralAligner(regularization="auto"),
     SelfTrainingPrototypes(),
+    LabelShiftAdapter(),
+    LabelShiftAdapter(align="coral"),
+    PrototypeAdapter(),
+    ConsensusAdapter(candidates=("standardize", "priors")),
     # Small and short: the checks fit it a few hundred times.
     DANNClassifier(hidden_units=16, domain_units=4, epochs=15, batch_size=32, learning_rate=1e-2),
 ]

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from earmark.adaptation import (
-    METHODS,
+    CHOICES,
     DANNClassifier,
     SelfTrainingPrototypes,
     adapt_model,
@@ -61,15 +61,19 @@ def test_shuffled_target_labels_change_no_adapted_prediction(fsdd):
     target = fsdd.speakers == TARGET
     shuffled[target] = rng.permutation(shuffled[target])
     assert (shuffled[target] != fsdd.y[target]).mean() > 0.5
-    kwargs = dict(train_domains=list(SOURCE), test_domains=[TARGET], methods=list(METHODS),
+    kwargs = dict(train_domains=list(SOURCE), test_domains=[TARGET], methods=list(CHOICES),
                   n_permutations=0)
     # dann's network is small here only to keep the test fast.
     runs = []
     for labels in (fsdd.y, shuffled):
         result = evaluate_domains(fsdd.X, labels, fsdd.speakers, **kwargs)
         runs.append(result)
-    for method in METHODS:
+    for method in CHOICES:
         np.testing.assert_array_equal(runs[0].predictions[method], runs[1].predictions[method])
+        # What each method reports from the target's audio: its proportions, its agreement.
+        for key in ("target_priors", "agreement"):
+            assert runs[0].adapted[method][key] == runs[1].adapted[method][key], (method, key)
+    assert runs[0].adapted["auto"]["reason"] == runs[1].adapted["auto"]["reason"]
     # ...while the scores, which do read the labels, tell the shuffle.
     assert runs[1].cross_domain.accuracy < runs[0].cross_domain.accuracy
 

@@ -7,6 +7,7 @@ where each speaker is a domain. The mfcc backend keeps it fast.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -36,6 +37,9 @@ def test_evaluate_across_domains_reports_gap_shift_and_adaptation(cli, digits_di
         result["in_domain_accuracy"] - result["cross_domain_accuracy"]
     )
     assert 0.5 <= result["shift"]["domain_accuracy"] <= 1.0
+    assert result["shift"]["distinguishability"] == pytest.approx(
+        2 * (result["shift"]["domain_accuracy"] - 0.5))
+    assert result["gap_points"] == pytest.approx(100 * result["gap"])
     assert set(result["adapted"]) == {"standardize", "coral"}
     for row in result["adapted"].values():
         assert 0 <= row["accuracy"] <= 1 and row["shift"]["verdict"]
@@ -47,8 +51,27 @@ def test_evaluate_across_domains_prints_a_summary_for_people(cli, digits_dir, tm
     run = cli("evaluate", digits_dir, "-b", "mfcc", "--train-domain", "george",
               "--test-domain", "jackson", "-o", tmp_path)
     assert run.code == 0, run.stderr
-    assert "in-domain" in run.stderr and "cross-domain" in run.stderr and "gap" in run.stderr
-    assert "domain accuracy" in run.stderr
+    assert "in-domain" in run.stderr and "cross-domain" in run.stderr
+    assert "points" in run.stderr and "%," not in run.stderr.split("gap")[1].split("\n")[0]
+    assert "distinguishable" in run.stderr
+
+
+def test_evaluate_auto_reports_its_accuracy_choice_and_every_estimate(cli, digits_dir, tmp_path):
+    run = cli("evaluate", digits_dir, "-b", "mfcc", "--train-domain", "george",
+              "--train-domain", "jackson", "--test-domain", "lucas", "--adapt", "auto",
+              "--adapt", "selftrain", "--adapt", "priors", "-o", tmp_path, "--json")
+    assert run.code == 0, run.stderr
+    result = run.json()
+    auto = result["adapted"]["auto"]
+    assert 0 <= auto["accuracy"] <= 1
+    assert auto["chosen"] in ("consensus", "none") and auto["reason"]
+    assert set(auto["agreement"]) >= {"none", "standardize", "prototypes", "priors"}
+    assert set(auto["target_priors_by_method"]) >= {"priors", "standardize+priors", "prototypes"}
+    assert sum(result["adapted"]["priors"]["target_priors"].values()) == pytest.approx(1.0)
+    assert sum(result["target_proportions"].values()) == pytest.approx(1.0)
+    # Every method is in the before/after figure, which is in the output folder.
+    assert _is_png(result["files"]["plot"])
+    assert str(tmp_path) in result["files"]["plot"]
 
 
 def test_evaluate_without_domains_keeps_its_old_behaviour(cli, digits_dir, tmp_path):
@@ -126,6 +149,25 @@ def test_adapt_with_the_source_draws_before_and_after(cli, trained, digits_dir, 
     record = payload["adaptation"]
     assert record["shift_after"]["mmd2"] < record["shift_before"]["mmd2"]
     assert _is_png(payload["files"]["plot"])
+    # The picture goes to the output folder, not beside the model.
+    assert Path(payload["files"]["plot"]).parent != out.parent
+    assert "none" in record["agreement"]
+
+
+def test_adapt_auto_records_what_it_did_and_why(cli, trained, digits_dir, tmp_path):
+    from earmark.model import EarmarkModel
+
+    model_path, source = trained
+    out = tmp_path / "auto.earmark"
+    run = cli("adapt", model_path, "--target", digits_dir, "--target-domain", "lucas",
+              "--method", "auto", "--source", source, "-o", out,
+              "--figures", tmp_path / "figures", "--json")
+    assert run.code == 0, run.stderr
+    payload = run.json()
+    assert payload["method"] == "auto" and payload["adaptation"]["auto"]["reason"]
+    assert payload["files"]["plot"].startswith(str(tmp_path / "figures"))
+    loaded = EarmarkModel.load(out)
+    assert loaded.training["adaptation"]["auto"]["chosen"] in ("consensus", "none")
 
 
 def test_adapt_says_when_a_method_needs_the_training_data(cli, trained, digits_dir, tmp_path):

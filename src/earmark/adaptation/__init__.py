@@ -9,6 +9,12 @@ without target labels and reduces it with target audio alone:
 * :class:`CoralAligner`: CORAL, second-order alignment;
 * :class:`DANNClassifier`: domain-adversarial training on frozen embeddings (torch to fit);
 * :class:`SelfTrainingPrototypes`: prototypes re-estimated on confident target predictions;
+* :class:`LabelShiftAdapter`: the target's class proportions estimated (EM), the source
+  statistics weighted to them before aligning, and the decision corrected for them;
+* :class:`PrototypeAdapter`: prototypes moved onto the target's classes by EM, with a
+  common shift and the target's estimated proportions;
+* :class:`ConsensusAdapter` (``auto``): each target item labelled as most methods, doing
+  nothing included, agree; the unadapted label wins ties;
 * :func:`adapt_model`: a saved :class:`~earmark.model.EarmarkModel` adapted to a target;
 * :func:`evaluate_domains`: in-domain vs cross-domain accuracy, the gap, and what each
   method recovers;
@@ -20,14 +26,33 @@ Every method reads target embeddings only; target labels are used to score, neve
 from .coral import CoralAligner
 from .dann import DANNClassifier
 from .evaluation import DomainEvaluation, evaluate_domains
-from .methods import ALIGNERS, METHODS, adapt_model, fit_adapter, make_adapter
+from .labelshift import LabelShiftAdapter
+from .methods import (
+    ALIGNERS, CHOICES, LABEL_SHIFT, METHODS, adapt_model, estimated_priors, fit_adapter,
+    make_adapter,
+)
+from .priors import correct_posteriors, estimate_target_priors
+from .prototypes import PrototypeAdapter
+from .selection import AUTO_CANDIDATES, AutoChoice, ConsensusAdapter, adapt_and_predict, consensus
 from .selftrain import SelfTrainingPrototypes
 from .shift import DomainShift, domain_shift, mmd2
 from .standardize import DomainStandardizer
 
 __all__ = [
     "ALIGNERS",
+    "AUTO_CANDIDATES",
+    "AutoChoice",
+    "CHOICES",
+    "LABEL_SHIFT",
+    "LabelShiftAdapter",
     "METHODS",
+    "PrototypeAdapter",
+    "ConsensusAdapter",
+    "adapt_and_predict",
+    "consensus",
+    "correct_posteriors",
+    "estimate_target_priors",
+    "estimated_priors",
     "CoralAligner",
     "DANNClassifier",
     "DomainEvaluation",

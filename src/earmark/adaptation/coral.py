@@ -35,7 +35,7 @@ from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .standardize import DomainStandardizer
+from .standardize import DomainStandardizer, _check_weights
 
 __all__ = ["CoralAligner"]
 
@@ -79,7 +79,7 @@ class CoralAligner(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     def __init__(self, *, regularization: float | str = 1.0):
         self.regularization = regularization
 
-    def fit(self, X, y=None, *, X_target=None):
+    def fit(self, X, y=None, *, X_target=None, sample_weight=None):
         """Learn the map from the target's statistics to the source's.
 
         Parameters
@@ -89,6 +89,9 @@ class CoralAligner(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         y : ignored
         X_target : np.ndarray [shape=(n_target, n_features)], optional
             Unlabelled target embeddings.
+        sample_weight : np.ndarray [shape=(n_source,)], optional
+            Weights of the source items in its statistics (see
+            :meth:`DomainStandardizer.fit`).
 
         Returns
         -------
@@ -96,7 +99,8 @@ class CoralAligner(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         """
         self._validate_params()
         X = validate_data(self, X, dtype=np.float64, ensure_min_samples=2)
-        standardizer = DomainStandardizer().fit(X)
+        weights = _check_weights(sample_weight, len(X))
+        standardizer = DomainStandardizer().fit(X, sample_weight=weights)
         self.source_mean_ = standardizer.source_mean_
         if X_target is None:
             self.target_mean_ = self.source_mean_
@@ -107,7 +111,7 @@ class CoralAligner(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         target = DomainStandardizer().fit(Xt)
         self.target_mean_ = target.source_mean_
         source_scale, target_scale = standardizer.source_scale_, target.source_scale_
-        Cs, source_shrinkage = self._correlation(X, self.source_mean_, source_scale)
+        Cs, source_shrinkage = self._correlation(X, self.source_mean_, source_scale, weights)
         Ct, target_shrinkage = self._correlation(Xt, self.target_mean_, target_scale)
         self.shrinkage_ = (source_shrinkage, target_shrinkage)
         root, inverse_root = _matrix_power(Ct, 0.5), _matrix_power(Ct, -0.5)
@@ -115,11 +119,14 @@ class CoralAligner(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self.matrix_ = (align / target_scale[:, None]) * source_scale[None, :]
         return self
 
-    def _correlation(self, X, mean, scale) -> tuple[np.ndarray, float]:
+    def _correlation(self, X, mean, scale, weights=None) -> tuple[np.ndarray, float]:
         """The regularised correlation matrix and the weight of the identity in it."""
         from sklearn.covariance import ledoit_wolf_shrinkage
 
         Z = (X - mean) / scale
+        if weights is not None:
+            # Rows scaled by sqrt(n w / sum w): Z.T Z is then the weighted scatter.
+            Z = Z * np.sqrt(len(Z) * weights / weights.sum())[:, None]
         C = Z.T @ Z / max(len(Z) - 1, 1)
         identity = np.eye(C.shape[0]) * (np.trace(C) / C.shape[0])
         if self.regularization == "auto":

@@ -13,7 +13,10 @@ per item:
   embeddings (no labels), before and after each alignment;
 * **adapted**: cross-domain accuracy after each method, fitted on the training items and
   the test items' embeddings, never their labels (transductive: the audio to be labelled
-  is the audio adapted to), and the fraction of the gap it closes.
+  is the audio adapted to), and the fraction of the gap it closes; with each method, its
+  estimate of the test domains' class proportions, its agreement with the consensus of
+  all methods and a warning when it agrees less than doing nothing; ``auto`` is that
+  consensus (:class:`~earmark.adaptation.ConsensusAdapter`).
 """
 
 from __future__ import annotations
@@ -43,8 +46,15 @@ class DomainEvaluation:
     shift : DomainShift
     adapted : dict
         Per method: ``accuracy``, ``macro_f1``, ``gap_closed`` (fraction of the gap,
-        NaN when there is no gap) and ``shift`` (after alignment; None for methods that
-        do not map embeddings).
+        NaN when there is no gap), ``shift`` (after alignment; None for methods that
+        do not map embeddings), ``target_priors`` (the method's estimate of the test
+        domains' class proportions, read from their audio only; None for methods that
+        make none), ``agreement`` (share of test items given the consensus label).
+        ``auto`` also has ``chosen`` (``"consensus"`` or ``"none"``), ``reason``,
+        ``changed``, ``closest`` and every voter's ``agreement`` and estimate.
+    target_proportions : dict
+        The test domains' true class proportions, from their labels, for scoring the
+        estimates (no method reads them).
     predictions : dict
         Per method, the predicted labels of the test-domain items
         [shape=(n_test,)], in their order in ``X``.
@@ -64,6 +74,7 @@ class DomainEvaluation:
     predictions: dict[str, np.ndarray] = field(default_factory=dict)
     views: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    target_proportions: dict[str, float] = field(default_factory=dict)
 
     @property
     def gap(self) -> float:
@@ -81,9 +92,11 @@ class DomainEvaluation:
             "cross_domain_accuracy": self.cross_domain.accuracy,
             "cross_domain_macro_f1": self.cross_domain.macro_f1,
             "gap": self.gap,
+            "gap_points": 100 * self.gap,
             "n_train": int(self.cross_domain.splits[0].train.size),
             "n_test": int(self.cross_domain.splits[0].test.size),
             "shift": self.shift.to_dict(),
+            "target_proportions": dict(self.target_proportions),
             "adapted": {
                 name: {
                     **row,
@@ -100,15 +113,26 @@ class DomainEvaluation:
         lines = [
             f"train {'+'.join(self.train_domains)} -> test {'+'.join(self.test_domains)} "
             f"({self.learner}): in-domain {self.in_domain.accuracy_mean:.1%}, cross-domain "
-            f"{self.cross_domain.accuracy:.1%}, gap {self.gap:+.1%}",
-            f"shift: domain accuracy {self.shift.domain_accuracy:.2f}, MMD² "
+            f"{self.cross_domain.accuracy:.1%}, gap {100 * self.gap:.1f} points",
+            f"shift: the domains are {self.shift.distinguishability:.2f} distinguishable "
+            f"(0 = a classifier cannot tell them apart, 1 = it always can), MMD² "
             f"{self.shift.mmd2:.4f} (p={self.shift.mmd_p_value:.3f}): {self.shift.verdict}",
         ]
         for name, row in self.adapted.items():
-            lines.append(
-                f"  {name}: {row['accuracy']:.1%} ({row['accuracy'] - self.cross_domain.accuracy:+.1%}, "
-                f"{row['gap_closed']:.0%} of the gap closed)"
-            )
+            change = 100 * (row["accuracy"] - self.cross_domain.accuracy)
+            closed = "" if np.isnan(row["gap_closed"]) else f", {row['gap_closed']:.0%} of the gap closed"
+            line = f"  {name}: {row['accuracy']:.1%} ({change:+.1f} points{closed})"
+            if row.get("chosen"):
+                line += f", {row['chosen']}"
+            lines.append(line)
+            if row.get("target_priors"):
+                estimate = ", ".join(f"{label} {value:.0%}" for label, value in row["target_priors"].items())
+                lines.append(f"    estimated test proportions: {estimate}")
+        if self.target_proportions and any(row.get("target_priors") for row in self.adapted.values()):
+            truth = ", ".join(f"{label} {value:.0%}" for label, value in self.target_proportions.items())
+            lines.append(f"  true test proportions (from its labels, for scoring): {truth}")
+        if "auto" in self.adapted:
+            lines.append(f"  auto: {self.adapted['auto']['reason']}")
         return "\n".join(lines + [f"warning: {w}" for w in self.warnings])
 
 
@@ -168,7 +192,7 @@ def evaluate_domains(
     """
     from ..evaluation import check_matrix, cross_validate, evaluate_split
     from ..learners import fit_learner, make_learner
-    from .methods import ALIGNERS, METHODS, fit_adapter
+    from .methods import CHOICES
     from .shift import domain_shift
 
     X, y = check_matrix(X, y)
@@ -183,9 +207,9 @@ def evaluate_domains(
     overlap = set(train_domains) & set(test_domains)
     if overlap:
         raise ParameterError(f"domain(s) {sorted(overlap)} are both trained and tested on")
-    unknown = sorted(set(methods) - set(METHODS))
+    unknown = sorted(set(methods) - set(CHOICES))
     if unknown:
-        raise ParameterError(f"unknown adaptation method(s) {unknown}; expected some of: {', '.join(METHODS)}")
+        raise ParameterError(f"unknown adaptation method(s) {unknown}; expected some of: {', '.join(CHOICES)}")
     as_text = np.array([None if d is None else str(d) for d in domains.tolist()], dtype=object)
     source, target = np.isin(as_text, train_domains), np.isin(as_text, test_domains)
     Xs, ys, Xt, yt = X[source], y[source], X[target], y[target]
@@ -217,26 +241,95 @@ def evaluate_domains(
         views={"before": (Xs, Xt)},
         warnings=warnings,
     )
-    base = None
-    for method in methods:
-        fitted = fit_adapter(method, Xs, ys, Xt, random_state=random_state)
-        row_shift = None
-        if method in ALIGNERS:
-            if base is None:
-                base, _ = fit_learner(make_learner(learner, random_state=random_state), Xs, ys)
-            moved = fitted.transform(Xt)
-            predicted = base.predict(moved)
-            row_shift = domain_shift(Xs, moved, n_permutations=n_permutations, random_state=random_state)
-            evaluation.views[method] = (Xs, moved)
-        else:
-            predicted = fitted.predict(Xt)
-            if method == "dann":
-                evaluation.views[f"{method} (learned features)"] = (
-                    fitted.features(Xs), fitted.features(Xt)
-                )
-        evaluation.predictions[method] = np.asarray(predicted)
-        evaluation.adapted[method] = _scores(yt, predicted, cross.accuracy, evaluation.gap, row_shift)
+    classes, counts_t = np.unique(yt, return_counts=True)
+    evaluation.target_proportions = {
+        str(label): float(count / counts_t.sum()) for label, count in zip(classes, counts_t)
+    }
+    _adapt_all(evaluation, Xs, ys, Xt, yt, methods, learner, n_permutations, random_state)
     return evaluation
+
+
+def _adapt_all(evaluation, Xs, ys, Xt, yt, methods, learner, n_permutations, random_state):
+    """Each method's predictions, view and estimated proportions; the consensus; warnings."""
+    from .selection import AUTO_CANDIDATES, adapt_and_predict, consensus
+    from .shift import domain_shift
+
+    if not methods:
+        return
+    forward: dict[str, np.ndarray] = {}
+    fits: dict[str, object] = {}
+    for method in ("none", *[name for name in methods if name != "auto"], *AUTO_CANDIDATES):
+        if method in forward:
+            continue
+        forward[method], fits[method] = adapt_and_predict(method, Xs, ys, Xt, learner=learner,
+                                                          random_state=random_state)
+    voters = {name: forward[name] for name in ("none", *AUTO_CANDIDATES)}
+    agreed, choice = consensus(voters)
+    floor = choice.agreement["none"]
+    for method in [name for name in methods if name != "auto"]:
+        predicted = forward[method]
+        moved = _view(evaluation, method, fits[method], Xs, Xt)
+        row_shift = None
+        if moved is not None:
+            row_shift = domain_shift(Xs, moved, n_permutations=n_permutations, random_state=random_state)
+        row = _scores(yt, predicted, evaluation.cross_domain.accuracy, evaluation.gap, row_shift)
+        row["target_priors"] = _priors(fits[method])
+        row["agreement"] = float(np.mean(np.asarray(predicted).astype(str) == agreed.astype(str)))
+        if row["agreement"] < floor:
+            evaluation.warnings.append(
+                f"{method} may hurt: it gives {row['agreement']:.0%} of the test items the label "
+                f"most methods agree on, doing nothing {floor:.0%}"
+            )
+        evaluation.predictions[method] = np.asarray(predicted)
+        evaluation.adapted[method] = row
+    if "auto" in methods:
+        row = _scores(yt, agreed, evaluation.cross_domain.accuracy, evaluation.gap, None)
+        row.update(chosen=choice.method, reason=choice.reason, agreement=choice.agreement,
+                   changed=choice.changed, closest=choice.closest,
+                   # Prototype EM's estimate was the closest to the truth on the
+                   # benchmarks (benchmarks/adaptation_label_shift.py).
+                   target_priors=_priors(fits["prototypes"]),
+                   target_priors_by_method={name: _priors(fits[name]) for name in AUTO_CANDIDATES
+                                            if _priors(fits[name]) is not None})
+        evaluation.predictions["auto"] = np.asarray(agreed)
+        evaluation.adapted["auto"] = row
+        if choice.closest not in evaluation.adapted and choice.closest != "none":
+            before = set(evaluation.views)
+            _view(evaluation, choice.closest, fits[choice.closest], Xs, Xt)
+            for panel in set(evaluation.views) - before:
+                evaluation.views[f"auto: {panel}"] = evaluation.views.pop(panel)
+
+
+def _view(evaluation, method, fitted, Xs, Xt):
+    """Both domains in the space the method's classifier reads; the moved target, if moved."""
+    from .methods import ALIGNERS
+
+    if method in ALIGNERS:
+        moved = fitted.named_steps["adapt"].transform(Xt)
+        evaluation.views[method] = (Xs, moved)
+        return moved
+    if hasattr(fitted, "transform_target"):
+        if fitted.aligner_ is None:
+            evaluation.views[f"{method} (embeddings unchanged)"] = (Xs, Xt)
+            return None
+        moved = fitted.transform_target(Xt)
+        evaluation.views[method] = (Xs, moved)
+        return moved
+    if method == "dann":
+        evaluation.views[f"{method} (learned features)"] = (fitted.features(Xs), fitted.features(Xt))
+    elif method == "prototypes":
+        space = fitted.model_._preprocess
+        evaluation.views[f"{method} (prototype space)"] = (space(Xs), space(Xt) - fitted.shift_)
+    elif method == "selftrain":
+        moved = fitted.named_steps["adapt"].transform(Xt)
+        evaluation.views[f"{method} (standardized; prototypes moved)"] = (Xs, moved)
+    return None
+
+
+def _priors(fitted) -> dict[str, float] | None:
+    from .methods import estimated_priors
+
+    return estimated_priors(fitted)
 
 
 def _scores(truth, predicted, accuracy_before, gap, shift) -> dict[str, Any]:

@@ -29,6 +29,7 @@ def plot_domains(
     subtitles: Mapping[str, str] | None = None,
     title: str | None = None,
     max_points: int = 1000,
+    max_columns: int = 4,
     random_state: int | None = 0,
     dpi: int = 150,
 ):
@@ -47,6 +48,8 @@ def plot_domains(
     title : str, optional
     max_points : int
         Points drawn per domain and panel, at most (a random subset beyond).
+    max_columns : int
+        Panels per row; more panels wrap onto further rows.
 
     Returns
     -------
@@ -66,9 +69,11 @@ def plot_domains(
     if not panels:
         raise ParameterError("expected at least one panel of (X_source, X_target)")
     rng = np.random.default_rng(random_state)
-    figure = Figure(figsize=(4.2 * len(panels), 4.4), layout="constrained")
+    columns = min(len(panels), max_columns)
+    rows = -(-len(panels) // columns)
+    figure = Figure(figsize=(4.2 * columns, 4.4 * rows), layout="constrained")
     for index, (name, (Xs, Xt)) in enumerate(panels.items()):
-        axes = figure.add_subplot(1, len(panels), index + 1)
+        axes = figure.add_subplot(rows, columns, index + 1)
         source, target = _project(np.asarray(Xs, float), np.asarray(Xt, float))
         for points, colour, label in ((source, _SOURCE, names[0]), (target, _TARGET, names[1])):
             if len(points) > max_points:

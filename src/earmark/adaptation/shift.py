@@ -61,6 +61,17 @@ class DomainShift:
     n_target: int
 
     @property
+    def distinguishability(self) -> float:
+        """How well the two sets can be told apart: ``max(domain_accuracy - 0.5, 0) * 2``.
+
+        0 when a classifier cannot tell source from target, 1 when it always can. A
+        domain accuracy below chance reads 0: after an alignment fitted on these very
+        items it is an artefact of the folds (see ``domain_accuracy``), not a sign that
+        the domains differ.
+        """
+        return max(self.domain_accuracy - 0.5, 0.0) * 2
+
+    @property
     def verdict(self) -> str:
         """The shift in a few words, from the domain accuracy and the p-value."""
         if self.mmd_p_value > 0.05 and self.domain_accuracy < NOTICEABLE_SHIFT:
@@ -74,7 +85,9 @@ class DomainShift:
     def to_dict(self) -> dict:
         """JSON-ready: NaN (a score that could not be computed) becomes None."""
         values = {key: None if value != value else value for key, value in asdict(self).items()}
-        return {**values, "verdict": self.verdict}
+        distinguishable = self.distinguishability
+        return {**values, "distinguishability": None if distinguishable != distinguishable
+                else distinguishable, "verdict": self.verdict}
 
 
 def domain_shift(

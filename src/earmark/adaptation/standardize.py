@@ -53,7 +53,7 @@ class DomainStandardizer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     def __init__(self, *, with_scale: bool = True):
         self.with_scale = with_scale
 
-    def fit(self, X, y=None, *, X_target=None):
+    def fit(self, X, y=None, *, X_target=None, sample_weight=None):
         """Learn the source's and the target's statistics.
 
         Parameters
@@ -64,13 +64,20 @@ class DomainStandardizer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             Present for the scikit-learn API; labels are not needed.
         X_target : np.ndarray [shape=(n_target, n_features)], optional
             Unlabelled target embeddings.
+        sample_weight : np.ndarray [shape=(n_source,)], optional
+            Weights of the source items in its statistics. Under label shift, weighting
+            each source item by ``target prior / source prior`` of its class gives the
+            statistics the source would have with the target's class proportions
+            (:class:`~earmark.adaptation.LabelShiftAdapter`), so aligning the means no
+            longer moves one class onto another.
 
         Returns
         -------
         self
         """
         X = validate_data(self, X, dtype=np.float64, ensure_min_samples=2)
-        self.source_mean_, self.source_scale_ = self._statistics(X)
+        weights = _check_weights(sample_weight, len(X))
+        self.source_mean_, self.source_scale_ = self._statistics(X, weights)
         if X_target is None:
             self.target_mean_, self.target_scale_ = self.source_mean_, self.source_scale_
         else:
@@ -113,11 +120,11 @@ class DomainStandardizer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         adapter.target_mean_, adapter.target_scale_ = adapter._statistics(Xt)
         return adapter
 
-    def _statistics(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        mean = X.mean(axis=0)
+    def _statistics(self, X: np.ndarray, weights=None) -> tuple[np.ndarray, np.ndarray]:
+        mean = np.average(X, axis=0, weights=weights)
         if not self.with_scale:
             return mean, np.ones_like(mean)
-        scale = X.std(axis=0)
+        scale = np.sqrt(np.average((X - mean) ** 2, axis=0, weights=weights))
         # A dimension constant in one domain carries nothing to match; leave it unscaled.
         return mean, np.where(scale > 1e-12 * max(float(scale.max()), 1.0), scale, 1.0)
 
@@ -135,3 +142,17 @@ class DomainStandardizer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         X = validate_data(self, X, dtype=np.float64, reset=False)
         return (X - self.target_mean_) / self.target_scale_ * self.source_scale_ + self.source_mean_
+
+
+def _check_weights(sample_weight, n: int):
+    """None, or non-negative weights of n items with a positive sum."""
+    if sample_weight is None:
+        return None
+    weights = np.asarray(sample_weight, dtype=np.float64)
+    if weights.shape != (n,) or not np.isfinite(weights).all() or (weights < 0).any() \
+            or weights.sum() <= 0:
+        raise ParameterError(
+            f"expected {n} finite, non-negative sample weights, not all zero; got shape "
+            f"{weights.shape}, sum {float(np.nansum(weights)) if weights.size else 0.0:g}"
+        )
+    return weights

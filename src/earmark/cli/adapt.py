@@ -9,7 +9,7 @@ import typer
 
 from ._common import (
     CacheOption, JsonOption, LayoutOption, QuietOption, console, embed_clips, emit_json,
-    load_data, open_cache,
+    load_data, open_cache, output_dir,
 )
 
 
@@ -27,8 +27,14 @@ def adapt(
     output: Path = typer.Option(..., "--output", "-o", help="Where to write the adapted model."),
     method: str = typer.Option(
         "standardize", "--method", "-m",
-        help="standardize (needs no source for logreg/svm/knn/mlp models), coral, dann or "
-        "selftrain (these need --source).",
+        help="standardize (needs no source for logreg/svm/knn/mlp models), coral, dann, "
+        "selftrain, priors, standardize+priors, coral+priors, prototypes, or auto (choose "
+        "one or none by reverse validation); all but standardize need --source.",
+    ),
+    figures: Optional[Path] = typer.Option(
+        None, "--figures",
+        help="Folder for the before/after picture (default: earmark-output, like the other "
+        "commands' outputs).",
     ),
     source: Optional[str] = typer.Option(
         None, "--source", "-s",
@@ -47,15 +53,15 @@ def adapt(
     quiet: bool = QuietOption,
 ) -> None:
     """Adapt MODEL to the target's recording conditions without target labels; write MODEL2."""
-    from ..adaptation import METHODS, adapt_model
+    from ..adaptation import CHOICES, adapt_model
     from ..adaptation.plots import plot_domains
     from ..exceptions import EarmarkError, ParameterError
     from ..models import EarmarkModel
     from ..pipeline import clip_embeddings
 
     quiet = quiet or json_output
-    if method not in METHODS:
-        raise ParameterError(f"unknown method {method!r}; expected one of: {', '.join(METHODS)}")
+    if method not in CHOICES:
+        raise ParameterError(f"unknown method {method!r}; expected one of: {', '.join(CHOICES)}")
     model = EarmarkModel.load(model_path)
     backend = model.backend()
     store = open_cache(cache_dir)
@@ -80,35 +86,50 @@ def adapt(
     adapted = adapt_model(model, X_target, method=method, X_source=X_source, y_source=y_source)
     adapted.save(output)
     record = adapted.training["adaptation"]
+    used = record["method"]
     files = {"model": str(output)}
     if X_source is not None:
-        picture = output.with_suffix(".png")
+        picture = output_dir(figures) / f"{output.stem}-domains.png"
         panels = {"before": (X_source, X_target)}
-        if "adapt" in adapted.pipeline.named_steps:
-            panels[f"after {method}"] = (
-                X_source, adapted.pipeline.named_steps["adapt"].transform(X_target)
-            )
-        elif hasattr(adapted.pipeline[-1], "features"):
-            classifier = adapted.pipeline[-1]
-            panels[f"after {method} (learned features)"] = (
-                classifier.features(X_source), classifier.features(X_target)
-            )
+        named = adapted.pipeline.named_steps
+        last = adapted.pipeline[-1]
+        if "adapt" in named:
+            panels[f"after {used}"] = (X_source, named["adapt"].transform(X_target))
+        elif hasattr(last, "features"):
+            panels[f"after {used} (learned features)"] = (last.features(X_source), last.features(X_target))
+        elif hasattr(last, "transform_target"):
+            panels[f"after {used}"] = (X_source, last.transform_target(X_target))
+        elif hasattr(last, "shift_"):
+            space = last.model_._preprocess
+            panels[f"after {used} (prototype space)"] = (space(X_source), space(X_target) - last.shift_)
         plot_domains(panels, picture, names=("source", "target"),
-                     title=f"{backend.name} embeddings, before and after {method}")
+                     title=f"{backend.name} embeddings, before and after {used}")
         files["plot"] = str(picture)
-    payload = {"method": method, "n_target": int(ok.sum()), "n_failed": run.n_failed,
+    payload = {"method": method, "used": used, "n_target": int(ok.sum()), "n_failed": run.n_failed,
                "adaptation": record, "files": files}
     if json_output:
         emit_json(payload)
         return
-    console.print(f"adapted with [bold]{method}[/] to {int(ok.sum())} target files", highlight=False)
+    console.print(f"adapted with [bold]{used}[/] to {int(ok.sum())} target files", highlight=False)
+    if "auto" in record:
+        console.print(f"  auto chose {record['auto']['reason']}", highlight=False)
+    if "target_priors" in record:
+        estimate = ", ".join(f"{label} {value:.0%}" for label, value in record["target_priors"].items())
+        console.print(f"  estimated target class proportions: {estimate}", highlight=False)
     for stage in ("shift_before", "shift_after"):
         if stage in record:
             shift = record[stage]
+            # After an alignment fitted on these items a small shift holds by construction
+            # and says nothing about accuracy: no verdict for it.
+            verdict = f" ({shift['verdict']})" if stage == "shift_before" else (
+                " (small by construction; not a sign of accuracy)")
             console.print(
-                f"  {stage.replace('_', ' ')}: domain accuracy {shift['domain_accuracy']:.2f}, "
-                f"MMD² {shift['mmd2']:.4f} ({shift['verdict']})", highlight=False,
+                f"  {stage.replace('_', ' ')}: distinguishability {shift['distinguishability']:.2f} "
+                f"(0 = domains indistinguishable, 1 = always told apart), MMD² "
+                f"{shift['mmd2']:.4f}{verdict}", highlight=False,
             )
+    for warning in record.get("warnings", []):
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     console.print(f"wrote {', '.join(files.values())}")
 
 

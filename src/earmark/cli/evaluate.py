@@ -41,7 +41,8 @@ def evaluate(
     adapt_methods: Optional[list[str]] = typer.Option(
         None, "--adapt",
         help="With domains: also adapt to the test domain's audio (never its labels) with "
-        "standardize, coral, dann or selftrain (repeatable).",
+        "standardize, coral, dann, selftrain, priors, standardize+priors, coral+priors, "
+        "prototypes, or auto (choose one or none by reverse validation) (repeatable).",
     ),
     cache_dir: Optional[Path] = CacheOption,
     json_output: bool = JsonOption,
@@ -159,15 +160,18 @@ def evaluate_domains_command(
             f"{'+'.join(result.test_domains)}").replace("/", "_")
     payload = {"backend": backend.identity(), **result.to_dict()}
     subtitles = {"before": f"accuracy {result.cross_domain.accuracy:.1%}, "
-                           f"domain acc. {result.shift.domain_accuracy:.2f}"}
+                           f"distinguishable {result.shift.distinguishability:.2f}"}
     for name, row in result.adapted.items():
-        shift = "" if row["shift"] is None else f", domain acc. {row['shift'].domain_accuracy:.2f}"
-        panel = name if name in result.views else f"{name} (learned features)"
-        subtitles[panel] = f"accuracy {row['accuracy']:.1%}{shift}"
+        shift = "" if row["shift"] is None else f", distinguishable {row['shift'].distinguishability:.2f}"
+        change = 100 * (row["accuracy"] - result.cross_domain.accuracy)
+        for panel in result.views:
+            if panel == name or panel.startswith((f"{name} (", f"{name}: ")):
+                subtitles[panel] = f"accuracy {row['accuracy']:.1%} ({change:+.1f} points){shift}"
     plot_domains(
         result.views, target / f"{stem}.png",
         names=("+".join(result.train_domains), "+".join(result.test_domains)),
-        subtitles=subtitles, title=f"{backend.name} embeddings, before and after adaptation",
+        subtitles=subtitles, title=f"{backend.name} embeddings, before and after adaptation"
+        + _auto_line(result),
     )
     payload["files"] = {"json": str(target / f"{stem}.json"), "plot": str(target / f"{stem}.png")}
     (target / f"{stem}.json").write_text(json.dumps(payload, indent=2, default=_plain))
@@ -177,6 +181,16 @@ def evaluate_domains_command(
     for line in result.summary().splitlines():
         console.print(line, highlight=False)
     console.print(f"wrote {target / (stem + '.json')} and {target / (stem + '.png')}")
+
+
+def _auto_line(result) -> str:
+    """The title's second line: what --adapt auto scored and did, if it ran."""
+    row = result.adapted.get("auto")
+    if row is None:
+        return ""
+    change = 100 * (row["accuracy"] - result.cross_domain.accuracy)
+    return (f"\nauto ({row['chosen']}, {row['changed']:.0%} of labels changed): accuracy "
+            f"{row['accuracy']:.1%} ({change:+.1f} points)")
 
 
 def _plain(value):

@@ -43,6 +43,9 @@ ESTIMATORS = (
     "earmark.adaptation.coral:CoralAligner",
     "earmark.adaptation.dann:DANNClassifier",
     "earmark.adaptation.selftrain:SelfTrainingPrototypes",
+    "earmark.adaptation.labelshift:LabelShiftAdapter",
+    "earmark.adaptation.prototypes:PrototypeAdapter",
+    "earmark.adaptation.selection:ConsensusAdapter",
 )
 
 #: Estimators earmark defines that never go into a skops payload, and why.
