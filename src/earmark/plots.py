@@ -317,7 +317,7 @@ def plot_reliability(
     if ece is not None:
         heading += f"\nECE {ece:.3f} (15 bins), {total} items"
     axes.set_title(heading, fontsize=11)
-    return _finish(figure, path, dpi)
+    return save_figure(figure, path, dpi)
 
 
 def plot_operating_points(
@@ -368,4 +368,4 @@ def plot_operating_points(
     figure.supxlabel("threshold on the class probability", fontsize=9)
     figure.suptitle(title or "precision and recall against threshold (held-out items)",
                     fontsize=11)
-    return _finish(figure, path, dpi)
+    return save_figure(figure, path, dpi)

@@ -191,7 +191,6 @@ def evaluate_domains(
     (True, True)
     """
     from ..evaluation import check_matrix, cross_validate, evaluate_split
-    from ..learners import fit_learner, make_learner
     from .methods import CHOICES
     from .shift import domain_shift
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 
 from ..exceptions import EarmarkError, ParameterError
 
