@@ -18,6 +18,7 @@ inflate memory.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,8 +143,13 @@ def info(path) -> AudioInfo:
         If the file is missing, empty, not audio, cut short, holds no samples, or its
         header declares an implausible sample rate or more audio than its bytes hold.
     """
+    from ._native_stderr import attributed
+
+    _check_file(path)
     try:
-        with _open(path) as handle:
+        with attributed(path) if _looks_like_mp3(path) else contextlib.nullcontext():
+            handle = _open(path)
+        with handle:
             result = AudioInfo(
                 path=str(path),
                 sr=int(handle.samplerate),
@@ -374,16 +380,28 @@ def stream(
 
 
 def _sndfile_blocks(path, start: int, stop: int, block_frames: int) -> Iterator[np.ndarray]:
-    """Blocks of shape (n, channels) from libsndfile, samples ``[start, stop)``."""
+    """Blocks of shape (n, channels) from libsndfile, samples ``[start, stop)``.
+
+    An MP3's decoder (libmpg123) prints its complaints on stderr without the file's
+    name; they are printed again with it (:mod:`earmark._native_stderr`).
+    """
+    from ._native_stderr import attributed
+
+    noisy = _looks_like_mp3(path)
+    guard = (lambda: attributed(path)) if noisy else contextlib.nullcontext
     remaining = stop - start
-    with _open(path) as handle:
+    with guard():
+        handle = _open(path)
+    with handle:
         if start:
-            handle.seek(start)
+            with guard():
+                handle.seek(start)
         while remaining > 0:
             try:
-                block = handle.read(
-                    min(block_frames, remaining), dtype="float32", always_2d=True
-                )
+                with guard():
+                    block = handle.read(
+                        min(block_frames, remaining), dtype="float32", always_2d=True
+                    )
             except (sf.LibsndfileError, RuntimeError) as error:
                 raise AudioError(
                     path, f"damaged or truncated: decoding failed ({error})"
