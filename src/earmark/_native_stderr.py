@@ -20,7 +20,9 @@ import threading
 __all__ = ["attributed"]
 
 #: Lines libmpg123 writes: "Note: ...", "Warning: ...", "[src/libmpg123/...] error: ...".
-_LIBRARY_LINE = re.compile(rb"^(Note|Warning|Error|\[src/libmpg123[^\]]*\])\b.*$", re.MULTILINE)
+_LIBRARY_LINE = re.compile(
+    rb"^(?:(?:Note|Warning|Error)\b|\[src/libmpg123[^\]]*\]).*$", re.MULTILINE
+)
 _lock = threading.RLock()
 _depth = 0
 _capture = None  # one temporary file per process, emptied after each use

@@ -99,14 +99,19 @@ class _NotSndfile(AudioError):
 
 
 def _sndfile_reason(path, error) -> str:
-    reason = str(error)
+    reason = str(error).replace(f"Error opening {str(path)!r}: ", "")
     rate = _riff_rate(path)
     low, high = SAMPLE_RATE_RANGE
     if rate is not None and not low <= rate <= high:
         return _implausible_rate(rate)
-    # libsndfile says a cut-short MP3 "does not exist or is not a regular file".
-    if "does not exist" in reason and _looks_like_mp3(path):
-        return "damaged or truncated MP3: no complete frame could be decoded"
+    # libsndfile's MP3 reader says a file without one whole MPEG frame "does not exist or
+    # is not a regular file", which it plainly is.
+    if "does not exist" in reason:
+        if Path(path).suffix.lower() == ".mp3" and _looks_like_mp3(path):
+            return "damaged or truncated MP3: no complete frame could be decoded"
+        return "not readable as audio (read as MPEG audio, no whole frame found in it)"
+    if "malformed" in reason:
+        return f"damaged or truncated ({reason})"
     return f"not readable as audio ({reason})"
 
 
@@ -128,6 +133,11 @@ def _riff_rate(path) -> int | None:
     return int.from_bytes(head[at + 12 : at + 16], "little")
 
 
+def _mp3_decoder_may_speak(path) -> bool:
+    """Whether libsndfile may hand the file to libmpg123 (by its name or its bytes)."""
+    return Path(path).suffix.lower() == ".mp3" or _looks_like_mp3(path)
+
+
 def _looks_like_mp3(path) -> bool:
     with open(path, "rb") as handle:
         head = handle.read(4)
@@ -147,7 +157,7 @@ def info(path) -> AudioInfo:
 
     _check_file(path)
     try:
-        with attributed(path) if _looks_like_mp3(path) else contextlib.nullcontext():
+        with attributed(path) if _mp3_decoder_may_speak(path) else contextlib.nullcontext():
             handle = _open(path)
         with handle:
             result = AudioInfo(
@@ -159,6 +169,10 @@ def info(path) -> AudioInfo:
                 subtype=handle.subtype or "",
             )
     except _NotSndfile as refusal:
+        # libsndfile's verdict on the formats it reads stands (FFmpeg would guess its way
+        # through a damaged WAV); the rest go to FFmpeg.
+        if Path(path).suffix.lower() in SNDFILE_EXTENSIONS:
+            raise AudioError(path, refusal.reason) from None
         from . import _av_decode
 
         result = _av_decode.info(path, refusal.reason)
@@ -387,7 +401,7 @@ def _sndfile_blocks(path, start: int, stop: int, block_frames: int) -> Iterator[
     """
     from ._native_stderr import attributed
 
-    noisy = _looks_like_mp3(path)
+    noisy = _mp3_decoder_may_speak(path)
     guard = (lambda: attributed(path)) if noisy else contextlib.nullcontext
     remaining = stop - start
     with guard():

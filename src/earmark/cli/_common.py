@@ -128,9 +128,18 @@ def _json_default(value):
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def report_failures(failures) -> None:
-    """Summarise files that could not be used, by name, at the end of a batch."""
+def report_failures(failures, *, named_above: bool = False) -> None:
+    """Summarise files that could not be used, by name, at the end of a batch.
+
+    ``named_above``: the progress display already named each file with its reason as it
+    failed; then one line counts them, so that no file is named twice.
+    """
     if not failures:
+        return
+    if named_above:
+        console.print(
+            f"[bold yellow]{len(failures)} file(s) skipped[/] (named above)", highlight=False
+        )
         return
     from rich.table import Table
 
@@ -157,7 +166,7 @@ def embed_clips(manifest, backend, store, *, quiet: bool = False):
 
     X, ok, run = clip_embeddings(manifest, backend, store, progress=not quiet)
     if not quiet:
-        report_failures(run.failures)
+        report_failures(run.failures, named_above=True)
     if not ok.any():
         raise EarmarkError(f"no file could be embedded ({len(run.failures)} failed)")
     return X, manifest.subset(ok), run

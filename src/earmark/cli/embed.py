@@ -29,11 +29,12 @@ def embed(
     cluster: Optional[str] = ClusterOption,
     workers: Optional[int] = WorkersOption,
 ) -> None:
-    """Embed every item of DATA into the cache. Killed and run again, it goes on where it was."""
+    """Embed every item of DATA (a dataset, or one audio file) into the cache. Killed and run
+    again, it goes on where it was."""
     from ..pipeline import embed_manifest
 
     quiet = quiet or json_output
-    manifest = load_data(data, layout, quiet=quiet)
+    manifest = _audio_file(data) or load_data(data, layout, quiet=quiet)
     backend = open_backend(backend_name, backend_params, quiet=quiet)
     store = open_cache(cache_dir)
     with cluster_client(cluster, workers, quiet=quiet) as client:
@@ -52,7 +53,17 @@ def embed(
             "workers": run.n_workers,
         })
     else:
-        report_failures(run.failures)
+        report_failures(run.failures, named_above=not quiet)
         console.print(run.summary().splitlines()[0], highlight=False)
     if run.failures and len(run.failures) == len(manifest):
         raise typer.Exit(1)
+
+
+def _audio_file(data: str) -> list[str] | None:
+    """``[data]`` if DATA is one audio file (embedding needs no label), else None."""
+    from ..audio import SUPPORTED_EXTENSIONS
+
+    path = Path(data)
+    if path.is_file() and path.suffix.lower() in SUPPORTED_EXTENSIONS:
+        return [str(path)]
+    return None
