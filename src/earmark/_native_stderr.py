@@ -30,7 +30,10 @@ _capture = None  # one temporary file per process, emptied after each use
 
 @contextlib.contextmanager
 def attributed(path, library: str = "libmpg123"):
-    """Within this block, the library's stderr lines are re-printed as ``path: library: line``."""
+    """Within this block, the library's stderr lines are re-printed as ``path: library: line``.
+
+    If the block raises, the library's lines are dropped: the error names the file.
+    """
     global _depth, _capture
     with _lock:
         if _depth:
@@ -54,8 +57,12 @@ def attributed(path, library: str = "libmpg123"):
         _depth = 1
         try:
             os.dup2(capture.fileno(), 2)
+            failed = False
             try:
                 yield
+            except BaseException:
+                failed = True
+                raise
             finally:
                 os.dup2(saved, 2)
                 os.close(saved)
@@ -63,12 +70,14 @@ def attributed(path, library: str = "libmpg123"):
                 capture.seek(0)
                 caught = capture.read()
                 if caught:
-                    _write_back(caught, str(path), library)
+                    # A file that fails is named once, by its error; the library's notes
+                    # on it would only repeat that.
+                    _write_back(caught, str(path), library, keep_library_lines=not failed)
         finally:
             _depth = 0
 
 
-def _write_back(caught: bytes, path: str, library: str) -> None:
+def _write_back(caught: bytes, path: str, library: str, *, keep_library_lines: bool) -> None:
     others, position = [], 0
     lines = []
     for match in _LIBRARY_LINE.finditer(caught):
@@ -84,7 +93,7 @@ def _write_back(caught: bytes, path: str, library: str) -> None:
                 out.write(rest + b"\n")
             else:
                 sys.stderr.write(rest.decode(errors="replace") + "\n")
-        for line in lines:
+        for line in lines if keep_library_lines else []:
             sys.stderr.write(f"{path}: {library}: {line}\n")
         sys.stderr.flush()
     except (OSError, ValueError):
