@@ -1,11 +1,13 @@
-"""Messages C libraries print on the process's stderr, given the name of the file.
+"""What C libraries print on the process's stderr: named, or dropped when it is noise.
 
 libmpg123 (inside libsndfile) writes notes such as ``Note: Illegal Audio-MPEG-Header
 0xe3ffffff at offset 5222.`` straight to file descriptor 2, with no file name, so a
 batch of hundreds of MP3s leaves no way to tell which one they are about.
 :func:`attributed` redirects descriptor 2 while one file is decoded and writes the
-library's lines back prefixed with that file's name; anything else caught meanwhile (a
-progress bar redrawn by another thread) is written back unchanged.
+library's lines back prefixed with that file's name. LiteRT prints ``INFO: Created
+TensorFlow Lite XNNPACK delegate for CPU.`` when a model first runs, on every command;
+:func:`without_noise` drops such lines. Anything else caught meanwhile (a progress bar
+redrawn by another thread) is written back unchanged.
 """
 
 from __future__ import annotations
@@ -17,22 +19,24 @@ import sys
 import tempfile
 import threading
 
-__all__ = ["attributed"]
+__all__ = ["attributed", "without_noise", "NOISE"]
 
 #: Lines libmpg123 writes: "Note: ...", "Warning: ...", "[src/libmpg123/...] error: ...".
 _LIBRARY_LINE = re.compile(
     rb"^(?:(?:Note|Warning|Error)\b|\[src/libmpg123[^\]]*\]).*$", re.MULTILINE
 )
+#: Lines that say nothing to a user, printed by the ML runtimes the backends use.
+NOISE = re.compile(rb"^INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.\s*$", re.MULTILINE)
 _lock = threading.RLock()
 _depth = 0
 _capture = None  # one temporary file per process, emptied after each use
 
 
 @contextlib.contextmanager
-def attributed(path, library: str = "libmpg123"):
-    """Within this block, the library's stderr lines are re-printed as ``path: library: line``.
+def _redirected(handle_caught):
+    """Send descriptor 2 to a file within the block; then ``handle_caught(bytes, failed)``.
 
-    If the block raises, the library's lines are dropped: the error names the file.
+    Nested uses (one thread) share the outer redirection; other threads wait.
     """
     global _depth, _capture
     with _lock:
@@ -55,46 +59,57 @@ def attributed(path, library: str = "libmpg123"):
         capture.seek(0)
         capture.truncate()
         _depth = 1
+        failed = False
         try:
             os.dup2(capture.fileno(), 2)
-            failed = False
-            try:
-                yield
-            except BaseException:
-                failed = True
-                raise
-            finally:
-                os.dup2(saved, 2)
-                os.close(saved)
-                _depth = 0
-                capture.seek(0)
-                caught = capture.read()
-                if caught:
-                    # A file that fails is named once, by its error; the library's notes
-                    # on it would only repeat that.
-                    _write_back(caught, str(path), library, keep_library_lines=not failed)
+            yield
+        except BaseException:
+            failed = True
+            raise
         finally:
+            os.dup2(saved, 2)
+            os.close(saved)
             _depth = 0
+            capture.seek(0)
+            caught = capture.read()
+            if caught:
+                handle_caught(caught, failed)
 
 
-def _write_back(caught: bytes, path: str, library: str, *, keep_library_lines: bool) -> None:
-    others, position = [], 0
-    lines = []
-    for match in _LIBRARY_LINE.finditer(caught):
-        others.append(caught[position : match.start()])
-        lines.append(match.group(0).decode(errors="replace").strip())
-        position = match.end() + 1
-    others.append(caught[position:])
-    rest = b"".join(others).strip(b"\n")
-    out = getattr(sys.stderr, "buffer", None)
+@contextlib.contextmanager
+def attributed(path, library: str = "libmpg123"):
+    """Within this block, the library's stderr lines are re-printed as ``path: library: line``.
+
+    If the block raises, the library's lines are dropped: the error names the file.
+    """
+
+    def write_back(caught: bytes, failed: bool) -> None:
+        lines = [m.group(0).decode(errors="replace").strip() for m in _LIBRARY_LINE.finditer(caught)]
+        _write(_LIBRARY_LINE.sub(b"", caught))
+        if not failed:
+            _write("".join(f"{path}: {library}: {line}\n" for line in lines))
+
+    with _redirected(write_back):
+        yield
+
+
+@contextlib.contextmanager
+def without_noise():
+    """Within this block, lines matching :data:`NOISE` on descriptor 2 are dropped."""
+    with _redirected(lambda caught, failed: _write(NOISE.sub(b"", caught))):
+        yield
+
+
+def _write(data) -> None:
+    if isinstance(data, bytes):
+        data = re.sub(rb"\n{2,}", b"\n", data).lstrip(b"\n")
+        if not data:
+            return
+        data = data.decode(errors="replace")
+    if not data:
+        return
     try:
-        if rest:
-            if out is not None:
-                out.write(rest + b"\n")
-            else:
-                sys.stderr.write(rest.decode(errors="replace") + "\n")
-        for line in lines if keep_library_lines else []:
-            sys.stderr.write(f"{path}: {library}: {line}\n")
+        sys.stderr.write(data)
         sys.stderr.flush()
     except (OSError, ValueError):
         pass

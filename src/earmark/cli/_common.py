@@ -85,24 +85,44 @@ def load_data(data: str, layout: str = "auto", *, quiet: bool = False):
     return manifest
 
 
-def open_backend(name: Optional[str], params: Optional[list[str]], *, quiet: bool = False):
-    """Instantiate a backend and show its licence, as the user chooses it."""
+def open_backend(
+    name: Optional[str], params: Optional[list[str]], *, quiet: bool = False, cache_dir=None
+):
+    """Instantiate a backend and say which it is; its licence the first time it is used
+    with this cache (``cache_dir``, else ``$EARMARK_CACHE_DIR`` or the default one)."""
     from ..backends import get_backend
     from ..backends.registry import DEFAULT_BACKEND
 
     backend = get_backend(name or DEFAULT_BACKEND, **parse_params(params))
     backend.require()
     if not quiet:
-        licence = backend.licence
-        style = "dim" if licence.commercial_use is True else "yellow"
         console.print(
-            f"backend [bold]{backend.name}[/] ({backend.dimension}-d, {backend.sample_rate} Hz) - "
-            f"licence: [{style}]{licence.summary()}[/]",
+            f"backend [bold]{backend.name}[/] ({backend.dimension}-d, {backend.sample_rate} Hz)",
             highlight=False,
         )
-        if licence.attribution:
-            console.print(f"  credit: {licence.attribution}", style="dim", highlight=False)
+        if _first_use(backend.name, cache_dir):
+            licence = backend.licence
+            style = "dim" if licence.commercial_use is True else "yellow"
+            console.print(f"  licence: [{style}]{licence.summary()}[/]", highlight=False)
+            if licence.attribution:
+                console.print(f"  credit: {licence.attribution}", style="dim", highlight=False)
     return backend
+
+
+def _first_use(backend_name: str, cache_dir) -> bool:
+    """True the first time a backend is used with a cache (a marker file in the cache)."""
+    from ..store.base import default_cache_dir
+
+    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    marker = folder / "licences-shown" / backend_name
+    try:
+        if marker.exists():
+            return False
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+    except OSError:
+        return True  # a cache we cannot write: show it every time
+    return True
 
 
 def open_cache(cache_dir: Optional[Path]):

@@ -35,7 +35,7 @@ def embed(
 
     quiet = quiet or json_output
     manifest = _audio_file(data) or load_data(data, layout, quiet=quiet)
-    backend = open_backend(backend_name, backend_params, quiet=quiet)
+    backend = open_backend(backend_name, backend_params, quiet=quiet, cache_dir=cache_dir)
     store = open_cache(cache_dir)
     with cluster_client(cluster, workers, quiet=quiet) as client:
         run = embed_manifest(manifest, backend, store, progress=not quiet, client=client)
