@@ -345,6 +345,15 @@ def embed_manifest(
 
     failures: list[tuple[int, EmbedFailure]] = []
     workers = executor.n_workers if client is not None else None
+    n_cached = sum(1 for key in run.keys if key is not None and key in stored)
+    if progress is True and n_cached:
+        # A resumed run says what it found before its bar starts.
+        from rich.console import Console
+
+        Console(stderr=True).print(
+            f"{n_cached} of {len(items)} items already in the cache; "
+            f"embedding the other {len(items) - n_cached}", highlight=False,
+        )
     reporter = EmbedReporter(progress, len(items), sum(durations.values()), workers=workers)
     n_done = 0
 

@@ -31,6 +31,7 @@ def test_licence_once_per_cache_no_xnnpack_line_and_silence_under_q(
     assert "backend birdnet" in second.stderr
     assert "licence" not in second.stderr and "credit" not in second.stderr
     assert "1 reused from the cache" in second.stderr
+    assert "1 of 1 items already in the cache" in second.stderr
 
     other_cache = {**env, "EARMARK_CACHE_DIR": str(tmp_path / "other")}
     quiet = cli_subprocess("embed", clip, "-b", "birdnet", "-q", env=other_cache)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, Optional
 
@@ -13,6 +15,11 @@ from rich.console import Console
 #: Messages, progress and tables for people go to stderr, so stdout stays clean for --json.
 error_console = Console(stderr=True)
 console = Console(stderr=True)
+
+# scikit-learn repeats this for every 1-shot episode (hundreds of times); say it once.
+warnings.filterwarnings(
+    "once", message="The number of unique classes is greater than 50% of the number of samples"
+)
 
 DataArgument = typer.Argument(
     ...,
@@ -197,6 +204,28 @@ def split_columns(manifest):
     folds = manifest.folds if manifest.has_folds else None
     groups = manifest.groups if manifest.has_groups else None
     return folds, groups
+
+
+def show_progress(*, quiet: bool, json_output: bool) -> bool:
+    """Whether to draw progress: not under -q; under --json only on a terminal (stdout
+    carries the JSON, stderr the bar), so that a piped or logged run stays clean."""
+    return not quiet and (not json_output or console.is_terminal)
+
+
+@contextlib.contextmanager
+def working(description: str, *, quiet: bool):
+    """A spinner with the time elapsed, for a step that takes seconds and reports nothing."""
+    if quiet:
+        yield
+        return
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+        console=console, transient=True,
+    ) as progress:
+        progress.add_task(description, total=None)
+        yield
 
 
 def output_dir(path: Optional[Path]) -> Path:

@@ -11,6 +11,7 @@ from ._cluster import ClusterOption, WorkersOption, cluster_client
 from ._common import (
     BackendOption, BackendParamOption, CacheOption, DataArgument, JsonOption, LayoutOption,
     QuietOption, console, emit_json, load_data, open_backend, open_cache, report_failures,
+    show_progress,
 )
 
 
@@ -33,12 +34,13 @@ def embed(
     again, it goes on where it was."""
     from ..pipeline import embed_manifest
 
+    progress = show_progress(quiet=quiet, json_output=json_output)
     quiet = quiet or json_output
     manifest = _audio_file(data) or load_data(data, layout, quiet=quiet)
     backend = open_backend(backend_name, backend_params, quiet=quiet, cache_dir=cache_dir)
     store = open_cache(cache_dir)
     with cluster_client(cluster, workers, quiet=quiet) as client:
-        run = embed_manifest(manifest, backend, store, progress=not quiet, client=client)
+        run = embed_manifest(manifest, backend, store, progress=progress, client=client)
     if json_output:
         emit_json({
             "backend": backend.identity(),

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from ._common import JsonOption, QuietOption, console, emit_json, output_dir
+from ._common import JsonOption, QuietOption, console, emit_json, output_dir, working
 
 
 def register(app: typer.Typer) -> None:
@@ -78,16 +78,23 @@ def explain(
     from ..interpret.perturb import model_backend
     from ..interpret.reliability import assess
     from ..interpret.render import write_explanation
+    from rich.markup import escape
+
     from .predict import load_model
 
     model = load_model(model_path)
     backend = model_backend(model)
-    explanation = explain_file(
-        model, file, label=label, method=method, n_time=segments, n_bands=bands,
-        baseline=baseline, n_samples=samples, seed=seed, backend=backend,
-        start_s=start_s, end_s=end_s, max_duration_s=max_duration_s,
-    )
-    reliability = assess(explanation, model, backend=backend, seed=seed) if check else None
+    silent = quiet or json_output
+    with working(f"explaining {escape(file.name)} ({method})", quiet=silent):
+        explanation = explain_file(
+            model, file, label=label, method=method, n_time=segments, n_bands=bands,
+            baseline=baseline, n_samples=samples, seed=seed, backend=backend,
+            start_s=start_s, end_s=end_s, max_duration_s=max_duration_s,
+        )
+    reliability = None
+    if check:
+        with working("checking its reliability (deletion, insertion, stability)", quiet=silent):
+            reliability = assess(explanation, model, backend=backend, seed=seed)
     paths = write_explanation(explanation, output_dir(output), reliability=reliability)
     if json_output:
         emit_json({
