@@ -228,6 +228,51 @@ def working(description: str, *, quiet: bool):
         yield
 
 
+def skipped_json(run) -> list[dict]:
+    """The files a run could not use, for a ``--json`` payload (as ``embed --json`` lists)."""
+    return [{"path": failure.path, "reason": failure.reason} for failure in run.failures]
+
+
+#: A spreadsheet runs a cell that starts with one of these as a formula.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value) -> str:
+    """A value as CSV text that a spreadsheet shows, never evaluates (``'`` before a
+    leading ``=``, ``+``, ``-``, ``@``, tab or carriage return, as OWASP advises).
+    Numbers are written as they are, so a negative score stays a number."""
+    if value is None:
+        return ""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    text = str(value)
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+
+
+def write_csv_atomically(path: Path, header, rows) -> Path:
+    """Write a CSV to a temporary file beside ``path`` and rename it into place, so an
+    interrupted run never leaves half a file; text cells go through :func:`csv_cell`."""
+    import csv
+    import os
+    import tempfile
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:200]}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", newline="", encoding="utf-8") as out:
+            writer = csv.writer(out)
+            writer.writerow(header)
+            for row in rows:
+                writer.writerow([csv_cell(value) for value in row])
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
 def output_dir(path: Optional[Path]) -> Path:
     target = Path(path) if path is not None else Path("earmark-output")
     target.mkdir(parents=True, exist_ok=True)
