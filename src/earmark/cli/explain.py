@@ -80,6 +80,7 @@ def explain(
     from ..interpret.render import write_explanation
     from rich.markup import escape
 
+    from ..detection.batch import fit_name
     from .predict import load_model
 
     model = load_model(model_path)
@@ -95,7 +96,13 @@ def explain(
     if check:
         with working("checking its reliability (deletion, insertion, stability)", quiet=silent):
             reliability = assess(explanation, model, backend=backend, seed=seed)
-    paths = write_explanation(explanation, output_dir(output), reliability=reliability)
+    # Outputs named after the file (and span), short enough for any file system.
+    stem = file.stem if start_s is None and end_s is None else (
+        f"{file.stem}.{first:g}-{last:g}s"
+    )
+    paths = write_explanation(
+        explanation, output_dir(output), reliability=reliability, stem=fit_name(stem)
+    )
     if json_output:
         emit_json({
             "explanation": explanation.to_dict(),
