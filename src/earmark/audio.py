@@ -130,6 +130,10 @@ def _riff_rate(path) -> int | None:
     at = head.find(b"fmt ")
     if head[:4] not in (b"RIFF", b"RF64") or at < 0 or len(head) < at + 16:
         return None
+    format_tag = int.from_bytes(head[at + 8 : at + 10], "little")
+    channels = int.from_bytes(head[at + 10 : at + 12], "little")
+    if format_tag == 0 or channels == 0:
+        return None  # not a fmt chunk whose rate alone is wrong
     return int.from_bytes(head[at + 12 : at + 16], "little")
 
 
