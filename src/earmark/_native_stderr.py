@@ -12,6 +12,7 @@ redrawn by another thread) is written back unchanged.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import re
@@ -55,6 +56,7 @@ def _redirected(handle_caught):
             return
         if _capture is None or _capture.closed:
             _capture = tempfile.TemporaryFile()
+            atexit.register(_capture.close)
         capture = _capture
         capture.seek(0)
         capture.truncate()
