@@ -471,3 +471,21 @@ def test_a_file_neither_decoder_reads_names_libsndfiles_reason(tmp_path):
     with pytest.raises(AudioError, match="not readable as audio") as caught:
         info(path)
     assert caught.value.path == str(path)
+
+
+def test_mp3_decoder_notes_name_the_file(tmp_path, philharmonia_dir, capfd):
+    """libmpg123 prints on descriptor 2 itself; each of its lines comes back with the name."""
+    source = sorted(philharmonia_dir.glob("*/*.mp3"))[5]
+    data = bytearray(source.read_bytes())
+    middle = len(data) // 3
+    for index in range(middle, middle + 400):  # a burst of garbage inside the stream
+        data[index] = 0xFF if index % 7 else 0xE3
+    damaged = tmp_path / "damaged.mp3"
+    damaged.write_bytes(bytes(data))
+    capfd.readouterr()
+    y, _ = load(damaged)
+    assert y.size > 0 and np.isfinite(y).all()
+    err = capfd.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines, "expected the decoder to complain about the damaged frames"
+    assert all(line.startswith(f"{damaged}: libmpg123: ") for line in lines), lines

@@ -34,7 +34,11 @@ def _open_audio(path, sndfile_reason: str):
     if not container.streams.audio:
         container.close()
         raise AudioError(path, f"{sndfile_reason}; FFmpeg finds no audio stream in it")
-    return container, container.streams.audio[0]
+    stream = container.streams.audio[0]
+    if stream.codec_context is None or not (stream.codec_context.sample_rate or 0) > 0:
+        container.close()
+        raise AudioError(path, f"{sndfile_reason}; FFmpeg has no decoder for its audio")
+    return container, stream
 
 
 def info(path, sndfile_reason: str):

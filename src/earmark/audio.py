@@ -18,6 +18,7 @@ inflate memory.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from .exceptions import AudioError, ParameterError
+from .exceptions import AudioError, NotReadableBySndfile, ParameterError
 
 __all__ = [
     "AudioInfo", "info", "load", "stream", "SUPPORTED_EXTENSIONS", "SAMPLE_RATE_RANGE",
@@ -85,27 +86,28 @@ def _check_file(path) -> Path:
 
 
 def _open(path) -> sf.SoundFile:
-    """libsndfile's handle, or a _NotSndfile error saying why libsndfile cannot read it."""
+    """libsndfile's handle, or a NotReadableBySndfile error saying why libsndfile cannot read it."""
     path = _check_file(path)
     try:
         return sf.SoundFile(str(path))
     except (sf.LibsndfileError, RuntimeError, TypeError) as error:
-        raise _NotSndfile(path, _sndfile_reason(path, error)) from None
-
-
-class _NotSndfile(AudioError):
-    """libsndfile refused the file; FFmpeg may still read it."""
+        raise NotReadableBySndfile(path, _sndfile_reason(path, error)) from None
 
 
 def _sndfile_reason(path, error) -> str:
-    reason = str(error)
+    reason = str(error).replace(f"Error opening {str(path)!r}: ", "")
     rate = _riff_rate(path)
     low, high = SAMPLE_RATE_RANGE
     if rate is not None and not low <= rate <= high:
         return _implausible_rate(rate)
-    # libsndfile says a cut-short MP3 "does not exist or is not a regular file".
-    if "does not exist" in reason and _looks_like_mp3(path):
-        return "damaged or truncated MP3: no complete frame could be decoded"
+    # libsndfile's MP3 reader says a file without one whole MPEG frame "does not exist or
+    # is not a regular file", which it plainly is.
+    if "does not exist" in reason:
+        if Path(path).suffix.lower() == ".mp3" and _looks_like_mp3(path):
+            return "damaged or truncated MP3: no complete frame could be decoded"
+        return "not readable as audio (read as MPEG audio, no whole frame found in it)"
+    if "malformed" in reason:
+        return f"damaged or truncated ({reason})"
     return f"not readable as audio ({reason})"
 
 
@@ -124,7 +126,16 @@ def _riff_rate(path) -> int | None:
     at = head.find(b"fmt ")
     if head[:4] not in (b"RIFF", b"RF64") or at < 0 or len(head) < at + 16:
         return None
+    format_tag = int.from_bytes(head[at + 8 : at + 10], "little")
+    channels = int.from_bytes(head[at + 10 : at + 12], "little")
+    if format_tag == 0 or channels == 0:
+        return None  # not a fmt chunk whose rate alone is wrong
     return int.from_bytes(head[at + 12 : at + 16], "little")
+
+
+def _mp3_decoder_may_speak(path) -> bool:
+    """Whether libsndfile may hand the file to libmpg123 (by its name or its bytes)."""
+    return Path(path).suffix.lower() == ".mp3" or _looks_like_mp3(path)
 
 
 def _looks_like_mp3(path) -> bool:
@@ -142,8 +153,13 @@ def info(path) -> AudioInfo:
         If the file is missing, empty, not audio, cut short, holds no samples, or its
         header declares an implausible sample rate or more audio than its bytes hold.
     """
+    from ._native_stderr import attributed
+
+    _check_file(path)
     try:
-        with _open(path) as handle:
+        with attributed(path) if _mp3_decoder_may_speak(path) else contextlib.nullcontext():
+            handle = _open(path)
+        with handle:
             result = AudioInfo(
                 path=str(path),
                 sr=int(handle.samplerate),
@@ -152,7 +168,11 @@ def info(path) -> AudioInfo:
                 format=handle.format,
                 subtype=handle.subtype or "",
             )
-    except _NotSndfile as refusal:
+    except NotReadableBySndfile as refusal:
+        # libsndfile's verdict on the formats it reads stands (FFmpeg would guess its way
+        # through a damaged WAV); the rest go to FFmpeg.
+        if Path(path).suffix.lower() in SNDFILE_EXTENSIONS:
+            raise AudioError(path, refusal.reason) from None
         from . import _av_decode
 
         result = _av_decode.info(path, refusal.reason)
@@ -374,16 +394,28 @@ def stream(
 
 
 def _sndfile_blocks(path, start: int, stop: int, block_frames: int) -> Iterator[np.ndarray]:
-    """Blocks of shape (n, channels) from libsndfile, samples ``[start, stop)``."""
+    """Blocks of shape (n, channels) from libsndfile, samples ``[start, stop)``.
+
+    An MP3's decoder (libmpg123) prints its complaints on stderr without the file's
+    name; they are printed again with it (:mod:`earmark._native_stderr`).
+    """
+    from ._native_stderr import attributed
+
+    noisy = _mp3_decoder_may_speak(path)
+    guard = (lambda: attributed(path)) if noisy else contextlib.nullcontext
     remaining = stop - start
-    with _open(path) as handle:
+    with guard():
+        handle = _open(path)
+    with handle:
         if start:
-            handle.seek(start)
+            with guard():
+                handle.seek(start)
         while remaining > 0:
             try:
-                block = handle.read(
-                    min(block_frames, remaining), dtype="float32", always_2d=True
-                )
+                with guard():
+                    block = handle.read(
+                        min(block_frames, remaining), dtype="float32", always_2d=True
+                    )
             except (sf.LibsndfileError, RuntimeError) as error:
                 raise AudioError(
                     path, f"damaged or truncated: decoding failed ({error})"

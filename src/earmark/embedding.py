@@ -20,12 +20,14 @@ time, for work on files too long to hold their embeddings (sound event detection
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
 from . import audio
+from ._native_stderr import without_noise
 from .backends.base import Backend
 from .exceptions import AudioError, BackendError, EarmarkError, ParameterError
 
@@ -232,11 +234,18 @@ class FrameStream:
                     [stacked, np.zeros((batch_size - real, window), dtype=np.float32)]
                 )
             scores = None
-            if self.with_scores:
-                X, scores = backend.embed_and_score_windows(stacked)
-                scores = scores[:real]
-            else:
-                X = backend.embed_windows(stacked)
+            # A runtime's greeting on its first call (LiteRT's XNNPACK line) is dropped.
+            quiet_first = (
+                without_noise() if not getattr(backend, "_greeted", False)
+                else contextlib.nullcontext()
+            )
+            with quiet_first:
+                if self.with_scores:
+                    X, scores = backend.embed_and_score_windows(stacked)
+                    scores = scores[:real]
+                else:
+                    X = backend.embed_windows(stacked)
+            backend._greeted = True
             starts = np.arange(first, first + real, dtype=np.int64) * hop - lead
             # The framing rule emits a frame that ends inside the samples read so far,
             # or, once the blocks are exhausted, one that reaches the end: clipping to

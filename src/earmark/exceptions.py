@@ -15,6 +15,7 @@ __all__ = [
     "LayoutError",
     "ManifestFormatError",
     "NoUsableItemsError",
+    "NotReadableBySndfile",
     "NotFound",
     "UnsupportedMediaType",
     "PayloadTooLarge",
@@ -48,6 +49,10 @@ class AudioError(EarmarkError):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
+
+
+class NotReadableBySndfile(AudioError):
+    """libsndfile refused the file; FFmpeg (PyAV) may still read it."""
 
 
 class NoUsableItemsError(EarmarkError):

@@ -305,3 +305,14 @@ def test_the_manifest_csv_taken_is_named(tmp_path):
     assert manifest.source == "csv" and sorted(manifest.classes) == ["loud", "quiet"]
     assert manifest.detection_notes[0] == "manifest: labels.csv"
     assert any(note.startswith("ignored predictions.csv") for note in manifest.detection_notes)
+
+
+def test_files_of_types_not_read_as_audio_are_counted_not_dropped_in_silence(tmp_path):
+    root = _class_tree(tmp_path / "data")
+    (root / "dog" / "bark.mid").write_bytes(b"MThd")
+    (root / "cat" / "meow.xyz").write_bytes(b"?")
+    (root / "cat" / "notes.txt").write_text("companion files are not worth a word")
+    manifest = load_dataset(root)
+    assert len(manifest) == 4
+    (note,) = [n for n in manifest.detection_notes if n.startswith("not read")]
+    assert "2 file(s) of types earmark does not read as audio (1 .mid, 1 .xyz)" in note

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, Optional
 
@@ -13,6 +15,11 @@ from rich.console import Console
 #: Messages, progress and tables for people go to stderr, so stdout stays clean for --json.
 error_console = Console(stderr=True)
 console = Console(stderr=True)
+
+# scikit-learn repeats this for every 1-shot episode (hundreds of times); say it once.
+warnings.filterwarnings(
+    "once", message="The number of unique classes is greater than 50% of the number of samples"
+)
 
 DataArgument = typer.Argument(
     ...,
@@ -85,24 +92,44 @@ def load_data(data: str, layout: str = "auto", *, quiet: bool = False):
     return manifest
 
 
-def open_backend(name: Optional[str], params: Optional[list[str]], *, quiet: bool = False):
-    """Instantiate a backend and show its licence, as the user chooses it."""
+def open_backend(
+    name: Optional[str], params: Optional[list[str]], *, quiet: bool = False, cache_dir=None
+):
+    """Instantiate a backend and say which it is; its licence the first time it is used
+    with this cache (``cache_dir``, else ``$EARMARK_CACHE_DIR`` or the default one)."""
     from ..backends import get_backend
     from ..backends.registry import DEFAULT_BACKEND
 
     backend = get_backend(name or DEFAULT_BACKEND, **parse_params(params))
     backend.require()
     if not quiet:
-        licence = backend.licence
-        style = "dim" if licence.commercial_use is True else "yellow"
         console.print(
-            f"backend [bold]{backend.name}[/] ({backend.dimension}-d, {backend.sample_rate} Hz) - "
-            f"licence: [{style}]{licence.summary()}[/]",
+            f"backend [bold]{backend.name}[/] ({backend.dimension}-d, {backend.sample_rate} Hz)",
             highlight=False,
         )
-        if licence.attribution:
-            console.print(f"  credit: {licence.attribution}", style="dim", highlight=False)
+        if _first_use(backend.name, cache_dir):
+            licence = backend.licence
+            style = "dim" if licence.commercial_use is True else "yellow"
+            console.print(f"  licence: [{style}]{licence.summary()}[/]", highlight=False)
+            if licence.attribution:
+                console.print(f"  credit: {licence.attribution}", style="dim", highlight=False)
     return backend
+
+
+def _first_use(backend_name: str, cache_dir) -> bool:
+    """True the first time a backend is used with a cache (a marker file in the cache)."""
+    from ..store.base import default_cache_dir
+
+    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    marker = folder / "licences-shown" / backend_name
+    try:
+        if marker.exists():
+            return False
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+    except OSError:
+        return True  # a cache we cannot write: show it every time
+    return True
 
 
 def open_cache(cache_dir: Optional[Path]):
@@ -128,9 +155,18 @@ def _json_default(value):
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def report_failures(failures) -> None:
-    """Summarise files that could not be used, by name, at the end of a batch."""
+def report_failures(failures, *, named_above: bool = False) -> None:
+    """Summarise files that could not be used, by name, at the end of a batch.
+
+    ``named_above``: the progress display already named each file with its reason as it
+    failed; then one line counts them, so that no file is named twice.
+    """
     if not failures:
+        return
+    if named_above:
+        console.print(
+            f"[bold yellow]{len(failures)} file(s) skipped[/] (named above)", highlight=False
+        )
         return
     from rich.table import Table
 
@@ -157,7 +193,7 @@ def embed_clips(manifest, backend, store, *, quiet: bool = False):
 
     X, ok, run = clip_embeddings(manifest, backend, store, progress=not quiet)
     if not quiet:
-        report_failures(run.failures)
+        report_failures(run.failures, named_above=True)
     if not ok.any():
         raise EarmarkError(f"no file could be embedded ({len(run.failures)} failed)")
     return X, manifest.subset(ok), run
@@ -168,6 +204,64 @@ def split_columns(manifest):
     folds = manifest.folds if manifest.has_folds else None
     groups = manifest.groups if manifest.has_groups else None
     return folds, groups
+
+
+def show_progress(*, quiet: bool, json_output: bool) -> bool:
+    """Whether to draw progress: not under -q; under --json only on a terminal (stdout
+    carries the JSON, stderr the bar), so that a piped or logged run stays clean."""
+    return not quiet and (not json_output or console.is_terminal)
+
+
+@contextlib.contextmanager
+def working(description: str, *, quiet: bool):
+    """A spinner with the time elapsed, for a step that takes seconds and reports nothing."""
+    if quiet:
+        yield
+        return
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+        console=console, transient=True,
+    ) as progress:
+        progress.add_task(description, total=None)
+        yield
+
+
+def skipped_json(run) -> list[dict]:
+    """The files a run could not use, for a ``--json`` payload (as ``embed --json`` lists)."""
+    return [{"path": failure.path, "reason": failure.reason} for failure in run.failures]
+
+
+#: A spreadsheet runs a cell that starts with one of these as a formula.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value) -> str:
+    """A value as CSV text that a spreadsheet shows, never evaluates (``'`` before a
+    leading ``=``, ``+``, ``-``, ``@``, tab or carriage return, as OWASP advises).
+    Numbers are written as they are, so a negative score stays a number."""
+    if value is None:
+        return ""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    text = str(value)
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+
+
+def write_csv_atomically(path: Path, header, rows) -> Path:
+    """Write a CSV whole or not at all (:func:`earmark.files.atomic_path`); text cells go
+    through :func:`csv_cell`."""
+    import csv
+
+    from ..files import atomic_path
+
+    with atomic_path(path) as temporary, open(temporary, "w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(header)
+        for row in rows:
+            writer.writerow([csv_cell(value) for value in row])
+    return Path(path)
 
 
 def output_dir(path: Optional[Path]) -> Path:

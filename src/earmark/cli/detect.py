@@ -8,7 +8,9 @@ from typing import Optional
 import typer
 
 from ._cluster import ClusterOption, WorkersOption, cluster_client
-from ._common import JsonOption, QuietOption, console, emit_json, output_dir, report_failures
+from ._common import (
+    JsonOption, QuietOption, console, emit_json, output_dir, report_failures, show_progress,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -76,8 +78,10 @@ def detect(
     )
     paths = expand(files)
     target = output_dir(out_dir)
+    progress = _Progress(
+        len(paths), disabled=not show_progress(quiet=quiet, json_output=json_output)
+    )
     quiet = quiet or json_output
-    progress = _Progress(len(paths), disabled=quiet)
     with cluster_client(cluster, workers, quiet=quiet) as client:
         # Checked here, before the progress display starts: a bad option is one clean line.
         each_file = detect_files(

@@ -11,6 +11,7 @@ from ._cluster import ClusterOption, WorkersOption, cluster_client
 from ._common import (
     BackendOption, BackendParamOption, CacheOption, DataArgument, JsonOption, LayoutOption,
     QuietOption, console, emit_json, load_data, open_backend, open_cache, report_failures,
+    show_progress,
 )
 
 
@@ -29,15 +30,17 @@ def embed(
     cluster: Optional[str] = ClusterOption,
     workers: Optional[int] = WorkersOption,
 ) -> None:
-    """Embed every item of DATA into the cache. Killed and run again, it goes on where it was."""
+    """Embed every item of DATA (a dataset, or one audio file) into the cache. Killed and run
+    again, it goes on where it was."""
     from ..pipeline import embed_manifest
 
+    progress = show_progress(quiet=quiet, json_output=json_output)
     quiet = quiet or json_output
-    manifest = load_data(data, layout, quiet=quiet)
-    backend = open_backend(backend_name, backend_params, quiet=quiet)
+    manifest = _audio_file(data) or load_data(data, layout, quiet=quiet)
+    backend = open_backend(backend_name, backend_params, quiet=quiet, cache_dir=cache_dir)
     store = open_cache(cache_dir)
     with cluster_client(cluster, workers, quiet=quiet) as client:
-        run = embed_manifest(manifest, backend, store, progress=not quiet, client=client)
+        run = embed_manifest(manifest, backend, store, progress=progress, client=client)
     if json_output:
         emit_json({
             "backend": backend.identity(),
@@ -52,7 +55,17 @@ def embed(
             "workers": run.n_workers,
         })
     else:
-        report_failures(run.failures)
+        report_failures(run.failures, named_above=not quiet)
         console.print(run.summary().splitlines()[0], highlight=False)
     if run.failures and len(run.failures) == len(manifest):
         raise typer.Exit(1)
+
+
+def _audio_file(data: str) -> list[str] | None:
+    """``[data]`` if DATA is one audio file (embedding needs no label), else None."""
+    from ..audio import SUPPORTED_EXTENSIONS
+
+    path = Path(data)
+    if path.is_file() and path.suffix.lower() in SUPPORTED_EXTENSIONS:
+        return [str(path)]
+    return None

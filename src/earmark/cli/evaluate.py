@@ -13,7 +13,7 @@ import typer
 
 from ._common import (
     BackendOption, BackendParamOption, CacheOption, DataArgument, JsonOption, LayoutOption, LearnerOption,
-    QuietOption, console, embed_clips, emit_json, load_data, open_backend, open_cache,
+    QuietOption, console, embed_clips, emit_json, load_data, open_backend, open_cache, skipped_json,
     output_dir, split_columns,
 )
 
@@ -70,7 +70,7 @@ def evaluate(
         evaluate_domains_command(
             X, manifest, backend, learner=learner, train_domains=train_domains,
             test_domains=test_domains, methods=adapt_methods or [], n_splits=n_splits,
-            output=output, json_output=json_output,
+            output=output, json_output=json_output, skipped=skipped_json(_run),
         )
         return
     folds, groups = split_columns(manifest)
@@ -86,7 +86,7 @@ def evaluate(
              "confusion_matrix": str(target / f"{stem}-confusion.png")}
     operating = write_score_figures(result, target, stem, f"{backend.name} + {learner}", files)
     payload = {"backend": backend.identity(), **result.to_dict(predictions=False),
-               "operating_points": operating, "files": files}
+               "operating_points": operating, "files": files, "skipped": skipped_json(_run)}
     if json_output:
         emit_json(payload)
         return
@@ -145,7 +145,7 @@ def show_result(result, backend_name: str, learner: str) -> None:
 
 def evaluate_domains_command(
     X, manifest, backend, *, learner, train_domains, test_domains, methods, n_splits,
-    output, json_output,
+    output, json_output, skipped=None,
 ) -> None:
     """The ``--train-domain`` / ``--test-domain`` form: the gap, the shift, and a picture."""
     from ..adaptation import evaluate_domains
@@ -158,7 +158,7 @@ def evaluate_domains_command(
     target = output_dir(output)
     stem = (f"domains-{backend.name}-{learner}-{'+'.join(result.train_domains)}-to-"
             f"{'+'.join(result.test_domains)}").replace("/", "_")
-    payload = {"backend": backend.identity(), **result.to_dict()}
+    payload = {"backend": backend.identity(), **result.to_dict(), "skipped": skipped or []}
     subtitles = {"before": f"accuracy {result.cross_domain.accuracy:.1%}, "
                            f"distinguishable {result.shift.distinguishability:.2f}"}
     for name, row in result.adapted.items():

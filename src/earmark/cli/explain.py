@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from ._common import JsonOption, QuietOption, console, emit_json, output_dir
+from ._common import JsonOption, QuietOption, console, emit_json, output_dir, working
 
 
 def register(app: typer.Typer) -> None:
@@ -78,17 +78,31 @@ def explain(
     from ..interpret.perturb import model_backend
     from ..interpret.reliability import assess
     from ..interpret.render import write_explanation
+    from rich.markup import escape
+
+    from ..detection.batch import fit_name
     from ..models import load_model
 
     model = load_model(model_path)
     backend = model_backend(model)
-    explanation = explain_file(
-        model, file, label=label, method=method, n_time=segments, n_bands=bands,
-        baseline=baseline, n_samples=samples, seed=seed, backend=backend,
-        start_s=start_s, end_s=end_s, max_duration_s=max_duration_s,
+    silent = quiet or json_output
+    with working(f"explaining {escape(file.name)} ({method})", quiet=silent):
+        explanation = explain_file(
+            model, file, label=label, method=method, n_time=segments, n_bands=bands,
+            baseline=baseline, n_samples=samples, seed=seed, backend=backend,
+            start_s=start_s, end_s=end_s, max_duration_s=max_duration_s,
+        )
+    reliability = None
+    if check:
+        with working("checking its reliability (deletion, insertion, stability)", quiet=silent):
+            reliability = assess(explanation, model, backend=backend, seed=seed)
+    # Outputs named after the file (and span), short enough for any file system.
+    stem = file.stem if start_s is None and end_s is None else (
+        f"{file.stem}.{first:g}-{last:g}s"
     )
-    reliability = assess(explanation, model, backend=backend, seed=seed) if check else None
-    paths = write_explanation(explanation, output_dir(output), reliability=reliability)
+    paths = write_explanation(
+        explanation, output_dir(output), reliability=reliability, stem=fit_name(stem)
+    )
     if json_output:
         emit_json({
             "explanation": explanation.to_dict(),

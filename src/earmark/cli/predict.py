@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import io
 import json
 import sys
 from pathlib import Path
@@ -100,14 +99,15 @@ def write_rows(rows: list[dict], output: Optional[Path]) -> None:
     A taxonomy model's rows gain a label and score per level and the ``backoff`` label.
     Cells that a spreadsheet would run as a formula are written as text.
     """
+    from ._common import csv_cell, write_csv_atomically
+
     if output is not None and output.suffix.lower() == ".json":
         atomic_write(output, json.dumps(rows, indent=2))
         return
     levels = list(next((row["levels"] for row in rows if row.get("levels")), {}))
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    header = ["path", "label", "score", "top_k", "unknown", "error"]
-    writer.writerow(header + levels + (["backoff"] if levels else []))
+    header = ["path", "label", "score", "top_k", "unknown", "error"] + levels
+    header += ["backoff"] if levels else []
+    table = []
     for row in rows:
         top = ";".join(f"{t['label']}:{t['score']:.4f}" for t in row["top_k"])
         score = "" if row["score"] is None else f"{row['score']:.4f}"
@@ -115,15 +115,10 @@ def write_rows(rows: list[dict], output: Optional[Path]) -> None:
         if levels:
             given = row.get("levels") or {}
             cells += [given.get(name, "") for name in levels] + [row.get("backoff") or ""]
-        writer.writerow([_as_text(cell) for cell in cells])
-    if output is None:
-        sys.stdout.write(buffer.getvalue())
-    else:
-        atomic_write(output, buffer.getvalue())
-
-
-def _as_text(cell):
-    """A cell a spreadsheet would evaluate (``=``, ``+``, ``-``, ``@`` first) as plain text."""
-    if isinstance(cell, str) and cell[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + cell
-    return cell
+        table.append(cells)
+    if output is not None:
+        write_csv_atomically(output, header, table)
+        return
+    writer = csv.writer(sys.stdout)
+    writer.writerow(header)
+    writer.writerows([csv_cell(cell) for cell in cells] for cells in table)

@@ -9,7 +9,7 @@ import typer
 
 from ._common import (
     BackendOption, BackendParamOption, CacheOption, DataArgument, JsonOption, LayoutOption, LearnerOption,
-    QuietOption, console, embed_clips, emit_json, load_data, open_backend, open_cache,
+    QuietOption, console, embed_clips, emit_json, load_data, open_backend, open_cache, skipped_json,
 )
 
 
@@ -99,6 +99,7 @@ def train(
         return train_prototype_network(manifest, output, encoder=encoder, json_output=json_output,
                                        quiet=quiet, prototypes_per_class=prototypes_per_class)  # fmt: skip
     backend = open_backend(backend_name, backend_params, quiet=quiet)
+    skipped: list = []
     if mil is not None:
         model = _train_mil(manifest, backend, mil, quiet=quiet)
         learner, n_items = model.learner, model.training["n_items"]
@@ -106,9 +107,10 @@ def train(
         X, manifest, _run = embed_clips(manifest, backend, open_cache(cache_dir), quiet=quiet)
         model = EarmarkModel.train(X, manifest.y, backend=backend, learner=learner, **params)
         n_items = X.shape[0]
+        skipped = skipped_json(_run)
     path = model.save(output)
     if json_output:
-        emit_json({"model": str(path), **model.metadata()})
+        emit_json({"model": str(path), **model.metadata(), "skipped": skipped})
         return
     if params and not quiet:
         show_class_thresholds(model.pipeline[-1])

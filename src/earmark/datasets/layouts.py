@@ -466,8 +466,39 @@ def load_dataset(path, *, layout: str = "auto") -> Manifest:
             path = path.parents[1]  # meta/esc50.csv or metadata/UrbanSound8K.csv
         manifest = _BUILDERS[layout](path)
     manifest.source = layout
-    #: What detection decided beyond the layout: which CSV it read, which it ignored.
+    #: What detection decided beyond the layout: which CSV it read, which it ignored,
+    #: which files it did not read as audio.
     manifest.detection_notes = list(getattr(manifest, "detection_notes", [])) + [
         f"ignored {name}: {fault}" for name, fault in ignored.items()
     ]
+    if path.is_dir() and layout != "csv":
+        manifest.detection_notes += _unread_note(path)
     return manifest
+
+
+#: Files a dataset folder holds beside its audio, not worth a word.
+_COMPANIONS = {
+    ".csv", ".tsv", ".txt", ".json", ".md", ".rst", ".yaml", ".yml", ".xml", ".html", ".htm",
+    ".pdf", ".png", ".jpg", ".jpeg", ".gif", ".svg", ".npy", ".npz", ".log", ".py", ".ipynb",
+    ".earmark", ".protonet", ".lock", "",
+}
+
+
+def _unread_note(root: Path) -> list[str]:
+    """A note on the files of types earmark does not read as audio, so none go unsaid."""
+    unread: dict[str, list[str]] = {}
+    for here, subfolders, files in os.walk(root):
+        subfolders[:] = [name for name in subfolders if _visible(name)]
+        for name in files:
+            suffix = os.path.splitext(name)[1].lower()
+            if _visible(name) and suffix not in SUPPORTED_EXTENSIONS and suffix not in _COMPANIONS:
+                unread.setdefault(suffix, []).append(os.path.join(here, name))
+    if not unread:
+        return []
+    total = sum(len(paths) for paths in unread.values())
+    kinds = ", ".join(f"{len(paths)} {suffix}" for suffix, paths in sorted(unread.items()))
+    example = next(iter(sorted(unread.values())))[0]
+    return [
+        f"not read: {total} file(s) of types earmark does not read as audio ({kinds}), "
+        f"e.g. {example}"
+    ]

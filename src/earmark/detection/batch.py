@@ -23,7 +23,8 @@ from .events import FORMATS
 from .stream import DetectionResult, _prepare, detect_file
 
 __all__ = [
-    "DetectTask", "FileDetection", "OUTPUT_SUFFIXES", "detect_files", "detect_task", "output_names",
+    "DetectTask", "FileDetection", "MAX_NAME_BYTES", "OUTPUT_SUFFIXES", "detect_files",
+    "detect_task", "fit_name", "output_names",
 ]
 
 #: What each format's file is called after the input's name.
@@ -98,15 +99,16 @@ def output_names(paths: Sequence) -> list[str]:
         return []
     root = Path(os.path.commonpath([str(path.parent) for path in absolute]))
     relative = [path.relative_to(root).as_posix() for path in absolute]
-    names = [_fit(path.relative_to(root).with_suffix("").as_posix()) for path in absolute]
-    # Same name, other suffix (a.wav, a.flac): keep the suffix in those names.
-    counts = Counter(name.casefold() for name in names)
-    names = [
-        _fit(whole) if counts[name.casefold()] > 1 else name
-        for name, whole in zip(names, relative)
-    ]
-    # Whatever still collides (a.wav.wav kept whole beside a.wav kept whole is
-    # impossible, but a.wav.wav -> "a.wav" beside a.wav kept as "a.wav" is not):
+    names = [fit_name(path.relative_to(root).with_suffix("").as_posix()) for path in absolute]
+    # Same name, other suffix (a.wav, a.flac): keep the suffix in those names; again for
+    # names that then meet a name kept whole (a.wav.wav's "a.wav" beside a.wav).
+    for _ in range(2):
+        counts = Counter(name.casefold() for name in names)
+        names = [
+            fit_name(whole) if counts[name.casefold()] > 1 else name
+            for name, whole in zip(names, relative)
+        ]
+    # Only case can still make two names one (A.wav, a.wav on a case-blind disk):
     # number the later ones.
     taken: set[str] = set()
     unique = []
@@ -120,8 +122,17 @@ def output_names(paths: Sequence) -> list[str]:
     return unique
 
 
-def _fit(name: str) -> str:
-    """``name`` with each part at most :data:`MAX_NAME_BYTES` bytes (see output_names)."""
+def fit_name(name: str) -> str:
+    """``name`` with each ``/``-separated part at most :data:`MAX_NAME_BYTES` bytes: a
+    longer part keeps its start and gets a hash of the whole, so names stay distinct.
+
+    Examples
+    --------
+    >>> fit_name("short")
+    'short'
+    >>> len(fit_name("x" * 300).encode()) <= MAX_NAME_BYTES
+    True
+    """
     parts = name.split("/")
     fitted = []
     for part in parts:

@@ -116,6 +116,15 @@ def embed_manifest(
                    keys=list(plan.keys), n_tasks=len(plan.tasks))
     writer = RecordWriter(store, write_batch=write_batch, replace_keys=plan.frameless)
     workers = executor.n_workers if client is not None else None
+    n_cached = sum(1 for key in plan.keys if key is not None and key in plan.stored)
+    if progress is True and n_cached:
+        # A resumed run says what it found before its bar starts.
+        from rich.console import Console
+
+        Console(stderr=True).print(
+            f"{n_cached} of {len(items)} items already in the cache; "
+            f"embedding the other {len(items) - n_cached}", highlight=False,
+        )
     reporter = EmbedReporter(progress, len(items), sum(plan.durations.values()), workers=workers)
     tally = _Tally(run, items, reporter)
 

@@ -1,5 +1,8 @@
 """The labelling loop's web server: search by example, listen, label, train, repeat.
 
+Longer than ~500 lines: the session, the routes and their error handling are one
+small web app, read together; labels and active learning live in sibling modules.
+
 A Starlette app over one store and one backend configuration. It holds no logic of its
 own: search is :mod:`earmark.explore.search`, labels are
 :class:`~earmark.explore.labels.LabelStore` (written at once, so stopping the server
@@ -269,7 +272,7 @@ class LabellingSession:
         """
         import numpy as np
 
-        from ...model import EarmarkModel
+        from ...models import EarmarkModel
         from ..labels import check_target
 
         target = check_target(target)
