@@ -1,5 +1,8 @@
 """Read a dataset folder or CSV as a :class:`~earmark.manifest.Manifest`, detecting its layout.
 
+Longer than ~500 lines: each layout is a short reader, and detection must see them
+all at once to say which one a folder is and why the others are not.
+
 Layouts, with what each contributes beyond labels:
 
 ``csv``
