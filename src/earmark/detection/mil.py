@@ -1,5 +1,8 @@
 """Multiple-instance learning: a frame detector trained from clip labels only.
 
+Longer than ~500 lines: the estimator, its NumPy forward pass (four poolings, frame
+context) and the checks of its inputs belong together; the torch side is _mil_torch.
+
 A recording is a *bag* of frame embeddings, and only the bag has a label ("there is a
 flute somewhere in here"). :class:`MILClassifier` scores every frame with a small
 network (standardise, ``dim -> hidden -> n_classes``, one logit per frame and class),

@@ -1,5 +1,8 @@
 """Models over a backend's embeddings: clip classifiers and multiple-instance frame models.
 
+Longer than ~500 lines: one class for both kinds (training, prediction, saving, the
+file reader's last step), which share everything but what they read.
+
 An :class:`EarmarkModel` is a fitted learner (:mod:`earmark.learners`) plus everything
 needed to use it on new audio: the identity of the embedding backend whose vectors it
 learned from (name, parameters, version, weights hash), the class names and a training
