@@ -57,6 +57,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--recordings", type=int, default=400)
     parser.add_argument("--field-minutes", type=float, default=25.0)
+    parser.add_argument("--test-files", type=int, default=20)
     parser.add_argument("--ablations", action="store_true")
     args = parser.parse_args()
 
@@ -72,7 +73,7 @@ def main() -> None:
     with threadpool_limits(2):
         started = time.perf_counter()
         sets = build_sets(Path(args.shared), args.work / "audio", args.seed, args.recordings,
-                          args.field_minutes)
+                          args.field_minutes, args.test_files)
         weak, test, field, clean_train, speech_train = sets
         print(f"sets built in {time.perf_counter() - started:.0f} s: training "
               f"{len(weak.paths)} x 10 s; test {len(test.paths)} x 60 s, {len(test.truth)} "
@@ -190,7 +191,8 @@ def _figures(scapes, estimated) -> dict:
             "true": len(scapes.truth)}
 
 
-def build_sets(shared: Path, out: Path, seed: int, n_recordings: int, field_minutes: float):
+def build_sets(shared: Path, out: Path, seed: int, n_recordings: int, field_minutes: float,
+               n_test: int = 20):
     """The development set (see the module docstring); the same for the same seed."""
     from earmark.datasets import load_dataset
     from earmark.detection.soundscapes import make_soundscapes
@@ -225,12 +227,12 @@ def build_sets(shared: Path, out: Path, seed: int, n_recordings: int, field_minu
             prefix=f"weak{k}", **common))
     weak = _Joined([p for part in parts for p in part.paths],
                    pd.concat([part.truth for part in parts], ignore_index=True))
-    test = make_soundscapes(test_events, speech_test, out_dir=out / "test", n=20, duration_s=60.0,
+    test = make_soundscapes(test_events, speech_test, out_dir=out / "test", n=n_test, duration_s=60.0,
                             events_per_minute=8.0, seed=seed + 2, prefix="test", **common)
     field = make_soundscapes(test_events, speech_test, out_dir=out / "field", n=1,
                              duration_s=field_minutes * 60, events_per_minute=15 / field_minutes,
                              seed=seed + 3, prefix="field", **common)
-    speech_clips = [(p, "background") for p in speech_train[:200]]
+    speech_clips = [(p, "background") for p in speech_train[:120]]
     return weak, test, field, train_events, speech_clips
 
 
