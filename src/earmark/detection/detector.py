@@ -101,7 +101,7 @@ def weak_items(data, *, layout: str = "auto", negatives: Sequence = ()) -> WeakI
     >>> _ = (folder / "weak.csv").write_text("path,labels\\na.wav,dog;bird\\nb.wav,\\nc.wav,dog\\n")
     >>> items = weak_items(folder / "weak.csv")
     >>> items.label_sets, items.skipped
-    ([('dog', 'bird'), ()], ['row 3 (c.wav): no such file'])
+    ([('bird', 'dog'), ()], ['row 3 (c.wav): no such file'])
     """
     path = Path(data).expanduser()
     if path.is_file() and path.suffix.lower() == ".csv":
