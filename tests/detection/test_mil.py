@@ -397,7 +397,7 @@ def test_clone_and_params_round_trip():
     model = MILClassifier(pooling="max", hidden=32, epochs=5, dropout=0.2, random_state=3)
     params = model.get_params()
     assert params == dict(
-        pooling="max", hidden=32, epochs=5, learning_rate=1e-3, weight_decay=1e-4,
+        pooling="max", context=0, hidden=32, epochs=5, learning_rate=1e-3, weight_decay=1e-4,
         batch_size=32, dropout=0.2, random_state=3,
     )
     cloned = clone(model)
@@ -481,7 +481,7 @@ def test_bad_training_input_says_what_was_expected(bags, y, message):
 @pytest.mark.parametrize(
     "params, message",
     [
-        (dict(pooling="sum"), r"expected pooling in \('max', 'mean', 'attention'\), got 'sum'"),
+        (dict(pooling="sum"), r"expected pooling in \('max', 'mean', 'attention', 'linear-softmax'\), got 'sum'"),
         (dict(hidden=0), "expected hidden to be an integer >= 1, got 0"),
         (dict(epochs=2.5), "expected epochs to be an integer >= 1, got 2.5"),
         (dict(learning_rate=0), "expected learning_rate > 0"),

@@ -30,20 +30,25 @@ def detect(
     ),
     thresholds: Optional[list[str]] = typer.Option(
         None, "--threshold", "-t",
-        help="Score threshold (default 0.5), or LABEL=VALUE for one class; repeatable.",
+        help="Score threshold, or LABEL=VALUE for one class; repeatable. Default: the "
+        "thresholds a detector learned (earmark train --detector), else 0.5.",
     ),
-    median_s: float = typer.Option(0.0, "--median-s", help="Median filter length in seconds."),
-    min_duration_s: float = typer.Option(
-        0.0, "--min-duration-s", help="Drop events shorter than this."
+    median_s: Optional[float] = typer.Option(
+        None, "--median-s", help="Median filter length in seconds (default: learned, else 0)."
     ),
-    merge_gap_s: float = typer.Option(
-        0.0, "--merge-gap-s", help="Merge events of one class at most this far apart."
+    min_duration_s: Optional[float] = typer.Option(
+        None, "--min-duration-s", help="Drop events shorter than this (default: learned, else 0)."
+    ),
+    merge_gap_s: Optional[float] = typer.Option(
+        None, "--merge-gap-s",
+        help="Merge events of one class at most this far apart (default: learned, else 0).",
     ),
     cells: Optional[str] = typer.Option(
         None, "--cells",
         help="mean, min or max: when windows overlap (window longer than hop), score the "
         "short cells between window edges by reducing the windows over each, so events are "
-        "not stretched by a window on each side. Default: runs of whole windows.",
+        "not stretched by a window on each side. Default: learned, else runs of whole "
+        "windows; 'none' for whole windows.",
     ),
     window_s: Optional[float] = typer.Option(
         None, "--window", help="Window in seconds (default: the backend's window)."
@@ -59,6 +64,7 @@ def detect(
 ) -> None:
     """Find where each class sounds in each file; one events file per input and format."""
     from ..detection.batch import detect_files
+    from ..detection.postprocessing import resolve_postprocessing
     from ..detection.stream import SlidingWindows
     from ..exceptions import ParameterError
     from ..models import load_model
@@ -76,6 +82,10 @@ def detect(
         model if hasattr(model, "segment_proba")
         else SlidingWindows(model, window_s=window_s, hop_s=hop_s)
     )
+    settings = resolve_postprocessing(
+        getattr(model, "postprocessing", None), threshold=_thresholds(thresholds),
+        median_s=median_s, min_duration_s=min_duration_s, merge_gap_s=merge_gap_s, cells=cells,
+    )
     paths = expand(files)
     target = output_dir(out_dir)
     progress = _Progress(
@@ -88,9 +98,7 @@ def detect(
             scorer, backend, paths, target,
             formats=formats or ["csv"], plot=plot,
             on_file=progress.start_file, on_progress=progress.advance,
-            threshold=_thresholds(thresholds), median_s=median_s,
-            min_duration_s=min_duration_s, merge_gap_s=merge_gap_s, cells=cells,
-            client=client,
+            **settings, client=client,
         )
         reports = []
         with progress:
@@ -128,7 +136,7 @@ def _thresholds(values: Optional[list[str]]):
             raise ParameterError(
                 f"expected --threshold VALUE or LABEL=VALUE, got {value!r}"
             ) from None
-    return thresholds or 0.5
+    return thresholds or None
 
 
 class _Progress:

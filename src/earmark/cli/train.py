@@ -38,6 +38,18 @@ def train(
         help="Multiple-instance model on frame embeddings (pooling: max, mean or "
         "attention): learns from clip labels, then scores every frame, for `detect`.",
     ),
+    detector: bool = typer.Option(
+        False, "--detector",
+        help="Sound event detector for `detect`: learns from label sets per recording "
+        "(a;b, or an empty cell for none of the classes), with context over frames, on "
+        "the backend's finest time grid; thresholds, median filter, minimum duration "
+        "and merge gap are chosen on a validation split by group and stored in the model.",
+    ),
+    negatives: Optional[list[Path]] = typer.Option(
+        None, "--negatives",
+        help="Folder (or file) of recordings in which none of the classes sounds; "
+        "repeatable. With --detector or --mil.",
+    ),
     prototype_network: bool = typer.Option(
         False, "--prototype-network",
         help="Interpretable prototype network on spectrogram patches: decides by likeness "
@@ -86,6 +98,12 @@ def train(
             "--target-precision/--target-recall apply to clip learners (--learner), "
             "not to --mil, --prototype-network or --taxonomy models"
         )
+    if negatives and not (detector or mil):
+        raise ParameterError("--negatives goes with --detector or --mil")
+    if detector or mil is not None:
+        return _train_frames(data, output, backend_name, backend_params, layout, cache_dir,
+                             pooling=None if detector else mil, negatives=negatives or [],
+                             json_output=json_output, quiet=quiet)
     if taxonomy is not None:
         # Stored as a plain mapping, so the model file needs nothing else to run.
         params["taxonomy"] = load_taxonomy(taxonomy).to_dict()
@@ -99,15 +117,10 @@ def train(
         return train_prototype_network(manifest, output, encoder=encoder, json_output=json_output,
                                        quiet=quiet, prototypes_per_class=prototypes_per_class)  # fmt: skip
     backend = open_backend(backend_name, backend_params, quiet=quiet)
-    skipped: list = []
-    if mil is not None:
-        model = _train_mil(manifest, backend, mil, quiet=quiet)
-        learner, n_items = model.learner, model.training["n_items"]
-    else:
-        X, manifest, _run = embed_clips(manifest, backend, open_cache(cache_dir), quiet=quiet)
-        model = EarmarkModel.train(X, manifest.y, backend=backend, learner=learner, **params)
-        n_items = X.shape[0]
-        skipped = skipped_json(_run)
+    X, manifest, _run = embed_clips(manifest, backend, open_cache(cache_dir), quiet=quiet)
+    model = EarmarkModel.train(X, manifest.y, backend=backend, learner=learner, **params)
+    n_items = X.shape[0]
+    skipped = skipped_json(_run)
     path = model.save(output)
     if json_output:
         emit_json({"model": str(path), **model.metadata(), "skipped": skipped})
@@ -143,13 +156,74 @@ def show_class_thresholds(classifier) -> None:
                           f"{threshold:.3f}", style="dim", highlight=False)
 
 
-def _train_mil(manifest, backend, pooling: str, *, quiet: bool):
-    """A frame model from every readable item's frame embeddings; bad files are named."""
+def _train_frames(data, output, backend_name, backend_params, layout, cache_dir, *,
+                  pooling, negatives, json_output, quiet):
+    """A detector (``pooling=None``) or a plain MIL model from recordings' label sets."""
+    from ..detection.detector import FINE_GRID, detector_frames, train_detector, weak_items
+    from ..exceptions import EarmarkError
     from ..models import EarmarkModel
-    from ..pipeline import frame_bags
+    from ._common import parse_params
 
-    bags, ok, reasons = frame_bags([str(path) for path in manifest.paths], backend)
+    items = weak_items(data, layout=layout, negatives=negatives)
+    for reason in items.skipped:
+        console.print(f"skipped {reason}", style="yellow", highlight=False)
+    params = list(backend_params or [])
+    from ..backends.registry import DEFAULT_BACKEND
+
+    name = backend_name or DEFAULT_BACKEND
+    if pooling is None and name in FINE_GRID:
+        given = parse_params(params)
+        params += [f"{k}={v}" for k, v in FINE_GRID[name].items() if k not in given]
+    backend = open_backend(backend_name, params, quiet=quiet)
     if not quiet:
-        for path, reason in zip([p for p, good in zip(manifest.paths, ok) if not good], reasons):
-            console.print(f"skipped {path}: {reason}", style="yellow", highlight=False)
-    return EarmarkModel.train_mil(bags, manifest.y[ok], backend=backend, pooling=pooling)
+        console.print(
+            f"{len(items.paths)} recordings, {len(items.classes)} classes, "
+            f"{items.n_negatives} with none of them; {backend.name} frames every "
+            f"{backend.hop_s:g} s", highlight=False,
+        )
+    frames, failures = detector_frames(items.paths, backend, open_cache(cache_dir),
+                                       progress=not quiet)
+    for index, reason in failures.items():
+        console.print(f"skipped {items.paths[index]}: {reason}", style="yellow", highlight=False)
+    keep = [i for i, f in enumerate(frames) if f is not None]
+    if not keep:
+        raise EarmarkError(f"no recording could be embedded ({len(failures)} failed)")
+    label_sets = [items.label_sets[i] for i in keep]
+    if pooling is None:
+        model = train_detector([frames[i] for i in keep], label_sets, backend=backend,
+                               groups=[items.groups[i] for i in keep])
+    else:
+        model = EarmarkModel.train_mil([frames[i][0] for i in keep], label_sets,
+                                       backend=backend, pooling=pooling)
+    path = model.save(output)
+    if json_output:
+        emit_json({"model": str(path), **model.metadata()})
+        return
+    if model.postprocessing and not quiet:
+        _print_validation(model.postprocessing)
+    console.print(
+        f"trained [bold]{model.learner}[/] on {len(keep)} recordings of {backend.name} frames, "
+        f"{len(model.classes_)} classes -> [bold]{path}[/]"
+    )
+
+
+def _print_validation(postprocessing) -> None:
+    from rich.table import Table
+
+    validation = postprocessing["validation"]
+    table = Table(title=f"validation ({validation['n_recordings']} recordings held out by group; "
+                  f"a class is found when at least one event of it is detected)")
+    for column in ("class", "threshold", "precision", "recall", "F", "events", "labelled"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for label, row in [*validation["per_class"].items(), ("all", validation["overall"])]:
+        threshold = postprocessing["thresholds"].get(label)
+        table.add_row(label, "" if threshold is None else f"{threshold:.2f}",
+                      f"{row['precision']:.2f}", f"{row['recall']:.2f}", f"{row['f']:.2f}",
+                      str(row["events"]), str(row["labelled"]))
+    console.print(table)
+    console.print(
+        f"post-processing stored in the model: median {postprocessing['median_s']:g} s, "
+        f"minimum duration {postprocessing['min_duration_s']:g} s, merge gap "
+        f"{postprocessing['merge_gap_s']:g} s, cells {postprocessing['cells'] or 'whole frames'}",
+        highlight=False,
+    )

@@ -43,6 +43,11 @@ class MILNetwork(nn.Module):
         padding = ~mask.unsqueeze(-1)
         if self.pooling == "max":
             return logits.masked_fill(padding, float("-inf")).amax(dim=1)
+        if self.pooling == "linear-softmax":
+            probability = torch.sigmoid(logits).masked_fill(padding, 0.0)
+            pooled = (probability * probability).sum(dim=1) / probability.sum(dim=1).clamp_min(1e-6)
+            pooled = pooled.clamp(1e-6, 1 - 1e-6)
+            return torch.log(pooled) - torch.log1p(-pooled)
         if self.pooling == "mean":
             total = logits.masked_fill(padding, 0.0).sum(dim=1)
             return total / mask.sum(dim=1, keepdim=True)

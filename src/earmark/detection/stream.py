@@ -146,6 +146,51 @@ class _FrameSession:
         return None
 
 
+class _ContextSession(_FrameSession):
+    """One score row per frame from a scorer that reads ``context_frames`` neighbours on
+    each side: frames are held until their right-hand context has arrived, and the
+    file's edges repeat its first and last frame (as the scorer does on a whole
+    recording), so the scores are the same as on the file read at once."""
+
+    def __init__(self, scorer, backend):
+        super().__init__(scorer, backend)
+        self.context = int(scorer.context_frames)
+        self._X = None  # frames held: context before the next frame to score, and after
+        self._start = np.zeros(0)
+        self._end = np.zeros(0)
+
+    def feed(self, batch: FrameBatch):
+        if len(batch.X) == 0:
+            return None
+        if self._X is None:
+            self._X = np.repeat(batch.X[:1], self.context, axis=0)
+        self._X = np.concatenate([self._X, batch.X])
+        self._start = np.concatenate([self._start, batch.start_s])
+        self._end = np.concatenate([self._end, batch.end_s])
+        return self._score()
+
+    def finish(self, n_frames_total: int):
+        if self._X is None or len(self._start) == 0:
+            return None
+        self._X = np.concatenate([self._X, np.repeat(self._X[-1:], self.context, axis=0)])
+        return self._score()
+
+    def _score(self):
+        ready = self._X.shape[0] - 2 * self.context  # frames with context on both sides
+        if ready < 1:
+            return None
+        scores = np.asarray(self.scorer.segment_proba(self._X, padded=True), dtype=np.float32)
+        if scores.shape != (ready, self.n_classes):
+            raise EarmarkError(
+                f"segment_proba: expected scores of shape ({ready}, {self.n_classes}), "
+                f"got {scores.shape}"
+            )
+        out = scores, self._start[:ready], self._end[:ready]
+        self._X = self._X[ready:]
+        self._start, self._end = self._start[ready:], self._end[ready:]
+        return out
+
+
 class _WindowSession:
     """One score row per window, keeping only the frames a window still needs."""
 
@@ -204,6 +249,8 @@ def _session(scorer, backend):
     if isinstance(scorer, SlidingWindows):
         return _WindowSession(scorer, backend)
     if hasattr(scorer, "segment_proba"):
+        if getattr(scorer, "context_frames", 0):
+            return _ContextSession(scorer, backend)
         return _FrameSession(scorer, backend)
     if hasattr(scorer, "predict_proba"):
         return _WindowSession(SlidingWindows(scorer), backend)

@@ -1,7 +1,7 @@
 """Models over a backend's embeddings: clip classifiers and multiple-instance frame models.
 
-Longer than ~500 lines: one class, two training routes (clip, frames) and their
-documented examples; the file format and prediction live in sibling modules.
+Longer than ~500 lines: one class for both kinds (training, prediction, saving, the
+file reader's last step), which share everything but what they read.
 
 An :class:`EarmarkModel` is a fitted learner (:mod:`earmark.learners`) plus everything
 needed to use it on new audio: the identity of the embedding backend whose vectors it
@@ -74,6 +74,7 @@ class EarmarkModel:
         learner_params: dict[str, Any] | None = None,
         training: dict[str, Any] | None = None,
         kind: str = "clip",
+        postprocessing: dict[str, Any] | None = None,
     ):
         if kind not in _KINDS:
             raise ParameterError(f"expected kind in {_KINDS}, got {kind!r}")
@@ -83,6 +84,12 @@ class EarmarkModel:
         self.learner = learner
         self.learner_params = dict(learner_params or {})
         self.training = dict(training or {})
+        if postprocessing is not None:
+            from ..detection.postprocessing import check_postprocessing
+
+            postprocessing = check_postprocessing(postprocessing, [str(c) for c in
+                                                                    jsonable(self.classes_.tolist())])
+        self.postprocessing = postprocessing
 
     # ------------------------------------------------------------------ training
     @classmethod
@@ -253,10 +260,19 @@ class EarmarkModel:
         dimension = self.backend_identity.get("dimension")
         classifier = self.pipeline[-1]
 
-        def segment_proba(X) -> np.ndarray:
+        def segment_proba(X, *, padded: bool = False) -> np.ndarray:
+            if padded:
+                return classifier.segment_proba(check_matrix(X, dimension), padded=True)
             return classifier.segment_proba(check_matrix(X, dimension))
 
         return segment_proba
+
+    @property
+    def context_frames(self) -> int:
+        """Neighbouring frames on each side a frame's score depends on (frame models)."""
+        if self.kind != "frames":
+            return 0
+        return int(getattr(self.pipeline[-1], "context_frames", 0))
 
     def predict(self, X) -> np.ndarray:
         """Labels of clip embeddings.
@@ -429,6 +445,7 @@ class EarmarkModel:
             "backend": self.backend_identity,
             "kind": self.kind,
             "training": self.training,
+            **({"postprocessing": self.postprocessing} if self.postprocessing else {}),
         }
 
     def save(self, path) -> Path:
@@ -469,14 +486,18 @@ class EarmarkModel:
                 f"{where}: classes in model.json ({metadata['classes']}) do not match the "
                 f"pipeline's ({stored})"
             )
-        model = cls(
-            pipeline,
-            backend_identity=metadata["backend"],
-            learner=str(metadata["learner"]),
-            learner_params=metadata.get("learner_params") or {},
-            training=metadata.get("training") or {},
-            kind=metadata.get("kind", "clip"),
-        )
+        try:
+            model = cls(
+                pipeline,
+                backend_identity=metadata["backend"],
+                learner=str(metadata["learner"]),
+                learner_params=metadata.get("learner_params") or {},
+                training=metadata.get("training") or {},
+                kind=metadata.get("kind", "clip"),
+                postprocessing=metadata.get("postprocessing"),
+            )
+        except ParameterError as error:
+            raise ModelFileError(f"{where}: {error}") from None
         model.source_ = where  # the file, named in messages about its backend
         return model
 

@@ -1,0 +1,279 @@
+"""A detector in one call: weakly labelled recordings in, a frame model with learned
+post-processing out.
+
+:func:`train_detector` is what ``earmark train DATA --detector`` runs:
+
+1. frame embeddings of every recording come from the embedding store
+   (:func:`earmark.pipeline.embed_manifest` with frames, so a second run reads them
+   back instead of embedding again; a run that is stopped resumes);
+2. the recordings are split by group (speaker, site, source file; each recording is
+   its own group where none is given) into training and validation parts, so that no
+   group is on both sides;
+3. a multiple-instance model with temporal context (a width-5 convolution over the frame
+   sequence, linear-softmax pooling: :class:`~earmark.detection.mil.MILClassifier`) learns
+   from the training part's label sets, empty sets (negatives) included;
+4. thresholds per class, median filter, minimum duration, merge gap and cells are
+   chosen on the validation part's weak labels
+   (:func:`~earmark.detection.postprocessing.tune_postprocessing`) and stored in the
+   model, where ``earmark detect`` finds them.
+
+:func:`weak_items` reads what users have: a manifest whose labels cell holds ``a;b``
+(several classes) or nothing (a recording with none of them), and folders of negatives.
+Rows that cannot be used (a missing file) are named with their row and left out.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..exceptions import EarmarkError, ParameterError
+
+__all__ = ["DETECTOR_DEFAULTS", "WeakItems", "train_detector", "weak_items", "detector_frames"]
+
+#: What ``earmark train --detector`` trains, chosen on the development soundscapes
+#: (benchmarks/detector.py): see docs and the README.
+DETECTOR_DEFAULTS: dict[str, Any] = {
+    "pooling": "linear-softmax", "context": 2, "hidden": 128, "epochs": 60, "dropout": 0.2,
+}
+#: Finest frame grid each backend offers for detection when the user gives none.
+FINE_GRID = {"birdnet": {"hop_s": 0.5}}
+_AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".aif", ".aiff", ".m4a", ".opus")
+
+
+@dataclass
+class WeakItems:
+    """Recordings with the set of classes sounding in each (empty: none of them).
+
+    Attributes
+    ----------
+    paths : list of str
+    label_sets : list of tuple of str
+    groups : list of str
+        Group per recording, for the validation split (the path where none is given).
+    skipped : list of str
+        Rows left out, each naming its row and why.
+    """
+
+    paths: list[str]
+    label_sets: list[tuple[str, ...]]
+    groups: list[str]
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def classes(self) -> list[str]:
+        return sorted({label for labels in self.label_sets for label in labels})
+
+    @property
+    def n_negatives(self) -> int:
+        return sum(1 for labels in self.label_sets if not labels)
+
+
+def weak_items(data, *, layout: str = "auto", negatives: Sequence = ()) -> WeakItems:
+    """Recordings and their label sets from a manifest CSV or dataset folder, and negatives.
+
+    Parameters
+    ----------
+    data : str or Path
+        A CSV (columns ``path`` and ``labels``, labels joined with ``;``, an empty cell
+        for a recording with none of the classes; ``group`` optional) or any dataset
+        folder :func:`earmark.datasets.load_dataset` reads.
+    layout : str
+        For a folder, as :func:`~earmark.datasets.load_dataset`.
+    negatives : sequence of str or Path
+        Folders (searched recursively) or files of audio in which none of the classes
+        sounds.
+
+    Returns
+    -------
+    WeakItems
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> for name in ("a.wav", "b.wav"):
+    ...     _ = (folder / name).write_bytes(b"")
+    >>> _ = (folder / "weak.csv").write_text("path,labels\\na.wav,dog;bird\\nb.wav,\\nc.wav,dog\\n")
+    >>> items = weak_items(folder / "weak.csv")
+    >>> items.label_sets, items.skipped
+    ([('bird', 'dog'), ()], ['row 3 (c.wav): no such file'])
+    """
+    path = Path(data).expanduser()
+    if path.is_file() and path.suffix.lower() == ".csv":
+        items = _from_csv(path)
+    else:
+        from ..datasets import load_dataset
+
+        manifest = load_dataset(path, layout=layout)
+        groups = manifest.groups if manifest.has_groups else manifest.paths
+        items = WeakItems([str(p) for p in manifest.paths],
+                          [tuple(labels) for labels in manifest.frame["labels"]],
+                          [str(g) for g in groups])
+    for source in negatives:
+        source = Path(source).expanduser()
+        if source.is_dir():
+            found = sorted(str(p) for p in source.rglob("*")
+                           if p.suffix.lower() in _AUDIO_SUFFIXES and not p.name.startswith("."))
+            if not found:
+                raise ParameterError(f"--negatives {source}: expected audio files, found none")
+        elif source.is_file():
+            found = [str(source)]
+        else:
+            raise ParameterError(f"--negatives {source}: no such file or folder")
+        items.paths += [os.path.abspath(p) for p in found]
+        items.label_sets += [()] * len(found)
+        items.groups += [os.path.abspath(p) for p in found]
+    if not items.paths:
+        raise ParameterError(f"{data}: no usable recording ({'; '.join(items.skipped[:3])})")
+    if not items.classes:
+        raise ParameterError(f"{data}: expected at least one labelled recording, got only negatives")
+    return items
+
+
+def _from_csv(path: Path) -> WeakItems:
+    import pandas as pd
+
+    from ..manifest import LABEL_SEPARATOR, resolve_csv_columns
+
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        raise ParameterError(f"{path}: cannot read as CSV ({error})") from None
+    table = table.rename(columns=resolve_csv_columns(table.columns))
+    if "labels" not in table.columns and "label" in table.columns:
+        table = table.rename(columns={"label": "labels"})
+    if "path" not in table.columns or "labels" not in table.columns:
+        raise ParameterError(f"{path}: expected columns path and labels, got {list(table.columns)}")
+    folder = path.parent.resolve()
+    items = WeakItems([], [], [])
+    for row, record in enumerate(table.to_dict("records"), start=1):
+        name = record["path"].strip()
+        full = os.path.normpath(os.path.join(folder, os.path.expanduser(name)))
+        if not name:
+            items.skipped.append(f"row {row}: no path")
+            continue
+        if not os.path.isfile(full):
+            items.skipped.append(f"row {row} ({name}): no such file")
+            continue
+        labels = tuple(sorted({s.strip() for s in record["labels"].split(LABEL_SEPARATOR)
+                               if s.strip()}))
+        items.paths.append(full)
+        items.label_sets.append(labels)
+        group = (record.get("group") or "").strip()
+        items.groups.append(group or full)
+    return items
+
+
+def detector_frames(paths, backend, store=None, *, progress: bool = False):
+    """Frame embeddings and their times for each path, through the store.
+
+    Returns
+    -------
+    frames : list of (X, start_s, end_s) or None
+        ``None`` where the file failed (or gave no frame).
+    failures : dict of int to str
+        Why each failed file failed, by its index in ``paths``.
+    """
+    from ..pipeline import embed_manifest
+    from ..store import MemoryStore
+
+    store = store if store is not None else MemoryStore()
+    run = embed_manifest(list(paths), backend, store, progress=progress, with_frames=True)
+    reasons = {failure.path: failure.reason for failure in run.failures}
+    keys = [key for key in run.keys if key is not None]
+    records = store.get_many(keys, backend_key=run.backend_key, with_frames=True)
+    frames, failures = [], {}
+    for index, (path, key) in enumerate(zip(paths, run.keys)):
+        record = records.get(key) if key is not None else None
+        if record is None or record.X is None or len(record.X) == 0:
+            frames.append(None)
+            failures[index] = reasons.get(str(path), f"too short for one {backend.name} frame")
+            continue
+        frames.append((np.asarray(record.X, dtype=np.float32),
+                       np.asarray(record.frame_start_s, dtype=np.float64),
+                       np.asarray(record.frame_end_s, dtype=np.float64)))
+    return frames, failures
+
+
+def train_detector(frames, label_sets, *, backend, groups=None, validation_fraction: float = 0.2,
+                   random_state: int = 0, **params):
+    """Train a frame detector and learn its post-processing on a group-aware validation split.
+
+    Parameters
+    ----------
+    frames : sequence of (X, start_s, end_s)
+        Frame embeddings ``[shape=(n_frames_i, dimension)]`` of each recording and the
+        frames' spans in seconds (:func:`detector_frames`).
+    label_sets : sequence of tuple of str
+        Classes sounding in each recording; empty for a negative.
+    backend : Backend
+        The backend that made the frames (its hop and window set the time grid).
+    groups : sequence, optional
+        Group of each recording; no group is in both training and validation parts.
+    validation_fraction : float
+        Share of groups held out for choosing the post-processing.
+    random_state : int
+    **params
+        Override :data:`DETECTOR_DEFAULTS` (passed to
+        :class:`~earmark.detection.mil.MILClassifier`).
+
+    Returns
+    -------
+    EarmarkModel
+        Kind ``"frames"``, learner ``"detector"``, with ``postprocessing`` (including
+        its ``validation`` figures).
+    """
+    from sklearn.model_selection import GroupShuffleSplit
+
+    from ..models import EarmarkModel
+    from .postprocessing import tune_postprocessing
+
+    label_sets = [tuple(str(label) for label in labels) for labels in label_sets]
+    if len(frames) != len(label_sets):
+        raise ParameterError(f"expected one label set per recording ({len(frames)}), "
+                             f"got {len(label_sets)}")
+    if not 0 < validation_fraction < 1:
+        raise ParameterError(f"expected validation_fraction in (0, 1), got {validation_fraction}")
+    groups = np.asarray(list(groups) if groups is not None else range(len(frames)), dtype=object)
+    if len(set(groups.tolist())) < 2:
+        raise ParameterError("expected recordings from at least 2 groups for a validation split")
+    splitter = GroupShuffleSplit(n_splits=1, test_size=validation_fraction,
+                                 random_state=random_state)
+    train_index, validation_index = next(splitter.split(np.zeros(len(frames)), groups=groups))
+    classes = sorted({label for labels in label_sets for label in labels})
+    training_classes = {label for i in train_index for label in label_sets[i]}
+    if set(classes) - training_classes:
+        raise EarmarkError(f"the training part has no recording of {sorted(set(classes) - training_classes)}; "
+                           f"give more recordings of those classes")
+    settings = {**DETECTOR_DEFAULTS, **params}
+    model = EarmarkModel.train_mil(
+        [frames[i][0] for i in train_index], [label_sets[i] for i in train_index],
+        backend=backend, random_state=random_state, **settings,
+    )
+    scorer = model.segment_proba
+    rows = [(scorer(frames[i][0]), frames[i][1], frames[i][2]) for i in validation_index]
+    postprocessing = tune_postprocessing(
+        rows, [label_sets[i] for i in validation_index], classes, hop_s=backend.hop_s,
+        overlapping=backend.window_samples > backend.hop_samples,
+    )
+    counts: dict[str, int] = {}
+    for labels in label_sets:
+        for label in labels:
+            counts[label] = counts.get(label, 0) + 1
+    training = dict(model.training)
+    training.update({
+        "n_items": len(frames), "n_training": len(train_index),
+        "n_validation": len(validation_index), "class_counts": dict(sorted(counts.items())),
+        "n_without_label": sum(1 for labels in label_sets if not labels),
+        "n_groups": len(set(groups.tolist())),
+    })
+    return EarmarkModel(
+        model.pipeline, backend_identity=model.backend_identity, learner="detector",
+        learner_params=settings, training=training, kind="frames",
+        postprocessing=postprocessing,
+    )

@@ -1,0 +1,158 @@
+"""Detections against a reference, all the figures at once: what ``earmark
+evaluate-events`` reports.
+
+:func:`evaluate_events` gives, overall (micro) and per class: event-based F and error
+rate with the DCASE collars (200 ms onset, offset within 20 % of the event's length),
+onset-only F with a 1 s collar, segment-based F over 1 s, the numbers of detected and
+true events, and PSDS (scenario 1) when file durations are known and the detections carry
+scores. :func:`threshold_curves` gives each class's precision and recall (onset-only,
+1 s) as the event-score threshold rises, and :func:`plot_threshold_curves` draws them,
+one panel per class, so a user can pick an operating point.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .metrics import event_based_scores, segment_based_scores
+
+__all__ = ["evaluate_events", "threshold_curves", "plot_threshold_curves", "events_frame"]
+
+_COLUMNS = ["path", "label", "onset_s", "offset_s", "score"]
+
+
+def events_frame(events) -> pd.DataFrame:
+    """Events (Event objects, dicts or a DataFrame) as one DataFrame with :data:`_COLUMNS`."""
+    if isinstance(events, pd.DataFrame):
+        frame = events.copy()
+    else:
+        frame = pd.DataFrame([e.to_dict() if hasattr(e, "to_dict") else dict(e) for e in events])
+    for column in _COLUMNS:
+        if column not in frame.columns:
+            frame[column] = np.nan if column == "score" else None
+    return frame[_COLUMNS].reset_index(drop=True)
+
+
+def evaluate_events(reference, estimated, *, durations: Mapping[str, float] | None = None,
+                    labels: Sequence[str] | None = None) -> dict[str, Any]:
+    """Every detection figure of ``estimated`` against ``reference``.
+
+    Parameters
+    ----------
+    reference, estimated : iterable of events, or pandas.DataFrame
+        Columns (or attributes) ``path``, ``label``, ``onset_s``, ``offset_s``;
+        ``score`` optional on the estimate (needed for PSDS).
+    durations : mapping of path to seconds, optional
+        Every evaluated file's length, for PSDS.
+    labels : sequence of str, optional
+        Classes; default those of the reference.
+
+    Returns
+    -------
+    dict
+        ``overall`` and ``per_class`` rows (``event_f``, ``event_error_rate``,
+        ``onset_f``, ``onset_precision``, ``onset_recall``, ``segment_f``,
+        ``segment_error_rate``, ``detected``, ``true``), and ``psds`` (or None).
+
+    Examples
+    --------
+    >>> truth = [{"path": "a.wav", "label": "dog", "onset_s": 1.0, "offset_s": 2.0}]
+    >>> found = [{"path": "a.wav", "label": "dog", "onset_s": 1.1, "offset_s": 2.1, "score": .9}]
+    >>> evaluate_events(truth, found)["overall"]["event_f"]
+    1.0
+    """
+    reference, estimated = events_frame(reference), events_frame(estimated)
+    labels = list(labels) if labels is not None else sorted(set(reference["label"].astype(str)))
+    event = event_based_scores(reference, estimated, t_collar=0.2, percentage_of_length=0.2,
+                               labels=labels)
+    onset = event_based_scores(reference, estimated, t_collar=1.0, evaluate_offset=False,
+                               labels=labels)
+    segment = segment_based_scores(reference, estimated, segment_s=1.0, labels=labels)
+
+    def row(e, o, s, detected, true):
+        return {"event_f": e.f_measure, "event_error_rate": e.error_rate, "onset_f": o.f_measure,
+                "onset_precision": o.precision, "onset_recall": o.recall,
+                "segment_f": s.f_measure, "segment_error_rate": s.error_rate,
+                "detected": int(detected), "true": int(true)}
+
+    overall = row(event, onset, segment, (estimated["label"].astype(str).isin(labels)).sum(),
+                  len(reference))
+    per_class = {
+        label: row(event.per_class[label], onset.per_class[label], segment.per_class[label],
+                   (estimated["label"].astype(str) == label).sum(),
+                   (reference["label"].astype(str) == label).sum())
+        for label in labels
+    }
+    result = {"overall": overall, "per_class": per_class, "psds": None}
+    scored = estimated["score"].notna().all() and len(estimated)
+    if durations and scored:
+        from .psd_score import psds
+
+        thresholds = np.unique(np.quantile(estimated["score"].to_numpy(float),
+                                           np.linspace(0, 1, 21)))
+        points = {float(t): estimated[estimated["score"] >= t] for t in thresholds}
+        try:
+            result["psds"] = float(psds(reference, points, durations, labels=labels).value)
+        except Exception as error:  # noqa: BLE001 - PSDS has preconditions; say which failed
+            result["psds_note"] = str(error)
+    return result
+
+
+def threshold_curves(reference, estimated, *, labels: Sequence[str] | None = None,
+                     n_thresholds: int = 20) -> dict[str, pd.DataFrame]:
+    """Per class, onset-only (1 s) precision and recall as the event-score threshold rises.
+
+    Returns
+    -------
+    dict of str to DataFrame
+        Columns ``threshold``, ``precision``, ``recall``, ``f``, ``detected``.
+    """
+    reference, estimated = events_frame(reference), events_frame(estimated)
+    labels = list(labels) if labels is not None else sorted(set(reference["label"].astype(str)))
+    scores = estimated["score"].fillna(1.0).to_numpy(float)
+    low, high = (float(scores.min()), float(scores.max())) if len(scores) else (0.0, 1.0)
+    thresholds = np.linspace(low, high, n_thresholds)
+    rows: dict[str, list] = {label: [] for label in labels}
+    for threshold in thresholds:
+        kept = estimated[scores >= threshold]
+        onset = event_based_scores(reference, kept, t_collar=1.0, evaluate_offset=False,
+                                   labels=labels)
+        for label in labels:
+            scores_of = onset.per_class[label]
+            rows[label].append({"threshold": float(threshold), "precision": scores_of.precision,
+                                "recall": scores_of.recall, "f": scores_of.f_measure,
+                                "detected": scores_of.n_estimated})
+    return {label: pd.DataFrame(values) for label, values in rows.items()}
+
+
+def plot_threshold_curves(curves: Mapping[str, pd.DataFrame], out_dir) -> list[Path]:
+    """One PNG per class: precision, recall and F against the event-score threshold."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..files import atomic_path
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for label, table in curves.items():
+        figure, axes = plt.subplots(figsize=(5, 3.2), dpi=110)
+        for column, style in (("precision", "-"), ("recall", "--"), ("f", ":")):
+            axes.plot(table["threshold"], table[column], style, label=column)
+        axes.set(xlabel="event score threshold", ylabel="onset-only (1 s)", ylim=(0, 1.02),
+                 title=f"{label}")
+        axes.legend(loc="best", fontsize=8)
+        figure.tight_layout()
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in str(label)) or "class"
+        path = out_dir / f"{safe}.threshold.png"
+        with atomic_path(path) as temporary:
+            figure.savefig(temporary, format="png")
+        plt.close(figure)
+        written.append(path)
+    return written

@@ -1,0 +1,83 @@
+"""``earmark train --detector``: weak label sets (``a;b``, empty cells, ``--negatives``),
+learned post-processing stored in the model and used by ``detect`` by default."""
+
+from __future__ import annotations
+
+import numpy as np
+import soundfile as sf
+from _cli_data import WORDS
+
+from earmark.models import EarmarkModel
+
+
+def _weak_set(words_dir, tmp_path):
+    """Recordings of one or two words (label sets), some of noise only (empty labels),
+    and one row naming a missing file."""
+    rng = np.random.default_rng(0)
+    clips = {word: sorted((words_dir / word).glob("*.wav")) for word in WORDS}
+    folder = tmp_path / "weak"
+    folder.mkdir()
+    rows = ["path,labels"]
+    for index in range(24):
+        chosen = [WORDS[index % 3]] + ([WORDS[(index + 1) % 3]] if index % 2 else [])
+        parts = [0.01 * rng.normal(size=8000)]
+        for word in chosen:
+            y, sr = sf.read(clips[word][index % len(clips[word])])
+            parts += [y, 0.01 * rng.normal(size=8000)]
+        sf.write(folder / f"rec{index}.wav", np.concatenate(parts).astype(np.float32), 16000)
+        rows.append(f"rec{index}.wav,{';'.join(chosen)}")
+    for index in range(4):
+        sf.write(folder / f"quiet{index}.wav", 0.01 * rng.normal(size=32000), 16000)
+        rows.append(f"quiet{index}.wav,")
+    rows.append("missing.wav,bed")
+    (folder / "weak.csv").write_text("\n".join(rows) + "\n")
+    negatives = tmp_path / "negatives"
+    negatives.mkdir()
+    for index in range(3):
+        sf.write(negatives / f"n{index}.wav", 0.02 * rng.normal(size=32000), 16000)
+    return folder / "weak.csv", negatives
+
+
+def test_detector_trains_on_label_sets_and_detect_uses_what_it_learned(cli, words_dir, tmp_path):
+    manifest, negatives = _weak_set(words_dir, tmp_path)
+    model_path = tmp_path / "m.earmark"
+
+    trained = cli("train", manifest, "-b", "mfcc", "--detector", "--negatives", negatives,
+                  "-o", model_path)
+
+    assert trained.code == 0, trained.stderr
+    text = trained.stdout + trained.stderr
+    assert "row 29 (missing.wav): no such file" in " ".join(text.split())
+    assert "7 with none of them" in text and "validation" in text
+    model = EarmarkModel.load(model_path)
+    assert model.kind == "frames" and model.learner == "detector"
+    assert model.classes_.tolist() == list(WORDS) and model.context_frames == 2
+    learned = model.postprocessing
+    assert set(learned["thresholds"]) == set(WORDS)
+    assert learned["validation"]["n_recordings"] > 0
+    assert model.training["n_without_label"] == 7
+
+    out = tmp_path / "out"
+    run = cli("detect", model_path, manifest.parent / "rec1.wav", "-o", out, "--no-plot", "--json")
+    assert run.code == 0, run.stderr
+    (row,) = run.json()
+    assert row["thresholds"] == [learned["thresholds"][w] for w in WORDS]
+    again = cli("detect", model_path, manifest.parent / "rec1.wav", "-o", out, "--no-plot",
+                "--json", "-t", "0.5", "--cells", "none")
+    assert again.json()[0]["thresholds"] == [0.5] * 3
+
+
+def test_mil_accepts_label_sets_and_negatives(cli, words_dir, tmp_path):
+    manifest, negatives = _weak_set(words_dir, tmp_path)
+
+    run = cli("train", manifest, "-b", "mfcc", "--mil", "attention", "--negatives", negatives,
+              "-o", tmp_path / "m.earmark", "--json")
+
+    assert run.code == 0, run.stderr
+    assert run.json()["training"]["multilabel"] is True
+    assert run.json()["training"]["n_without_label"] == 7
+
+
+def test_negatives_need_a_frame_model(cli, words_dir, tmp_path):
+    run = cli("train", words_dir, "-b", "mfcc", "--negatives", tmp_path, "-o", tmp_path / "m.earmark")
+    assert run.code != 0 and "--negatives goes with --detector or --mil" in run.stderr
