@@ -10,6 +10,7 @@ Modules (imported on use, so ``import earmark.anomaly`` stays cheap):
 * :mod:`~earmark.anomaly.baseline`: the high-pass energy detector beside the learned ones.
 * :mod:`~earmark.anomaly.explanations`: explaining an anomaly score; where explanations point.
 * :mod:`~earmark.anomaly.plots`: the ROC picture.
+* :mod:`~earmark.anomaly.recordings`: a folder or manifest of recordings, with sections.
 
 The model kind itself is :class:`earmark.models.AnomalyModel` (kind ``"anomaly"``).
 """
@@ -18,7 +19,7 @@ import lazy_loader
 
 __getattr__, __dir__, __all__ = lazy_loader.attach(
     __name__,
-    submodules=['detectors', 'thresholds', 'evaluation', 'baseline', 'explanations', 'plots'],
+    submodules=['detectors', 'thresholds', 'evaluation', 'baseline', 'explanations', 'plots', 'recordings'],
     submod_attrs={
         "detectors": ['KNNDetector', 'GaussianDetector', 'MixtureDetector', 'PCADetector',
                       'DETECTORS', 'make_detector'],
@@ -29,5 +30,6 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
         "explanations": ['explain_anomaly', 'FrequencyProfile', 'frequency_profile',
                          'REGION_EDGES_HZ'],
         "plots": ['plot_roc'],
+        "recordings": ['Recordings', 'read_recordings'],
     },
 )

@@ -40,7 +40,7 @@ def explain_anomaly(model, y, sr: int, **kwargs):
         ``importance`` [shape=(n_time, n_bands)]: how much the score drops when the
         region is removed (positive: the region makes the recording sound anomalous).
     """
-    from ..interpret import explain
+    from ..interpret.explain import explain
 
     if getattr(model, "kind", None) != "anomaly":
         raise ParameterError(f"expected an anomaly model, got kind {getattr(model, 'kind', None)!r}")

@@ -11,7 +11,7 @@ import sys
 import typer
 
 from . import (
-    adapt, backends, cluster, curve, demo, detect, embed, evaluate, explain, fewshot, predict,
+    adapt, anomaly, backends, cluster, curve, demo, detect, embed, evaluate, explain, fewshot, predict,
     protonet, search, serve, train,
 )
 
@@ -25,7 +25,7 @@ app = typer.Typer(
 
 # The order of `earmark --help`: the main job first, then exploring and understanding.
 for module in (
-    demo, embed, train, predict, evaluate, curve, fewshot, detect, adapt,
+    demo, embed, train, predict, evaluate, curve, fewshot, detect, adapt, anomaly,
     cluster, search, serve, explain, protonet, backends,
 ):
     module.register(app)

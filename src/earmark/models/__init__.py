@@ -13,7 +13,7 @@
 See ``docs/architecture.md`` for the file format and what the reader checks.
 """
 
-from ._anomaly_model import AnomalyModel
+from ._anomaly_model import AnomalyModel, anomaly_defaults
 from ._container import FORMAT_VERSION, Limits
 from ._embedding_model import EarmarkModel, check_matrix
 from ._estimators import ESTIMATORS, NOT_SAVED, SKLEARN_TYPES, allowed_types
@@ -23,6 +23,6 @@ from ._prediction import UNKNOWN_LABEL, FileScores, Model, Prediction, predict_f
 
 __all__ = [
     "AnomalyModel", "EarmarkModel", "ESTIMATORS", "FORMAT_VERSION", "FileScores", "KINDS", "Limits", "Model",
-    "NOT_SAVED", "Prediction", "SKLEARN_TYPES", "UNKNOWN_LABEL", "allowed_types", "check_matrix",
+    "NOT_SAVED", "Prediction", "SKLEARN_TYPES", "UNKNOWN_LABEL", "allowed_types", "anomaly_defaults", "check_matrix",
     "load_model", "predict_files", "save_network",
 ]

@@ -25,12 +25,20 @@ from ..exceptions import ModelFileError, ParameterError
 from ..files import jsonable
 from ._prediction import FileScores
 
-__all__ = ["AnomalyModel", "KIND", "anomaly_from_parts"]
+__all__ = ["AnomalyModel", "KIND", "anomaly_from_parts", "anomaly_defaults"]
 
 KIND = "anomaly"
 LABELS = ("normal", "anomalous")
+#: What ``earmark anomaly fit`` uses when not told: the best combination on the
+#: development benchmark (``benchmarks/anomaly.py``; README, "Anomalous sounds").
+DEFAULTS = {"backend": "mfcc", "detector": "knn", "pooling": "mean"}
 _PROFILE_NUMBERS = ("clip_location", "clip_spread", "clip_threshold", "frame_location",
                     "frame_spread", "frame_threshold")
+
+
+def anomaly_defaults() -> dict:
+    """Backend, detector and pooling used when the user names none (a copy)."""
+    return dict(DEFAULTS)
 
 
 class AnomalyModel:
@@ -311,6 +319,23 @@ class AnomalyModel:
                   "anomalous": bool(a)}
                  for s, t, name, a in zip(scores, thresholds, chosen, anomalous)]
         return FileScores(P, ok, errors, extra=extra, has_proba=False)
+
+    def score_rows(self, paths, *, section=None, backend=None, store=None) -> list[dict]:
+        """One row per file: ``path, score, anomalous, threshold, section, error``.
+
+        ``score`` is the normalised anomaly score (higher = more anomalous); an unreadable
+        file gets ``score`` None and its ``error``.
+        """
+        paths = [str(p) for p in paths]
+        scores = self.score_files(paths, backend=backend, store=store, section=section)
+        extras = iter(scores.extra or [])
+        rows = []
+        for path, ok, error in zip(paths, scores.ok, scores.errors):
+            extra = next(extras) if ok else {}
+            rows.append({"path": path, "score": extra.get("anomaly_score"),
+                         "anomalous": extra.get("anomalous"), "threshold": extra.get("threshold"),
+                         "section": extra.get("section"), "error": error})
+        return rows
 
     # ------------------------------------------------------------------ saving
     def metadata(self) -> dict[str, Any]:
