@@ -84,6 +84,7 @@ def test_fit_score_evaluate(cli, sections):
     result = json.loads(out)
     assert set(result["sections"]) == {"flute", "oboe"}
     assert 0 <= result["auc"] <= 1 and 0 <= result["pauc"] <= 1
+    assert set(result["high_pass_baseline"]["sections"]) == {"flute", "oboe"}
     assert (sections / "roc.png").stat().st_size > 1000
 
 

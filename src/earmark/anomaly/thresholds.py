@@ -107,6 +107,9 @@ class SectionProfile:
     n_items, n_frames, n_groups : int
     out_of_fold : np.ndarray [shape=(n_items,)]
         Normalised out-of-fold scores of the normal recordings.
+    baseline : dict or None
+        The high-pass baseline fitted on the same recordings (``cutoff_hz``, ``mean``,
+        ``std``; :class:`earmark.anomaly.HighPassBaseline`), reported beside the detector.
     """
 
     name: str
@@ -121,6 +124,7 @@ class SectionProfile:
     n_frames: int
     n_groups: int
     out_of_fold: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    baseline: dict | None = None
 
     def normalise_clip(self, raw) -> np.ndarray:
         return (np.asarray(raw, dtype=np.float64) - self.clip_location) / self.clip_spread

@@ -31,7 +31,7 @@ KIND = "anomaly"
 LABELS = ("normal", "anomalous")
 #: What ``earmark anomaly fit`` uses when not told: the best combination on the
 #: development benchmark (``benchmarks/anomaly.py``; README, "Anomalous sounds").
-DEFAULTS = {"backend": "mfcc", "detector": "knn", "pooling": "mean"}
+DEFAULTS = {"backend": "aisfx", "detector": "pca", "pooling": "mean"}
 _PROFILE_NUMBERS = ("clip_location", "clip_spread", "clip_threshold", "frame_location",
                     "frame_spread", "frame_threshold")
 
@@ -174,8 +174,57 @@ class AnomalyModel:
         for note in notes:
             warnings.warn(note, stacklevel=2)
         keep = lambda values: None if values is None else np.asarray(values, dtype=object)[ok]  # noqa: E731
-        return cls.fit_bags(bags, keep(sections), keep(groups), backend=backend,
-                            notes=kwargs.pop("notes", ()) + tuple(notes), **kwargs)
+        model = cls.fit_bags(bags, keep(sections), keep(groups), backend=backend,
+                             notes=kwargs.pop("notes", ()) + tuple(notes), **kwargs)
+        model.fit_baseline([p for p, good in zip(paths, ok) if good], keep(sections))
+        return model
+
+    def fit_baseline(self, paths, sections=None) -> "AnomalyModel":
+        """Fit the high-pass baseline of each section on its normal recordings.
+
+        The signal-processing check of :class:`earmark.anomaly.HighPassBaseline`,
+        stored with the model so that evaluations report it beside the detector.
+        """
+        from ..anomaly import HighPassBaseline
+
+        levels = _levels([str(p) for p in paths])
+        sections = np.array(["default"] * len(paths) if sections is None else
+                            [str(s) for s in sections], dtype=object)
+        for name, profile in self.sections.items():
+            rows = [row for row, section in zip(levels, sections) if section == name and row is not None]
+            if len(rows) >= 2:
+                fitted = HighPassBaseline().fit(np.stack(rows))
+                profile.baseline = {"cutoff_hz": fitted.cutoff_hz_, "mean": fitted.mean_,
+                                    "std": fitted.std_}
+        return self
+
+    def baseline_scores(self, paths, section=None) -> np.ndarray:
+        """The high-pass baseline's score of each file (NaN where unreadable or not fitted).
+
+        Parameters
+        ----------
+        paths : list of str
+        section : str or sequence of str, optional
+            Unknown: the lowest score over the sections.
+
+        Returns
+        -------
+        np.ndarray [shape=(n_files,)]
+        """
+        from ..anomaly import CUTOFFS_HZ
+
+        paths = [str(p) for p in paths]
+        per = [section] * len(paths) if section is None or isinstance(section, str) else list(section)
+        scores = np.full(len(paths), np.nan)
+        for index, row in enumerate(_levels(paths)):
+            if row is None:
+                continue
+            profiles = self._profiles(per[index])
+            values = [abs(row[list(CUTOFFS_HZ).index(p.baseline["cutoff_hz"])] - p.baseline["mean"])
+                      / p.baseline["std"] for p in profiles if p.baseline]
+            if values:
+                scores[index] = min(values)
+        return scores
 
     # ----------------------------------------------------------------- scoring
     def _profiles(self, section) -> list:
@@ -351,7 +400,8 @@ class AnomalyModel:
             "backend": self.backend_identity,
             "sections": [
                 {"name": p.name, **{key: float(getattr(p, key)) for key in _PROFILE_NUMBERS},
-                 "n_items": p.n_items, "n_frames": p.n_frames, "n_groups": p.n_groups}
+                 "n_items": p.n_items, "n_frames": p.n_frames, "n_groups": p.n_groups,
+                 "baseline": p.baseline}
                 for p in self.sections.values()
             ],
             "training": self.training,
@@ -371,6 +421,22 @@ class AnomalyModel:
     def __repr__(self) -> str:
         return (f"AnomalyModel(detector={self.detector!r}, pooling={self.pooling!r}, "
                 f"backend={self.backend_identity.get('backend')!r}, sections={list(self.sections)})")
+
+
+def _levels(paths) -> list:
+    """:func:`earmark.anomaly.band_levels` of each file at its own rate (None if unreadable)."""
+    from .. import audio
+    from ..anomaly import band_levels
+    from ..exceptions import EarmarkError
+
+    out = []
+    for path in paths:
+        try:
+            y, sr = audio.load(path)
+            out.append(band_levels(y, sr))
+        except EarmarkError:
+            out.append(None)
+    return out
 
 
 def anomaly_from_parts(metadata: dict, arrays: dict[str, np.ndarray], *, where: str) -> AnomalyModel:
@@ -417,10 +483,19 @@ def anomaly_from_parts(metadata: dict, arrays: dict[str, np.ndarray], *, where: 
         except (ParameterError, TypeError) as error:
             raise ModelFileError(f"{where}: section {record['name']!r}: {error}") from None
         out_of_fold = np.asarray(state.get("out_of_fold", np.zeros(0)), dtype=np.float64)
+        baseline = record.get("baseline")
+        if baseline is not None:
+            from ..anomaly import CUTOFFS_HZ
+
+            values = [baseline.get(k) if isinstance(baseline, dict) else None
+                      for k in ("cutoff_hz", "mean", "std")]
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
+                       for v in values) or values[0] not in CUTOFFS_HZ or values[2] <= 0:
+                raise ModelFileError(f"{where}: section {record['name']!r} has an invalid baseline")
         profiles[record["name"]] = SectionProfile(
             name=record["name"], detector=fitted, **{k: float(v) for k, v in numbers.items()},
             n_items=int(record.get("n_items", 0)), n_frames=int(record.get("n_frames", 0)),
-            n_groups=int(record.get("n_groups", 0)), out_of_fold=out_of_fold,
+            n_groups=int(record.get("n_groups", 0)), out_of_fold=out_of_fold, baseline=baseline,
         )
     identity = metadata["backend"]
     dimension = identity.get("dimension")
