@@ -73,8 +73,10 @@ def test_fit_score_evaluate(cli, sections):
     assert all(isinstance(r["score"], float) for r in rows[:2]) and rows[2]["score"] is None
     assert "missing.wav" in rows[2]["error"]
 
-    code, out, err = cli("anomaly", "score", model, *files, "-o", sections / "scores.csv")
+    code, out, err = cli("anomaly", "score", model, *files, "-o", sections / "scores.csv",
+                         "--events", sections / "events")
     assert code == 0, err
+    assert len(list((sections / "events").glob("*.anomalies.csv"))) == 2
     with open(sections / "scores.csv") as handle:
         assert [row["path"] for row in csv.DictReader(handle)] == [str(f) for f in files]
 
@@ -86,6 +88,12 @@ def test_fit_score_evaluate(cli, sections):
     assert 0 <= result["auc"] <= 1 and 0 <= result["pauc"] <= 1
     assert set(result["high_pass_baseline"]["sections"]) == {"flute", "oboe"}
     assert (sections / "roc.png").stat().st_size > 1000
+
+    # `earmark explain` explains the anomaly score of a file.
+    code, out, err = cli("explain", model, files[0], "--class", "anomalous", "--segments", "4",
+                         "--bands", "4", "--no-check", "-o", sections / "explained", "--json")
+    assert code == 0, err
+    assert json.loads(out)["explanation"]["label"] == "anomalous"
 
 
 def test_too_few_normal_recordings_is_one_clean_error(cli, sections):

@@ -73,6 +73,9 @@ def score(
     section: Optional[str] = typer.Option(None, "--section", "-s",
                                           help="The files' section (default: the nearest one)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write .csv or .json here."),
+    events_dir: Optional[Path] = typer.Option(
+        None, "--events", help="Also write each file's anomalous segments (frames above the "
+        "frame threshold) as an events CSV in this folder, as `earmark detect` does."),
     backend_param: Optional[list[str]] = BackendParamOption,
     json_output: bool = JsonOption,
 ) -> None:
@@ -82,6 +85,8 @@ def score(
     model = _anomaly_model(model_path)
     rows = model.score_rows(expand(files), section=section,
                             backend=model.backend(params=_params(backend_param)))
+    if events_dir is not None:
+        _write_segments(model, rows, events_dir, section=section)
     if output is not None:
         write_table(rows, output)
     if json_output:
@@ -138,6 +143,23 @@ def evaluate(
                       f"mean AUC {reference.auc:.3f}  pAUC {reference.pauc:.3f}", highlight=False)
     if roc is not None:
         console.print(f"ROC picture: {roc}")
+
+
+def _write_segments(model, rows: list[dict], folder: Path, *, section) -> None:
+    """One ``<name>.anomalies.csv`` per readable file; each row gains ``segments``."""
+    from ..detection.events import write_events
+
+    folder.mkdir(parents=True, exist_ok=True)
+    backend = model.backend()
+    for index, row in enumerate(rows):
+        if row["error"] is not None:
+            continue
+        events, *_ = model.segments(row["path"], section=section, backend=backend)
+        target = folder / f"{index:04d}-{Path(row['path']).stem}.anomalies.csv"
+        write_events(events, target, "csv")
+        row["segments"] = [{"onset_s": e.onset_s, "offset_s": e.offset_s, "score": e.score}
+                           for e in events]
+        row["events_file"] = str(target)
 
 
 def write_table(rows: list[dict], output: Optional[Path]) -> None:
