@@ -2,8 +2,9 @@
 
 Run on demand, not a test (set OMP_NUM_THREADS=1 on a shared machine):
 
-    python benchmarks/anomaly.py                                  # mfcc, 5 seeds
-    python benchmarks/anomaly.py --backends mfcc aisfx --seeds 0 1 2 3 4
+    python benchmarks/anomaly.py                        # mfcc and aisfx, 5 seeds
+    python benchmarks/anomaly.py --backends birdnet musicnn --poolings mean clip
+    python benchmarks/anomaly.py --seeds 0 --backends --explain 4   # explanations only
 
 Sections are four instruments of ``../shared/datasets/philharmonia-mini`` (flute,
 clarinet, oboe, cello). A section's **normal** sound is its notes played at forte,
@@ -160,7 +161,7 @@ def explain_types(items, n: int, console) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--backends", nargs="+", default=["mfcc"],
+    parser.add_argument("--backends", nargs="*", default=["mfcc", "aisfx"],
                         help="backend names; mfcc:0.25 means mfcc with 0.25 s windows")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument("--detectors", nargs="+", default=list(DETECTORS))

@@ -51,6 +51,10 @@ def sources(tmp_path_factory, bundled_clips):
                              "patch_frames": 16, "patch_hop_frames": 8, "max_patches": 4,
                              "spectrogram": "db"}
     made["network"] = network.save(directory / "network.earmark")
+    from earmark.models import AnomalyModel
+
+    made["anomaly"] = AnomalyModel.fit_bags([x[None] for x in X[:12]], backend=backend).save(
+        directory / "anomaly.earmark")
     return made
 
 
@@ -129,6 +133,12 @@ def _cases(sources: dict, directory: Path) -> dict[str, Path]:
         "network-absurd-patches": c.with_arrays(network, directory / "net-patches.earmark",
                                                 change_metadata=c.huge_patches),
         "not-a-zip": directory / "text.earmark",
+        "anomaly-nan-statistics": c.with_arrays(sources["anomaly"], directory / "anomaly-nan.earmark",
+                                                change_metadata=c.nan_section_statistics),
+        "anomaly-nan-normal-set": c.with_arrays(sources["anomaly"], directory / "anomaly-nan-set.earmark",
+                                                c.nan_normal_set),
+        "anomaly-wrong-shape": c.with_arrays(sources["anomaly"], directory / "anomaly-shape.earmark",
+                                             c.narrow_normal_set),
     }
     cases["not-a-zip"].write_text("just text")
     # NaN weights in the logistic regression's coefficients, hash made to match.
@@ -171,8 +181,9 @@ def refusals(crafted_files, sources, bundled_clips, tmp_path_factory):
     marker = directory / "imported.txt"
     crafted.write_marker_module(directory, marker)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(directory), os.environ.get("PYTHONPATH", "")])}
-    names = list(crafted_files) + [f"source-{name}" for name in ("logreg", "forest")]
-    paths = [str(crafted_files[n]) for n in crafted_files] + [str(sources["logreg"]), str(sources["forest"])]
+    names = list(crafted_files) + [f"source-{name}" for name in ("logreg", "forest", "anomaly")]
+    paths = [str(crafted_files[n]) for n in crafted_files] + \
+        [str(sources[name]) for name in ("logreg", "forest", "anomaly")]
     out = directory / "results.json"
     started = time.perf_counter()
     subprocess.run([sys.executable, str(Path(__file__).with_name("_refusals.py")), bundled_clips[0][0],
@@ -190,7 +201,7 @@ CASES = [
     "mismatched-classes", "unknown-kind", "nan-weights", "network-nan-weights",
     "network-prototype-class", "network-wrong-shape", "network-wrong-shape-metadata-agrees",
     "network-absurd-patches", "not-a-zip", "truncated-0.1", "truncated-0.5", "truncated-0.9",
-    "truncated-0.999",
+    "truncated-0.999", "anomaly-nan-statistics", "anomaly-nan-normal-set", "anomaly-wrong-shape",
 ]
 
 
@@ -216,5 +227,5 @@ def test_every_crafted_file_is_tested(crafted_files):
 def test_the_sources_themselves_predict(refusals, bundled_clips):
     """The crafted files start from working models: refusing them is about the change."""
     results, _, _ = refusals
-    for name in ("source-logreg", "source-forest"):
+    for name in ("source-logreg", "source-forest", "source-anomaly"):
         assert results[name]["returncode"] == 0, results[name]["stderr"][-2000:]
