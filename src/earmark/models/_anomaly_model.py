@@ -173,7 +173,10 @@ class AnomalyModel:
         notes = [f"skipped {paths[i]}: {reason}" for i, reason in zip(np.flatnonzero(~ok), reasons)]
         for note in notes:
             warnings.warn(note, stacklevel=2)
-        keep = lambda values: None if values is None else np.asarray(values, dtype=object)[ok]  # noqa: E731
+
+        def keep(values):
+            return None if values is None else np.asarray(values, dtype=object)[ok]
+
         model = cls.fit_bags(bags, keep(sections), keep(groups), backend=backend,
                              notes=kwargs.pop("notes", ()) + tuple(notes), **kwargs)
         model.fit_baseline([p for p, good in zip(paths, ok) if good], keep(sections))
