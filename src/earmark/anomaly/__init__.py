@@ -26,7 +26,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
         "thresholds": ['POOLINGS', 'MIN_NORMAL_ITEMS', 'SectionProfile', 'fit_section',
                        'pooled_scores', 'threshold_at'],
         "evaluation": ['AnomalyEvaluation', 'evaluate_scores', 'MAX_FPR'],
-        "baseline": ['HighPassBaseline', 'band_levels', 'CUTOFFS_HZ'],
+        "baseline": ['HighPassBaseline', 'band_levels', 'file_band_levels', 'CUTOFFS_HZ'],
         "explanations": ['explain_anomaly', 'FrequencyProfile', 'frequency_profile',
                          'REGION_EDGES_HZ'],
         "plots": ['plot_roc'],

@@ -16,7 +16,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..exceptions import ParameterError
 
-__all__ = ["HighPassBaseline", "band_levels", "CUTOFFS_HZ"]
+__all__ = ["HighPassBaseline", "band_levels", "file_band_levels", "CUTOFFS_HZ"]
 
 #: Candidate cut-offs, in Hz.
 CUTOFFS_HZ = (250.0, 500.0, 1000.0, 2000.0, 4000.0, 8000.0)
@@ -54,6 +54,26 @@ def band_levels(y, sr: int, cutoffs_hz=CUTOFFS_HZ) -> np.ndarray:
     power = (np.abs(np.fft.rfft(frames, axis=1)) ** 2).mean(axis=0) / n_fft
     freqs = np.fft.rfftfreq(n_fft, 1.0 / sr)
     return np.array([10 * np.log10(power[freqs >= cutoff].sum() + 1e-12) for cutoff in cutoffs_hz])
+
+
+def file_band_levels(paths, cutoffs_hz=CUTOFFS_HZ) -> list:
+    """:func:`band_levels` of each file at its own rate; None for a file that cannot be read.
+
+    Returns
+    -------
+    list of (np.ndarray [shape=(n_cutoffs,)] or None)
+    """
+    from .. import audio
+    from ..exceptions import EarmarkError
+
+    out = []
+    for path in paths:
+        try:
+            y, sr = audio.load(path)
+            out.append(band_levels(y, sr, cutoffs_hz))
+        except EarmarkError:
+            out.append(None)
+    return out
 
 
 class HighPassBaseline(OutlierMixin, BaseEstimator):

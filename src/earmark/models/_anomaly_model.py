@@ -190,7 +190,9 @@ class AnomalyModel:
         """
         from ..anomaly import HighPassBaseline
 
-        levels = _levels([str(p) for p in paths])
+        from ..anomaly import file_band_levels
+
+        levels = file_band_levels([str(p) for p in paths])
         sections = np.array(["default"] * len(paths) if sections is None else
                             [str(s) for s in sections], dtype=object)
         for name, profile in self.sections.items():
@@ -214,12 +216,12 @@ class AnomalyModel:
         -------
         np.ndarray [shape=(n_files,)]
         """
-        from ..anomaly import CUTOFFS_HZ
+        from ..anomaly import CUTOFFS_HZ, file_band_levels
 
         paths = [str(p) for p in paths]
         per = [section] * len(paths) if section is None or isinstance(section, str) else list(section)
         scores = np.full(len(paths), np.nan)
-        for index, row in enumerate(_levels(paths)):
+        for index, row in enumerate(file_band_levels(paths)):
             if row is None:
                 continue
             profiles = self._profiles(per[index])
@@ -424,22 +426,6 @@ class AnomalyModel:
     def __repr__(self) -> str:
         return (f"AnomalyModel(detector={self.detector!r}, pooling={self.pooling!r}, "
                 f"backend={self.backend_identity.get('backend')!r}, sections={list(self.sections)})")
-
-
-def _levels(paths) -> list:
-    """:func:`earmark.anomaly.band_levels` of each file at its own rate (None if unreadable)."""
-    from .. import audio
-    from ..anomaly import band_levels
-    from ..exceptions import EarmarkError
-
-    out = []
-    for path in paths:
-        try:
-            y, sr = audio.load(path)
-            out.append(band_levels(y, sr))
-        except EarmarkError:
-            out.append(None)
-    return out
 
 
 def anomaly_from_parts(metadata: dict, arrays: dict[str, np.ndarray], *, where: str) -> AnomalyModel:
