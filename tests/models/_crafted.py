@@ -214,3 +214,17 @@ def huge_patches(metadata):
 
 def prototype_class_out_of_range(metadata):
     metadata["prototype_class"] = [10**6] * len(metadata["prototype_class"])
+
+
+def nan_section_statistics(metadata):
+    """An anomaly model whose normal-set spread is NaN (JSON's NaN, which Python reads)."""
+    metadata["sections"][0]["clip_spread"] = float("nan")
+
+
+def nan_normal_set(arrays):
+    arrays["section0/normal_"] = arrays["section0/normal_"].copy()
+    arrays["section0/normal_"][0, 0] = np.nan
+
+
+def narrow_normal_set(arrays):
+    arrays["section0/normal_"] = arrays["section0/normal_"][:, :3]

@@ -50,6 +50,10 @@ def sources(tmp_path_factory, bundled_clips):
                              "patch_frames": 16, "patch_hop_frames": 8, "max_patches": 4,
                              "spectrogram": "db"}
     made["network"] = network.save(directory / "network.earmark")
+    from earmark.models import AnomalyModel
+
+    made["anomaly"] = AnomalyModel.fit_bags([x[None] for x in X[:12]], backend=backend).save(
+        directory / "anomaly.earmark")
     return made
 
 
@@ -128,6 +132,12 @@ def _cases(sources: dict, directory: Path) -> dict[str, Path]:
         "network-absurd-patches": c.with_arrays(network, directory / "net-patches.earmark",
                                                 change_metadata=c.huge_patches),
         "not-a-zip": directory / "text.earmark",
+        "anomaly-nan-statistics": c.with_arrays(sources["anomaly"], directory / "anomaly-nan.earmark",
+                                                change_metadata=c.nan_section_statistics),
+        "anomaly-nan-normal-set": c.with_arrays(sources["anomaly"], directory / "anomaly-nan-set.earmark",
+                                                c.nan_normal_set),
+        "anomaly-wrong-shape": c.with_arrays(sources["anomaly"], directory / "anomaly-shape.earmark",
+                                             c.narrow_normal_set),
     }
     cases["not-a-zip"].write_text("just text")
     # NaN weights in the logistic regression's coefficients, hash made to match.
@@ -190,7 +200,7 @@ CASES = [
     "mismatched-classes", "unknown-kind", "nan-weights", "network-nan-weights",
     "network-prototype-class", "network-wrong-shape", "network-wrong-shape-metadata-agrees",
     "network-absurd-patches", "not-a-zip", "truncated-0.1", "truncated-0.5", "truncated-0.9",
-    "truncated-0.999",
+    "truncated-0.999", "anomaly-nan-statistics", "anomaly-nan-normal-set", "anomaly-wrong-shape",
 ]
 
 

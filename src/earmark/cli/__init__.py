@@ -11,8 +11,8 @@ import sys
 import typer
 
 from . import (
-    adapt, backends, cluster, curve, demo, detect, embed, evaluate, evaluate_events, explain,
-    fewshot, predict,
+    adapt, anomaly, backends, cluster, curve, demo, detect, embed, evaluate, evaluate_events,
+    explain, fewshot, predict,
     protonet, search, serve, train,
 )
 
@@ -26,7 +26,7 @@ app = typer.Typer(
 
 # The order of `earmark --help`: the main job first, then exploring and understanding.
 for module in (
-    demo, embed, train, predict, evaluate, curve, fewshot, detect, evaluate_events, adapt,
+    demo, embed, train, predict, evaluate, curve, fewshot, detect, evaluate_events, adapt, anomaly,
     cluster, search, serve, explain, protonet, backends,
 ):
     module.register(app)

@@ -345,7 +345,7 @@ class ClassScorer:
         return backend.embed_windows(windows)[:real]
 
     def proba(self, waveforms) -> np.ndarray:
-        """Every class's probability for each waveform.
+        """Every class's probability for each waveform (an anomaly model: the logistic of its score).
 
         Returns
         -------
@@ -353,6 +353,13 @@ class ClassScorer:
         """
         bags = self.embed(waveforms)
         self.n_calls += len(bags)
+        if self.model.kind == "anomaly":
+            # The explained quantity is the anomaly score (class "anomalous"), given as
+            # its logistic: a probability whose log-odds is the score itself.
+            from scipy.special import expit
+
+            anomalous = expit(self.model.score_bags(bags))
+            return np.stack([1.0 - anomalous, anomalous], axis=1)
         if self.model.kind == "frames":
             return self.model.predict_proba(bags)
         return self.model.predict_proba(np.stack([self.backend.pool(X) for X in bags]))

@@ -5,12 +5,15 @@
 * :class:`EarmarkModel`: a learner over a backend's clip embeddings (``"clip"``) or a
   multiple-instance model over its frame embeddings (``"frames"``).
 * :class:`~earmark.interpret.PrototypeNetwork` (``"prototype-network"``).
+* :class:`AnomalyModel` (``"anomaly"``): one-class detectors per section over frame
+  embeddings, fitted on normal recordings alone.
 * :func:`predict_files` -> :class:`Prediction` per file, for any kind.
 * :func:`load_model` reads any model file; :class:`Limits` bounds what it accepts.
 
 See ``docs/architecture.md`` for the file format and what the reader checks.
 """
 
+from ._anomaly_model import AnomalyModel, anomaly_defaults
 from ._container import FORMAT_VERSION, Limits
 from ._embedding_model import EarmarkModel, check_matrix
 from ._estimators import ESTIMATORS, NOT_SAVED, SKLEARN_TYPES, allowed_types
@@ -19,7 +22,7 @@ from ._network import save_network
 from ._prediction import UNKNOWN_LABEL, FileScores, Model, Prediction, predict_files
 
 __all__ = [
-    "EarmarkModel", "ESTIMATORS", "FORMAT_VERSION", "FileScores", "KINDS", "Limits", "Model",
-    "NOT_SAVED", "Prediction", "SKLEARN_TYPES", "UNKNOWN_LABEL", "allowed_types", "check_matrix",
+    "AnomalyModel", "EarmarkModel", "ESTIMATORS", "FORMAT_VERSION", "FileScores", "KINDS", "Limits", "Model",
+    "NOT_SAVED", "Prediction", "SKLEARN_TYPES", "UNKNOWN_LABEL", "allowed_types", "anomaly_defaults", "check_matrix",
     "load_model", "predict_files", "save_network",
 ]

@@ -52,6 +52,11 @@ ESTIMATORS = (
 NOT_SAVED = {
     "earmark.interpret.protonet:PrototypeNetwork": "saved as plain arrays (kind 'prototype-network')",
     "earmark.explore.cluster:EmbeddingClusterer": "clusterings are results, not models",
+    "earmark.anomaly.detectors:KNNDetector": "saved as plain arrays (kind 'anomaly')",
+    "earmark.anomaly.detectors:GaussianDetector": "saved as plain arrays (kind 'anomaly')",
+    "earmark.anomaly.detectors:MixtureDetector": "saved as plain arrays (kind 'anomaly')",
+    "earmark.anomaly.detectors:PCADetector": "saved as plain arrays (kind 'anomaly')",
+    "earmark.anomaly.baseline:HighPassBaseline": "a reference detector, not a model kind",
 }
 
 #: scikit-learn types earmark's learners are made of.

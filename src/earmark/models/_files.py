@@ -20,7 +20,7 @@ from ._container import (
 __all__ = ["load_model", "KINDS"]
 
 #: Every kind of model a file may hold.
-KINDS = ("clip", "frames", "prototype-network")
+KINDS = ("clip", "frames", "prototype-network", "anomaly")
 
 
 def _check_common(metadata: dict, where: str) -> None:
@@ -48,7 +48,8 @@ def load_model(path, *, limits: Limits = Limits()):
     -------
     Model
         An :class:`~earmark.models.EarmarkModel` (kinds ``clip``, ``frames``) or a
-        :class:`~earmark.interpret.PrototypeNetwork` (kind ``prototype-network``).
+        :class:`~earmark.interpret.PrototypeNetwork` (kind ``prototype-network``) or an
+        :class:`~earmark.models.AnomalyModel` (kind ``anomaly``).
 
     Raises
     ------
@@ -105,6 +106,14 @@ def load_model(path, *, limits: Limits = Limits()):
         if ARRAYS not in members:
             raise ModelFileError(f"{where}: a prototype network without arrays")
         return network_from_parts(metadata, read_npz(members[ARRAYS], limits=limits, where=where),
+                                  where=where)
+    if metadata["kind"] == "anomaly":
+        from ._anomaly_model import anomaly_from_parts
+
+        _check_backend(metadata.get("backend"), where)
+        if ARRAYS not in members:
+            raise ModelFileError(f"{where}: an anomaly model without arrays")
+        return anomaly_from_parts(metadata, read_npz(members[ARRAYS], limits=limits, where=where),
                                   where=where)
     from ._embedding_model import EarmarkModel
     from ._estimators import load_pipeline
