@@ -56,7 +56,8 @@ CALIBRATION_METHODS = ("temperature", "sigmoid", "isotonic", "matrix")
 #: accuracy on the test groups.
 AUTO_METHODS = ("temperature", "sigmoid", "isotonic")
 
-# Probabilities are kept above this so a log-loss (and a log-odds map) stays finite.
+# One-vs-rest probabilities are kept above this so a row never sums to zero and a
+# log-loss stays finite.
 _FLOOR = 1e-6
 
 
@@ -315,7 +316,7 @@ class CalibratedLearner(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
             for train, test in inner:
                 self._fit_map(method, S[train], codes[train])
                 P = self._apply_map(method, S[test])
-                per_item[test] = -np.log(P[np.arange(len(test)), codes[test]])
+                per_item[test] = -np.log(np.maximum(P[np.arange(len(test)), codes[test]], 1e-300))
             losses[method] = per_item
             self.method_scores_[method] = float(per_item.mean())
         best = min(AUTO_METHODS, key=self.method_scores_.get)
@@ -351,7 +352,11 @@ class CalibratedLearner(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
             P = softmax(((S - m["center"]) / m["scale"]) @ m["coef"].T + m["intercept"], axis=1)
         else:
             P = softmax(S, axis=1)
-        P = np.maximum(P, _FLOOR)
+        if method in ("sigmoid", "isotonic"):
+            # One-vs-rest maps can give a whole row of zeros (isotonic steps); softmax
+            # maps are left exact, so a sure answer keeps its margin (explanations read
+            # the log-odds: a floor flattened every region of a confident clip to 0).
+            P = np.maximum(P, _FLOOR)
         return P / P.sum(axis=1, keepdims=True)
 
     # ---------------------------------------------------------------- predicting
@@ -532,13 +537,20 @@ def _inner_folds(codes, groups, random_state) -> list:
 
 
 def _fit_temperature(S, codes) -> float:
+    """The temperature minimising held-out cross-entropy against Platt-style targets:
+    the true class gets ``(n + 1) / (n + 2)`` of the weight rather than all of it, so
+    scores that separate every held-out item (a clean training set) do not drive the
+    temperature to zero and every answer to exactly 1.0."""
     from scipy.optimize import minimize_scalar
 
-    rows = np.arange(len(codes))
+    n, n_classes = S.shape
+    smoothing = 1.0 / (n + 2)
+    targets = np.full((n, n_classes), smoothing / n_classes)
+    targets[np.arange(n), codes] += 1.0 - smoothing
     spread = float(np.std(S)) or 1.0
 
     def loss(log_t):
-        return float(-log_softmax(S / (spread * np.exp(log_t)), axis=1)[rows, codes].mean())
+        return float(-(targets * log_softmax(S / (spread * np.exp(log_t)), axis=1)).sum(1).mean())
 
     best = minimize_scalar(loss, bounds=(-12.0, 8.0), method="bounded")
     return float(spread * np.exp(best.x))
@@ -586,8 +598,12 @@ def _fit_matrix(S, codes, n_classes) -> dict[str, np.ndarray]:
 def _fit_isotonic(s, positive) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.isotonic import IsotonicRegression
 
+    # Platt's targets here too: a step function fitted to 0/1 answers exactly 0 or 1
+    # wherever the held-out items happened to be separated.
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    target = np.where(positive, (n_pos + 1) / (n_pos + 2), 1 / (n_neg + 2))
     iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0)
-    iso.fit(s, positive.astype(float))
+    iso.fit(s, target)
     return np.asarray(iso.X_thresholds_, dtype=float), np.asarray(iso.y_thresholds_, dtype=float)
 
 

@@ -150,6 +150,10 @@ def test_evaluate_holds_speakers_out_and_writes_json_and_confusion_png(
     assert len(written["y_pred"]) == N_DIGIT_FILES
     assert Path(payload["files"]["json"]).parent == out
     assert _is_png(payload["files"]["confusion_matrix"])
+    # Issue 16: calibration of the held-out probabilities, top level, with pictures.
+    assert 0.0 <= payload["ece"] <= 1.0 and 0.0 <= payload["brier"] <= 2.0
+    assert _is_png(payload["files"]["reliability"]) and _is_png(payload["files"]["thresholds"])
+    assert [row["label"] for row in payload["operating_points"]] == list(DIGITS)
 
 
 def test_evaluate_says_which_layout_it_detected(cli, digits_dir, tmp_path):

@@ -40,10 +40,10 @@ def test_leaf_weight_alone_is_flat_prototypes(fsdd):
     np.testing.assert_allclose(model.predict_proba(Xq), flat.predict_proba(Xq))
 
 
-def test_by_default_the_leaf_is_flat_and_groups_use_every_level(fsdd):
+def test_by_default_the_leaf_is_flat_and_combined_groups_use_every_level(fsdd):
     X, y, Xq, _ = _split(fsdd)
     flat = PrototypeClassifier().fit(X, y)
-    model = HierarchicalPrototypeClassifier(PARITY).fit(X, y)
+    model = HierarchicalPrototypeClassifier(PARITY, group_rule="combined").fit(X, y)
     assert model.predict(Xq).tolist() == flat.predict(Xq).tolist()
     combined = HierarchicalPrototypeClassifier(PARITY, combine_leaf=True).fit(X, y)
     np.testing.assert_allclose(

@@ -32,9 +32,11 @@ def test_curves_run_from_the_whole_clip_to_nothing_and_back(tone, tone_explanati
     for curve in (deletion, insertion):
         assert curve.fraction.tolist() == pytest.approx(np.linspace(0, 1, 9).tolist())
         assert curve.explained.shape == curve.random.shape == curve.random_std.shape == (9,)
-    assert deletion.explained[0] == deletion.random[0] == e.base_score
-    assert deletion.explained[-1] == e.empty_score
-    assert insertion.explained[0] == e.empty_score and insertion.explained[-1] == e.base_score
+    # The same waveform scored in another batch may differ in the last bits.
+    assert deletion.explained[0] == pytest.approx(e.base_score) == deletion.random[0]
+    assert deletion.explained[-1] == pytest.approx(e.empty_score, abs=1e-9)
+    assert insertion.explained[0] == pytest.approx(e.empty_score, abs=1e-9)
+    assert insertion.explained[-1] == pytest.approx(e.base_score)
     # Removing the burst first kills the score at once; random order keeps it a while.
     assert deletion.explained[1] < 0.1 < deletion.random[1]
     assert deletion.beats_random and deletion.auc < 0.5 * deletion.random_auc

@@ -165,6 +165,7 @@ def write_results(results, target: Path, backend) -> dict:
 
 
 def show_results(results) -> None:
+    import numpy as np
     from rich.table import Table
 
     for result in results:
@@ -179,17 +180,25 @@ def show_results(results) -> None:
     points = [point for result in results for point in result.points]
     coarse = any(point.coarse_accuracy for point in points)
     open_set = any(point.rejection for point in points)
+    own = open_set and any(point.own_coverage for point in points)
     caption = "in %: mean ± 95 % confidence interval over episodes"
     if open_set:
         caption += (
             "; rejected: unknown-class queries below the threshold that keeps "
             f"{first.coverage:.0%} of known-class queries"
         )
+    if own:
+        caption += (
+            "; own: known-class queries kept and unknown-class ones rejected by the "
+            "method's own threshold, set on its support set to keep "
+            f"{first.coverage:.0%}"
+        )
     table = Table(
         title=f"few-shot, {first.strategy}, {first.episodes} episodes per row", caption=caption
     )
     headers = ["method", "ways", "shots", "accuracy"]
-    headers += ["coarse"] * coarse + ["rejected", "AUROC"] * open_set + ["queries"]
+    headers += ["coarse"] * coarse + ["rejected", "AUROC"] * open_set
+    headers += ["own: kept", "own: rejected"] * own + ["queries"]
     for header in headers:
         # The method's name is never cut; figures wrap first on a narrow terminal.
         table.add_column(header, justify="left" if header == "method" else "right",
@@ -202,8 +211,18 @@ def show_results(results) -> None:
             if open_set:
                 auroc = point.figure("auroc")
                 row += [_shown(point, "rejection"), "-" if auroc is None else f"{auroc[0]:.2f}"]
+            if own:
+                row += [_shown(point, "own_coverage"), _shown(point, "own_rejection")]
             table.add_row(*row, f"{point.queries_per_class:.1f}")
     console.print(table)
+    for result in results:
+        for point in result.points:
+            if point.auroc_by_score:
+                compared = ", ".join(
+                    f"{name} {np.mean(values):.2f}" for name, values in point.auroc_by_score.items()
+                )
+                console.print(f"{result.method}, {point.shots}-shot: AUROC by known-ness score: "
+                              f"{compared}", highlight=False)
 
 
 def _shown(point, name: str) -> str:

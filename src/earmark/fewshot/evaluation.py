@@ -243,6 +243,8 @@ class _Scoring:
         threshold = np.quantile(known_in, 1.0 - self.coverage, method="lower")
         point.rejection.append(float(np.mean(known_out < threshold)))
         point.auroc.append(_auroc(known_in, known_out))
+        for name, score in _known_scores(fitted, X_query).items():
+            point.auroc_by_score.setdefault(name, []).append(_auroc(score[:n_in], score[n_in:]))
         return notes
 
     def _coarse_prediction(self, fitted, X_in, predicted) -> np.ndarray:
@@ -286,6 +288,26 @@ def _known_score(fitted, X) -> tuple[np.ndarray | None, str | None]:
     if hasattr(fitted, "predict_proba"):
         return np.asarray(fitted.predict_proba(X), dtype=float).max(axis=1), "largest probability"
     return None, None
+
+
+def _known_scores(fitted, X) -> dict[str, np.ndarray]:
+    """Every known-ness score the classifier offers, to compare on the same episodes:
+    the largest logit (max-logit), the energy ``logsumexp`` of the logits (Liu et al.
+    2020), the largest probability, and the classifier's own ``known_score`` (for
+    prototypes, minus the nearest distance)."""
+    from scipy.special import logsumexp
+
+    scores = {}
+    if hasattr(fitted, "decision_function"):
+        values = np.asarray(fitted.decision_function(X), dtype=float)
+        if values.ndim == 2:
+            scores["max-logit"] = values.max(axis=1)
+            scores["energy"] = logsumexp(values, axis=1)
+    if hasattr(fitted, "predict_proba"):
+        scores["max-probability"] = np.asarray(fitted.predict_proba(X), dtype=float).max(axis=1)
+    if hasattr(fitted, "known_score"):
+        scores["nearest-distance"] = np.asarray(fitted.known_score(X), dtype=float)
+    return scores
 
 
 def _auroc(known_in: np.ndarray, known_out: np.ndarray) -> float:

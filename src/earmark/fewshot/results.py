@@ -42,6 +42,10 @@ class FewShotPoint:
         In-set queries classified right, per episode.
     coarse_accuracy, rejection, auroc, own_coverage, own_rejection : list of float
         Empty when not measured (see the module docstring).
+    auroc_by_score : dict of str to list of float
+        Open set: AUROC per episode of every known-ness score the classifier offers
+        (largest decision value, energy, largest probability, nearest distance), to
+        compare them on the same episodes.
     queries_per_class : float
         Mean in-set queries per class and episode.
     fewest_queries : int
@@ -58,6 +62,7 @@ class FewShotPoint:
     auroc: list[float] = field(default_factory=list)
     own_coverage: list[float] = field(default_factory=list)
     own_rejection: list[float] = field(default_factory=list)
+    auroc_by_score: dict[str, list[float]] = field(default_factory=dict)
     queries_per_class: float = math.nan
     fewest_queries: int = 0
     n_eligible: int = 0
@@ -102,7 +107,14 @@ class FewShotPoint:
         for name in FIGURES:
             summary = self.figure(name)
             out[name] = None if summary is None else {"mean": summary[0], "ci95": summary[1]}
+        out["auroc_by_score"] = {
+            name: dict(zip(("mean", "ci95"), mean_ci95(values)))
+            for name, values in self.auroc_by_score.items()
+        }
         out["episodes"] = {name: list(getattr(self, name)) for name in ("accuracy", *FIGURES)}
+        out["episodes"]["auroc_by_score"] = {
+            name: list(values) for name, values in self.auroc_by_score.items()
+        }
         return out
 
     @classmethod
@@ -112,6 +124,8 @@ class FewShotPoint:
             shots=data["shots"],
             ways=data["ways"],
             **{name: list(episodes.get(name, [])) for name in ("accuracy", *FIGURES)},
+            auroc_by_score={name: list(values) for name, values in
+                            episodes.get("auroc_by_score", {}).items()},
             queries_per_class=data["queries_per_class"],
             fewest_queries=data["fewest_queries"],
             n_eligible=data["n_eligible"],
