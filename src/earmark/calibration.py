@@ -1,5 +1,9 @@
 """Probabilities a user can act on: calibration fitted on held-out scores, and its measures.
 
+Longer than ~500 lines: the calibrated learner, its cross-fitting and its four maps
+are one estimator; the ECE, Brier and reliability helpers should move to a module of
+their own.
+
 A learner fitted on a few hundred embeddings is sure of its own training items; its
 probabilities on new clips are not what they say (logistic regression on BirdNET
 embeddings answers 1.000 on noise; an RBF SVM, temperature-scaled on its vote counts,

@@ -10,6 +10,7 @@ import typer
 from ._common import (
     BackendOption, BackendParamOption, CacheOption, DataArgument, JsonOption, LayoutOption, LearnerOption,
     QuietOption, console, embed_clips, emit_json, load_data, open_backend, open_cache, skipped_json,
+    split_columns,
 )
 
 
@@ -118,7 +119,9 @@ def train(
                                        quiet=quiet, prototypes_per_class=prototypes_per_class)  # fmt: skip
     backend = open_backend(backend_name, backend_params, quiet=quiet)
     X, manifest, _run = embed_clips(manifest, backend, open_cache(cache_dir), quiet=quiet)
-    model = EarmarkModel.train(X, manifest.y, backend=backend, learner=learner, **params)
+    folds, groups = split_columns(manifest)
+    model = EarmarkModel.train(X, manifest.y, backend=backend, learner=learner,
+                               groups=groups if groups is not None else folds, **params)
     n_items = X.shape[0]
     skipped = skipped_json(_run)
     path = model.save(output)

@@ -28,6 +28,9 @@ from ._prediction import FileScores
 
 __all__ = ["EarmarkModel", "check_matrix"]
 
+#: Marks a clip below its class's threshold (never a class name: a fresh object).
+_BELOW = object()
+
 
 class EarmarkModel:
     """A fitted classifier over clip embeddings of one backend.
@@ -101,6 +104,7 @@ class EarmarkModel:
         backend,
         learner: str = "logreg",
         random_state: int | None = 0,
+        groups=None,
         **learner_params: Any,
     ) -> "EarmarkModel":
         """Fit a learner on clip embeddings and wrap it with its backend's identity.
@@ -115,6 +119,9 @@ class EarmarkModel:
             The backend (or its :meth:`~earmark.backends.Backend.identity`).
         learner : str
         random_state : int or None
+        groups : array-like [shape=(n,)], optional
+            Speaker, recording or fold of each item: calibration and per-class thresholds
+            are then fitted on scores of groups the fold model never saw.
         **learner_params
             Passed to :func:`earmark.learners.make_learner`.
         """
@@ -129,7 +136,8 @@ class EarmarkModel:
                 f"expected {X.shape[0]} labels for {X.shape[0]} rows of X, got shape {y.shape}"
             )
         pipeline, notes = fit_learner(
-            make_learner(learner, random_state=random_state, **learner_params), X, y
+            make_learner(learner, random_state=random_state, **learner_params), X, y,
+            groups=None if groups is None else np.asarray(groups),
         )
         labels, counts = np.unique(y, return_counts=True)
         training = {
@@ -407,6 +415,13 @@ class EarmarkModel:
             labels = self.predict(X)
             P = (labels[:, None] == self.classes_[None, :]).astype(np.float64)
         unknown = self.is_unknown(X) if self.can_reject else None
+        final = self.pipeline[-1]
+        if getattr(final, "class_thresholds_", None) is not None and hasattr(final, "predict_thresholded"):
+            # Per-class thresholds stored by train --target-precision/--target-recall: a
+            # clip whose top class is below its threshold is answered "unknown".
+            Xt = self.pipeline[:-1].transform(X) if len(self.pipeline) > 1 else X
+            below = final.predict_thresholded(Xt, unknown_label=_BELOW) == _BELOW
+            unknown = below if unknown is None else (unknown | below)
         return FileScores(P, ok, errors, unknown=unknown, extra=self._level_answers(X),
                           has_proba=hasattr(self.pipeline, "predict_proba"))
 
