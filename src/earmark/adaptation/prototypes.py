@@ -156,7 +156,7 @@ class PrototypeAdapter(ClassifierMixin, BaseEstimator):
 
     @staticmethod
     def _responsibilities(Z, prototypes, priors, temperature) -> np.ndarray:
-        sq = ((Z[:, None, :] - prototypes[None, :, :]) ** 2).sum(axis=2)
+        sq = _sq_distances(Z, prototypes)
         return softmax(-sq / temperature + np.log(priors)[None, :], axis=1)
 
     def predict_proba(self, X) -> np.ndarray:
@@ -205,7 +205,7 @@ def _assignment_temperature(Z, codes, prototypes) -> float:
     from scipy.optimize import minimize_scalar
     from scipy.special import log_softmax
 
-    sq = ((Z[:, None, :] - prototypes[None, :, :]) ** 2).sum(axis=2)
+    sq = _sq_distances(Z, prototypes)
     scale = float(np.median(sq)) or 1.0
 
     def loss(log_t: float) -> float:
@@ -213,3 +213,8 @@ def _assignment_temperature(Z, codes, prototypes) -> float:
 
     best = minimize_scalar(loss, bounds=(-12.0, 6.0), method="bounded")
     return float(scale * np.exp(best.x))
+
+
+def _sq_distances(Z, prototypes) -> np.ndarray:
+    """Squared Euclidean distance of each row of ``Z`` to each prototype, (n, n_classes)."""
+    return ((Z[:, None, :] - prototypes[None, :, :]) ** 2).sum(axis=2)

@@ -348,10 +348,13 @@ class EarmarkModel:
                 f"a {self.learner!r} model cannot say 'unknown'; train a prototype model "
                 f"(earmark train --fewshot)"
             )
+        return self.pipeline[-1].is_unknown(self._final_input(X))
+
+    def _final_input(self, X) -> np.ndarray:
+        """What the pipeline's last step reads: checked clip embeddings through the steps
+        before it (computed once per batch by :meth:`score_files`)."""
         X = check_matrix(X, self.backend_identity.get("dimension"))
-        if len(self.pipeline) > 1:
-            X = self.pipeline[:-1].transform(X)
-        return self.pipeline[-1].is_unknown(X)
+        return self.pipeline[:-1].transform(X) if len(self.pipeline) > 1 else X
 
     def backend(self, *, strict: bool = True, params: dict[str, Any] | None = None):
         """The backend this model was trained with, rebuilt from its identity and checked.
@@ -414,29 +417,29 @@ class EarmarkModel:
         else:  # a learner without probabilities: its label gets 1
             labels = self.predict(X)
             P = (labels[:, None] == self.classes_[None, :]).astype(np.float64)
-        unknown = self.is_unknown(X) if self.can_reject else None
+        if self.kind != "clip":
+            return FileScores(P, ok, errors, has_proba=hasattr(self.pipeline, "predict_proba"))
+        Xt = self._final_input(X)
         final = self.pipeline[-1]
+        unknown = final.is_unknown(Xt) if self.can_reject else None
         if getattr(final, "class_thresholds_", None) is not None and hasattr(final, "predict_thresholded"):
             # Per-class thresholds stored by train --target-precision/--target-recall: a
             # clip whose top class is below its threshold is answered "unknown".
-            Xt = self.pipeline[:-1].transform(X) if len(self.pipeline) > 1 else X
             below = final.predict_thresholded(Xt, unknown_label=_BELOW) == _BELOW
             unknown = below if unknown is None else (unknown | below)
-        return FileScores(P, ok, errors, unknown=unknown, extra=self._level_answers(X),
+        return FileScores(P, ok, errors, unknown=unknown, extra=self._level_answers(Xt),
                           has_proba=hasattr(self.pipeline, "predict_proba"))
 
-    def _level_answers(self, X) -> list[dict] | None:
+    def _level_answers(self, Xt) -> list[dict] | None:
         """For a taxonomy model: the label and probability at every level, and the finest
-        label probable enough (``backoff``), per clip; None for a flat model."""
-        if self.kind != "clip":
-            return None
+        label probable enough (``backoff``), per clip; None for a flat model.
+
+        ``Xt`` is what the last step reads (:meth:`_final_input`)."""
         final = self.pipeline[-1]
         final = next((part for part in (final, getattr(final, "estimator_", None))
                       if hasattr(part, "predict_levels_proba")), None)
         if final is None:
             return None
-        Xt = self.pipeline[:-1].transform(check_matrix(X, self.backend_identity.get("dimension"))) \
-            if len(self.pipeline) > 1 else X
         levels = final.predict_levels_proba(Xt)
         backoff = final.predict_backoff(Xt)
         names = list(levels)
