@@ -47,11 +47,12 @@ def predict(
 ) -> None:
     """Predict a label (with probabilities) for each file; bad files are reported, not fatal."""
     from ..models import load_model, predict_files
+    from ._common import parse_params
 
     model = load_model(model_path)
     paths = expand(files)
     progress = not (quiet or json_output)
-    backend = model.backend(params=_backend_params(backend_param)) \
+    backend = model.backend(params=parse_params(backend_param)) \
         if model.backend_identity is not None else None
     predictions = predict_files(
         model, paths, top_k=top_k, backend=backend,
@@ -72,12 +73,6 @@ def predict(
             console.print(f"  {row['error']}", highlight=False)
     if failures and len(failures) == len(rows):
         raise typer.Exit(1)
-
-
-def _backend_params(values) -> dict:
-    from ._common import parse_params
-
-    return parse_params(values)
 
 
 def expand(files: list[Path]) -> list[Path]:
