@@ -80,3 +80,12 @@ def test_a_store_of_several_backends_needs_a_choice(cli, small_store):
     run = cli("serve", directory)
     assert run.code == 2
     assert "2 backend configurations" in run.stderr and "--backend" in run.stderr
+
+
+def test_a_damaged_model_file_is_refused_before_serving(cli, small_store, tmp_path):
+    directory, _, _ = small_store
+    bad = tmp_path / "bad.earmark"
+    bad.write_bytes(b"PK\x03\x04 not really a zip")
+    run = cli("serve", directory, "--model", bad)
+    assert run.code in (1, 2)
+    assert "bad.earmark" in run.stderr and "Traceback" not in run.stderr

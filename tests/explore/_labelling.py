@@ -56,6 +56,24 @@ def build_store(fsdd_dir: Path, folder: Path):
     return store, paths
 
 
+def train_digit_model(store, paths, folder: Path) -> Path:
+    """A clip model (MFCC, logistic regression) telling 0 from 1, trained on two speakers'
+    clips from the store and saved to ``folder / "digits.earmark"``."""
+    import numpy as np
+
+    from earmark.backends import get_backend
+    from earmark.models import EarmarkModel
+    from earmark.pipeline import clip_embeddings
+
+    backend = get_backend("mfcc")
+    train = [path for path in paths if path.name.split("_")[1] in SPEAKERS[:2]]
+    X, ok, _ = clip_embeddings(train, backend, store, progress=False, with_frames=False)
+    assert ok.all()
+    y = np.array([path.name.split("_")[0] for path in train])
+    model = EarmarkModel.train(X, y, backend=backend, learner="logreg")
+    return model.save(folder / "digits.earmark")
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -63,7 +81,8 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_server(store_dir: Path, *, port: int | None = None, backend_name: str | None = None):
+def running_server(store_dir: Path, *, port: int | None = None, backend_name: str | None = None,
+                   model=None):
     """Serve the labelling loop over a freshly opened store; yield its base URL.
 
     Each call opens the store anew, as a restarted ``earmark serve`` would, and stops
@@ -76,7 +95,7 @@ def running_server(store_dir: Path, *, port: int | None = None, backend_name: st
     from earmark.store import LanceStore
 
     backend = get_backend(backend_name) if backend_name else None
-    session = LabellingSession(LanceStore(store_dir), backend=backend)
+    session = LabellingSession(LanceStore(store_dir), backend=backend, model=model)
     app = create_app(session, host="127.0.0.1")
     port = port or free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from _browser import browser_page
-from _labelling import HOSTILE_NAME, build_store, running_server
+from _labelling import HOSTILE_NAME, build_store, running_server, train_digit_model
 
 TARGET = "zero"
 
@@ -152,3 +152,31 @@ def test_search_play_label_train_reload_restart(store_dir, fsdd_dir):
         uncertain = page.locator("#uncertain li.clip")
         expect(uncertain).to_have_count(10)
         assert [uncertain.nth(i).get_attribute("data-key") for i in range(10)] == queue
+
+
+def test_a_loaded_model_shows_its_prediction_beside_each_clip(fsdd_dir, tmp_path):
+    """`earmark serve --model`: the page says which model it shows and, per clip, the
+    label and probability ``predict_files`` gives (the full top 3 in the tooltip)."""
+    from playwright.sync_api import expect
+
+    from earmark.models import load_model, predict_files
+    from earmark.store import LanceStore
+
+    store, paths = build_store(fsdd_dir, tmp_path)
+    model = load_model(train_digit_model(store, paths, tmp_path))
+    with running_server(tmp_path / "store", model=model) as url, browser_page() as page:
+        page.set_default_timeout(20_000)
+        _ready(page, url)
+        expect(page.locator("#info")).to_contain_text("showing a clip model's predictions (2 classes)")
+        page.fill("#filter", "1_theo_")
+        rows = page.locator("#clips li.clip")
+        expect(rows).to_have_count(5)
+        shown = dict(zip(rows.locator(".name").all_text_contents(),
+                         rows.locator(".model-says").all_text_contents()))
+        truth = predict_files(model, [p for p in paths if p.name.startswith("1_theo_")],
+                              store=LanceStore(tmp_path / "store"))
+        assert shown == {
+            p.path.rsplit("/", 1)[-1]: f"model: {p.label} {p.score:.2f}" for p in truth
+        }
+        tip = rows.first.locator(".model-says").get_attribute("title")
+        assert tip.startswith(truth[0].top_k[0][0] + " ")

@@ -107,12 +107,20 @@ class BackendRecipe:
         BackendUnavailableError
             With ``check``, if this machine builds a backend of another cache key.
         """
-        from ..backends import get_backend, spec
+        from ..backends import from_identity, spec
 
-        kwargs = dict(self.kwargs)
-        accepted = spec(self.name).load_class().parameter_schema()
-        kwargs.update({name: self.threads for name in _THREAD_ARGUMENTS if name in accepted})
-        backend = get_backend(self.name, **kwargs)
+        cls = spec(self.name).load_class()
+        accepted = cls.parameter_schema()
+        kwargs = {name: value for name, value in self.kwargs.items()
+                  if name not in cls.local_params}
+        # Rebuilt the one way every backend is (registry name, checked parameters); the
+        # client's own local parameters (a HEAR module, weights) and this worker's thread
+        # count are trusted settings, not read from anywhere else.
+        settings = {name: value for name, value in self.kwargs.items()
+                    if name in cls.local_params}
+        settings.update({name: self.threads for name in _THREAD_ARGUMENTS if name in accepted})
+        backend = from_identity({"backend": self.name, "params": kwargs}, params=settings,
+                                source=f"the Dask recipe of backend {self.name!r}")
         if check and backend.cache_key() != self.cache_key:
             import socket
 

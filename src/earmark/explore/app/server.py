@@ -80,9 +80,15 @@ class LabellingSession:
     backend : Backend, optional
         Embeds uploaded examples; default rebuilt from the name and parameters the
         store recorded, when that gives the same configuration.
+    model : Model, optional
+        A trained model of any kind (:func:`earmark.models.load_model`): every whole-file
+        clip the page lists says what it predicts, through
+        :func:`earmark.models.predict_files` (segments of a file are not scored: the
+        model answers for whole files).
     """
 
-    def __init__(self, store, *, backend_key: str | None = None, backend=None) -> None:
+    def __init__(self, store, *, backend_key: str | None = None, backend=None,
+                 model=None) -> None:
         from ..collection import only_backend_key
         from ..labels import LabelStore
 
@@ -100,6 +106,9 @@ class LabellingSession:
         self._collection = None
         self._collection_rows = -1
         self._lock = threading.Lock()
+        self.model = model
+        self._said: dict[str, dict | None] = {}  # store key -> the model's prediction
+        self._model_lock = threading.Lock()  # a model's backend is not thread-safe
 
     # ---------------------------------------------------------------- collection
     def collection(self):
@@ -131,14 +140,17 @@ class LabellingSession:
 
     def backend(self):
         """The backend that embeds uploaded examples like the store's clips."""
-        from ...backends import get_backend
+        from ...backends import from_identity
 
         with self._lock:
             if self._backend is None:
                 collection = self._collection
                 if collection is None:
                     raise ParameterError("the collection is not loaded yet")
-                backend = get_backend(collection.backend, **collection.params)
+                backend = from_identity(
+                    {"backend": collection.backend, "params": collection.params},
+                    source=f"the store at {self.store.directory}",
+                )
                 if backend.cache_key() != self.backend_key:
                     raise ParameterError(
                         f"backend {collection.backend} as installed now embeds differently "
@@ -151,16 +163,52 @@ class LabellingSession:
     # ---------------------------------------------------------------- actions
     def info(self) -> dict:
         collection = self.collection()
+        model = None
+        if self.model is not None:
+            model = {"kind": self.model.kind,
+                     "classes": [str(c) for c in self.model.classes_.tolist()]}
         return {
             "backend": collection.backend,
             "backend_key": self.backend_key,
             "n_clips": len(collection),
             "targets": self.labels.targets(),
+            "model": model,
         }
 
     def clips(self, text: str = "", limit: int = 50) -> list[dict]:
         collection = self.collection()
-        return [collection.clip(row) for row in collection.find(text, limit=limit)]
+        return self.with_predictions(
+            [collection.clip(row) for row in collection.find(text, limit=limit)]
+        )
+
+    def with_predictions(self, clips: list[dict]) -> list[dict]:
+        """``clips`` with the model's answer under ``"model"`` (None without a model).
+
+        Each whole-file clip is scored once, through :func:`~earmark.models.predict_files`
+        with the store (so a model over this store's backend reads cached embeddings),
+        and remembered; a file that cannot be read says why in ``error``.
+        """
+        from ...models import predict_files
+
+        if self.model is None:
+            return clips
+        with self._model_lock:
+            todo = [clip for clip in clips if clip["key"] not in self._said]
+            whole = [clip for clip in todo if clip.get("start_s") is None
+                     and clip.get("end_s") is None]
+            for clip in todo:
+                self._said[clip["key"]] = None  # a segment: not scored
+            if whole:
+                predictions = predict_files(self.model, [clip["path"] for clip in whole],
+                                            store=self.store, top_k=3)
+                for clip, prediction in zip(whole, predictions):
+                    said = prediction.to_dict()
+                    self._said[clip["key"]] = {
+                        key: said[key] for key in ("label", "score", "top_k", "unknown", "error")
+                    }
+            for clip in clips:
+                clip["model"] = self._said[clip["key"]]
+        return clips
 
     def _hits(self, hits) -> list[dict]:
         collection = self.collection()
@@ -172,7 +220,7 @@ class LabellingSession:
             clip = collection.clip(row)
             clip["distance"] = float(hit.distance)
             found.append(clip)
-        return found
+        return self.with_predictions(found)
 
     def search_by_key(self, key, k: int = 10) -> dict:
         from ..search import search
@@ -180,7 +228,8 @@ class LabellingSession:
         row = self.row_of(key)
         collection = self.collection()
         hits = search(self.store, collection.X[row], backend_key=self.backend_key, k=k)
-        return {"query": collection.clip(row), "hits": self._hits(hits)}
+        return {"query": self.with_predictions([collection.clip(row)])[0],
+                "hits": self._hits(hits)}
 
     def search_by_upload(self, data: bytes, *, suffix: str = ".wav", k: int = 10) -> dict:
         from ..search import search_audio
@@ -543,6 +592,7 @@ def serve(
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
     on_ready=None,
+    model=None,
 ) -> None:
     """Serve the labelling loop until interrupted.
 
@@ -556,10 +606,12 @@ def serve(
     port : int
     on_ready : callable, optional
         Called with the session once the clips are loaded, before listening.
+    model : Model, optional
+        Shown beside every clip, as in :class:`LabellingSession`.
     """
     import uvicorn
 
-    session = LabellingSession(store, backend_key=backend_key, backend=backend)
+    session = LabellingSession(store, backend_key=backend_key, backend=backend, model=model)
     session.collection()
     if on_ready is not None:
         on_ready(session)

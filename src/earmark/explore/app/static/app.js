@@ -66,6 +66,15 @@ function distanceText(distance) {
   return value < 0.0005 ? value.toExponential(1) : value.toFixed(3);
 }
 
+// What a loaded model (earmark serve --model) predicts for a clip.
+function modelText(said) {
+  if (said.error) {
+    return "model: unreadable";
+  }
+  const score = typeof said.score === "number" ? ` ${said.score.toFixed(2)}` : "";
+  return `model: ${said.label}${score}`;
+}
+
 function button(text, className, title, onClick) {
   const element = document.createElement("button");
   element.type = "button";
@@ -91,6 +100,13 @@ function clipRow(clip, detail, { labelling = true, searching = false } = {}) {
   info.className = "detail";
   info.textContent = detail;
   row.append(info);
+  if (clip.model) {
+    const said = document.createElement("span");
+    said.className = "model-says";
+    said.textContent = modelText(clip.model);
+    said.title = (clip.model.top_k || []).map((t) => `${t.label} ${t.score.toFixed(2)}`).join(", ");
+    row.append(said);
+  }
   const actions = document.createElement("span");
   actions.className = "actions";
   if (searching) {
@@ -258,7 +274,8 @@ async function chooseTarget(name) {
 async function start() {
   const info = await api("GET", "/api/info");
   $("info").textContent =
-    `${info.n_clips} clips embedded with ${info.backend} (${info.backend_key})`;
+    `${info.n_clips} clips embedded with ${info.backend} (${info.backend_key})` +
+    (info.model ? `; showing a ${info.model.kind} model's predictions (${info.model.classes.length} classes)` : "");
   const options = $("targets");
   options.replaceChildren();
   for (const target of info.targets) {
