@@ -95,6 +95,11 @@ def test_fit_score_evaluate(cli, sections):
     assert code == 0, err
     assert json.loads(out)["explanation"]["label"] == "anomalous"
 
+    # `earmark detect` is for class events: an anomaly model gets one clean refusal.
+    code, out, err = cli("detect", model, files[0], "-o", sections / "events2")
+    assert code == 2 and "Traceback" not in err
+    assert "m.earmark" in err and "earmark anomaly score" in err
+
 
 def test_too_few_normal_recordings_is_one_clean_error(cli, sections):
     for extra in sorted((sections / "normal" / "oboe").glob("*.mp3"))[2:]:

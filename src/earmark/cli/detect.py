@@ -71,7 +71,12 @@ def detect(
     from .predict import expand
 
     model = load_model(model_path)
-    if model.backend_identity is None:
+    if model.kind == "anomaly":
+        raise ParameterError(
+            f"{model_path}: an anomaly model scores how unusual a recording is, not which "
+            f"class sounds when; use `earmark anomaly score` (with --events for the anomalous segments)"
+        )
+    if getattr(model, "backend_identity", None) is None:
         raise ParameterError(
             f"{model_path}: a {model.kind} model reads patches, not a backend's frames; "
             f"detect needs a clip or frame model (earmark train, or --mil)"
