@@ -1,8 +1,8 @@
 """Probabilities a user can act on: calibration fitted on held-out scores, and its measures.
 
 Longer than ~500 lines: the calibrated learner, its cross-fitting and its four maps
-are one estimator; the ECE, Brier and reliability helpers should move to a module of
-their own.
+are one estimator. Its measures (ECE, Brier score, reliability table) live in
+:mod:`earmark.calibration_metrics` and are re-exported here.
 
 A learner fitted on a few hundred embeddings is sure of its own training items; its
 probabilities on new clips are not what they say (logistic regression on BirdNET
@@ -29,8 +29,9 @@ The same held-out scores set the ``unknown`` threshold that keeps ``unknown_cove
 of in-set items (:meth:`CalibratedLearner.unknown_mask`), so every learner can say "none
 of these".
 
-:func:`expected_calibration_error`, :func:`brier_score` and :func:`reliability_table`
-measure the result.
+:func:`~earmark.calibration_metrics.expected_calibration_error`,
+:func:`~earmark.calibration_metrics.brier_score` and
+:func:`~earmark.calibration_metrics.reliability_table` measure the result.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from .calibration_metrics import brier_score, expected_calibration_error, reliability_table
 from .exceptions import ParameterError
 
 __all__ = [
@@ -609,93 +611,3 @@ def _fit_isotonic(s, positive) -> tuple[np.ndarray, np.ndarray]:
     iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0)
     iso.fit(s, target)
     return np.asarray(iso.X_thresholds_, dtype=float), np.asarray(iso.y_thresholds_, dtype=float)
-
-
-# ---------------------------------------------------------------------- measures
-def _top_label(y_true, proba, classes):
-    proba = np.asarray(proba, dtype=float)
-    classes = np.asarray(classes)
-    y_true = np.asarray(y_true)
-    if proba.ndim != 2 or proba.shape != (len(y_true), len(classes)):
-        raise ParameterError(
-            f"expected proba of shape ({len(y_true)}, {len(classes)}), got {proba.shape}"
-        )
-    confidence = proba.max(axis=1)
-    correct = classes[np.argmax(proba, axis=1)] == y_true
-    return confidence, correct
-
-
-def expected_calibration_error(y_true, proba, classes, *, n_bins: int = 15) -> float:
-    """Top-label expected calibration error over equal-width confidence bins.
-
-    The gap between accuracy and mean confidence in each bin, weighted by the share of
-    items in it (Guo et al. 2017; 15 bins as there).
-
-    Parameters
-    ----------
-    y_true : array-like [shape=(n,)]
-    proba : np.ndarray [shape=(n, n_classes)]
-    classes : array-like [shape=(n_classes,)]
-        Column labels of ``proba``.
-    n_bins : int
-
-    Returns
-    -------
-    float in [0, 1]
-
-    Examples
-    --------
-    >>> expected_calibration_error(["a", "b"], [[0.9, 0.1], [0.2, 0.8]], ["a", "b"])
-    0.15
-    """
-    confidence, correct = _top_label(y_true, proba, classes)
-    if confidence.size == 0:
-        return 0.0
-    bins = np.minimum((confidence * n_bins).astype(int), n_bins - 1)
-    total = 0.0
-    for b in np.unique(bins):
-        inside = bins == b
-        total += inside.sum() * abs(correct[inside].mean() - confidence[inside].mean())
-    return round(float(total / confidence.size), 12)
-
-
-def brier_score(y_true, proba, classes) -> float:
-    """Mean squared distance between the probabilities and the one-hot truth.
-
-    Parameters
-    ----------
-    y_true : array-like [shape=(n,)]
-    proba : np.ndarray [shape=(n, n_classes)]
-    classes : array-like [shape=(n_classes,)]
-
-    Returns
-    -------
-    float in [0, 2]
-    """
-    proba = np.asarray(proba, dtype=float)
-    _top_label(y_true, proba, classes)
-    onehot = np.asarray(y_true)[:, None] == np.asarray(classes)[None, :]
-    return float(((proba - onehot) ** 2).sum(axis=1).mean())
-
-
-def reliability_table(y_true, proba, classes, *, n_bins: int = 15) -> list[dict]:
-    """Accuracy against mean confidence per bin: the points of a reliability diagram.
-
-    Returns
-    -------
-    list of dict
-        ``low``, ``high``, ``count``, ``confidence``, ``accuracy`` per non-empty bin.
-    """
-    confidence, correct = _top_label(y_true, proba, classes)
-    bins = np.minimum((confidence * n_bins).astype(int), n_bins - 1)
-    rows = []
-    for b in np.unique(bins):
-        inside = bins == b
-        rows.append({
-            "low": b / n_bins,
-            "high": (b + 1) / n_bins,
-            "count": int(inside.sum()),
-            "confidence": float(confidence[inside].mean()),
-            "accuracy": float(correct[inside].mean()),
-        })
-    return rows

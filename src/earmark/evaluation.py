@@ -125,7 +125,7 @@ class EvaluationResult:
         probabilities; None without them."""
         if self.proba is None:
             return None
-        from .calibration import brier_score, expected_calibration_error, reliability_table
+        from .calibration_metrics import brier_score, expected_calibration_error, reliability_table
 
         tested = self.tested & np.isfinite(self.proba).all(axis=1)
         if not tested.any():

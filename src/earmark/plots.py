@@ -283,7 +283,7 @@ def plot_reliability(
     Parameters
     ----------
     bins : sequence of dict
-        :func:`earmark.calibration.reliability_table` rows (``low``, ``high``,
+        :func:`earmark.calibration_metrics.reliability_table` rows (``low``, ``high``,
         ``count``, ``confidence``, ``accuracy``), e.g. ``result.calibration["bins"]``.
     path : str or Path, optional
         Where to write the picture; without it the Figure is returned.
