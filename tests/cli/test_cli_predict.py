@@ -37,3 +37,29 @@ def test_predict_csv_has_level_columns_and_escapes_formulas(digits, tmp_path, cl
     assert {"level 1", "level 1 score", "backoff"} <= set(rows[0])
     assert all(not row["path"].startswith("=") for row in rows)
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_predict_unknown_is_asked_for_with_any_learner(digits, tmp_path, cli):
+    """A logistic-regression model answers 'unknown' only with --unknown; the clips it
+    rejects are those the library's ``unknown_mask`` rejects."""
+    import json
+
+    import numpy as np
+
+    manifest, X, backend = digits
+    held = manifest.groups == "lucas"
+    train = ~held & np.isin(manifest.y, list("01234"))
+    model = EarmarkModel.train(X[train], manifest.y[train], backend=backend,
+                               groups=manifest.groups[train])
+    model_path = model.save(tmp_path / "low.earmark")
+    paths = [str(p) for p in manifest.paths[held]]
+    plain = cli("predict", str(model_path), *paths, "--json", "--cache-dir", str(tmp_path / "c"))
+    asked = cli("predict", str(model_path), *paths, "--json", "--unknown",
+                "--cache-dir", str(tmp_path / "c"))
+    assert plain.code == 0 and asked.code == 0, asked.stderr
+    assert not any(row["unknown"] for row in json.loads(plain.stdout))
+    rows = json.loads(asked.stdout)
+    expected = model.pipeline[-1].unknown_mask(model._final_input(X[held]))
+    assert [row["unknown"] for row in rows] == expected.tolist()
+    assert 0 < sum(expected) < len(paths)
+    assert all(row["label"] == "unknown" for row in rows if row["unknown"])

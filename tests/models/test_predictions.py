@@ -59,3 +59,34 @@ def test_per_class_thresholds_answer_unknown_below_them(digits, tmp_path):
     assert not any(plain_unknown)
     # A 0.99 precision target on digits MFCC cannot be met everywhere: some clips fall below.
     assert 0 < sum(strict_unknown) < len(paths)
+
+
+def test_every_calibrated_learner_answers_unknown_when_asked(digits, tmp_path):
+    """`predict --unknown` with a logistic regression: trained on digits 0-4 of five
+    speakers and asked about the sixth speaker's 0-9 (each speaker in turn), it keeps
+    about the asked 90 % of the digits it knows and rejects more of those it never heard;
+    unasked, it rejects nothing, as before."""
+    manifest, X, backend = digits
+    known = np.isin(manifest.y, list("01234"))
+    rejected_in, rejected_out = [], []
+    for speaker in np.unique(manifest.groups):
+        held = manifest.groups == speaker
+        train = ~held & known
+        model = EarmarkModel.train(X[train], manifest.y[train], backend=backend,
+                                   groups=manifest.groups[train])
+        model = load_model(model.save(tmp_path / f"{speaker}.earmark"))
+        paths = manifest.paths[held]
+        assert not any(p.unknown for p in predict_files(model, paths, backend=backend))
+        asked = predict_files(model, paths, backend=backend, reject_unknown=True)
+        rejected = np.array([p.unknown for p in asked])
+        assert all(asked[i].label == "unknown" and asked[i].score is None
+                   for i in np.flatnonzero(rejected))
+        # The same answer the library gives for the embeddings themselves.
+        final = model.pipeline[-1]
+        assert np.array_equal(rejected, final.unknown_mask(model._final_input(X[held])))
+        rejected_in += rejected[known[held]].tolist()
+        rejected_out += rejected[~known[held]].tolist()
+    coverage, rejection = 1 - np.mean(rejected_in), np.mean(rejected_out)
+    print(f"in-set coverage {coverage:.3f}, out-of-set rejection {rejection:.3f}")
+    assert 0.8 <= coverage <= 0.97
+    assert rejection > (1 - coverage) + 0.05

@@ -32,9 +32,12 @@ def predict(
     files: list[Path] = typer.Argument(..., help="Audio files or folders to label."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write .csv or .json here."),
     top_k: int = typer.Option(3, "--top", help="Most probable labels listed per file."),
-    reject_unknown: bool = typer.Option(
-        True, "--unknown/--no-unknown",
-        help="With a prototype model, label clips far from every class 'unknown'.",
+    reject_unknown: Optional[bool] = typer.Option(
+        None, "--unknown/--no-unknown",
+        help="Label clips far from every class 'unknown'. Unset: where the model does so "
+        "itself (prototypes, thresholds from train --target-precision). --unknown: with "
+        "every learner (below the probability that kept 90 % of held-out training clips). "
+        "--no-unknown: never.", show_default=False,
     ),
     backend_param: Optional[list[str]] = typer.Option(
         None, "--backend-param", "-p",

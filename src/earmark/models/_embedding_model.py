@@ -427,8 +427,12 @@ class EarmarkModel:
             # clip whose top class is below its threshold is answered "unknown".
             below = final.predict_thresholded(Xt, unknown_label=_BELOW) == _BELOW
             unknown = below if unknown is None else (unknown | below)
+        if_asked = final.unknown_mask(Xt) if hasattr(final, "unknown_mask") else None
+        if if_asked is not None and unknown is not None:
+            if_asked = if_asked | unknown
         return FileScores(P, ok, errors, unknown=unknown, extra=self._level_answers(Xt),
-                          has_proba=hasattr(self.pipeline, "predict_proba"))
+                          has_proba=hasattr(self.pipeline, "predict_proba"),
+                          unknown_if_asked=if_asked)
 
     def _level_answers(self, Xt) -> list[dict] | None:
         """For a taxonomy model: the label and probability at every level, and the finest

@@ -58,7 +58,12 @@ class FileScores:
     errors : list of (str or None) [length n_files]
         What went wrong with each file that could not be read, naming it.
     unknown : np.ndarray [shape=(n_ok,), dtype=bool] or None
-        For models that can say "none of these".
+        "None of these", for models that say it unasked (prototypes, per-class
+        thresholds).
+    unknown_if_asked : np.ndarray [shape=(n_ok,), dtype=bool] or None
+        "None of these" for models that can say it when asked (every calibrated
+        learner: its top probability below the level that kept ``unknown_coverage`` of
+        held-out training items); includes ``unknown``.
     extra : list of dict or None [length n_ok]
         Kind-specific fields added to each prediction (e.g. ``nearest_prototype``).
     has_proba : bool
@@ -71,6 +76,7 @@ class FileScores:
     unknown: np.ndarray | None = None
     extra: list | None = None
     has_proba: bool = True
+    unknown_if_asked: np.ndarray | None = None
 
 
 @dataclass
@@ -113,7 +119,7 @@ class Prediction:
 
 
 def predict_files(model, paths: Iterable, *, store=None, backend=None, top_k: int = 3,
-                  progress: bool = False, reject_unknown: bool = True) -> list[Prediction]:
+                  progress: bool = False, reject_unknown: bool | None = None) -> list[Prediction]:
     """Label audio files with any earmark model; a bad file gives a prediction with an error.
 
     Parameters
@@ -128,9 +134,11 @@ def predict_files(model, paths: Iterable, *, store=None, backend=None, top_k: in
     top_k : int
         How many of the most probable labels each prediction lists.
     progress : bool
-    reject_unknown : bool
-        For models that can tell, label a clip far from every class :data:`UNKNOWN_LABEL`
-        (its nearest classes stay in ``top_k``).
+    reject_unknown : bool or None
+        Label a clip far from every class :data:`UNKNOWN_LABEL` (its nearest classes
+        stay in ``top_k``). None: where the model does so by itself (prototypes,
+        per-class thresholds from ``train --target-precision``); True: with every model
+        that can (any calibrated learner too); False: never.
 
     Returns
     -------
@@ -159,6 +167,12 @@ def predict_files(model, paths: Iterable, *, store=None, backend=None, top_k: in
     scores = model.score_files(paths, store=store, backend=backend, progress=progress)
     classes = list(model.classes_.tolist())
     good = [p for p, ok in zip(predictions, scores.ok) if ok]
+    rejected = None
+    if reject_unknown is None:
+        rejected = scores.unknown
+    elif reject_unknown:
+        rejected = scores.unknown_if_asked if scores.unknown_if_asked is not None \
+            else scores.unknown
     for prediction, error in zip(predictions, scores.errors):
         prediction.error = error
     for index, prediction in enumerate(good):
@@ -171,6 +185,6 @@ def predict_files(model, paths: Iterable, *, store=None, backend=None, top_k: in
             prediction.label = classes[int(np.argmax(p))]
         if scores.extra is not None:
             prediction.extra = dict(scores.extra[index])
-        if reject_unknown and scores.unknown is not None and scores.unknown[index]:
+        if rejected is not None and rejected[index]:
             prediction.label, prediction.score, prediction.unknown = UNKNOWN_LABEL, None, True
     return predictions
