@@ -59,6 +59,8 @@ def main() -> None:
     parser.add_argument("--field-minutes", type=float, default=25.0)
     parser.add_argument("--test-files", type=int, default=20)
     parser.add_argument("--ablations", action="store_true")
+    parser.add_argument("--strong", action="store_true",
+                        help="also train the detector with the training soundscapes' strong labels")
     args = parser.parse_args()
 
     from threadpoolctl import threadpool_limits
@@ -101,6 +103,17 @@ def main() -> None:
                                              random_state=args.seed)
         print(f"detector trained in {time.perf_counter() - started:.0f} s; chosen: "
               f"{_chosen(systems['detector'].postprocessing)}", flush=True)
+        if args.strong:
+            truth = {path: list(zip(table["label"], table["onset_s"], table["offset_s"]))
+                     for path, table in weak.truth.groupby("path")}
+            kept_paths = [weak.paths[i] for i in keep]
+            started = time.perf_counter()
+            systems["detector strong"] = train_detector(
+                frames, label_sets, backend=backend, random_state=args.seed,
+                events=[truth.get(path, []) for path in kept_paths],
+            )
+            print(f"detector (strong labels) trained in {time.perf_counter() - started:.0f} s; "
+                  f"chosen: {_chosen(systems['detector strong'].postprocessing)}", flush=True)
         if args.ablations:
             for name, params in {"detector context=0": dict(context=0),
                                  "detector attention": dict(pooling="attention"),

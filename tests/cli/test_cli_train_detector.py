@@ -81,3 +81,52 @@ def test_mil_accepts_label_sets_and_negatives(cli, words_dir, tmp_path):
 def test_negatives_need_a_frame_model(cli, words_dir, tmp_path):
     run = cli("train", words_dir, "-b", "mfcc", "--negatives", tmp_path, "-o", tmp_path / "m.earmark")
     assert run.code != 0 and "--negatives goes with --detector or --mil" in run.stderr
+
+
+def _strong_set(words_dir, tmp_path):
+    """The same kind of recordings, written with an events table (path, label, onset_s,
+    offset_s): one row per word at the time it was placed, an empty-label row for each
+    quiet recording, and three bad rows (a missing file, a time past the end, an offset
+    before the onset)."""
+    rng = np.random.default_rng(1)
+    clips = {word: sorted((words_dir / word).glob("*.wav")) for word in WORDS}
+    folder = tmp_path / "strong"
+    folder.mkdir()
+    rows = ["path,label,onset_s,offset_s"]
+    for index in range(24):
+        chosen = [WORDS[index % 3]] + ([WORDS[(index + 1) % 3]] if index % 2 else [])
+        parts, at = [0.01 * rng.normal(size=8000)], 8000
+        for word in chosen:
+            y, sr = sf.read(clips[word][index % len(clips[word])])
+            rows.append(f"rec{index}.wav,{word},{at / sr:.3f},{(at + len(y)) / sr:.3f}")
+            parts += [y, 0.01 * rng.normal(size=8000)]
+            at += len(y) + 8000
+        sf.write(folder / f"rec{index}.wav", np.concatenate(parts).astype(np.float32), 16000)
+    for index in range(4):
+        sf.write(folder / f"quiet{index}.wav", 0.01 * rng.normal(size=32000), 16000)
+        rows.append(f"quiet{index}.wav,,0,2")
+    rows += ["missing.wav,bed,0,1", "rec0.wav,bed,99,100", "rec1.wav,bed,0.8,0.2"]
+    (folder / "events.csv").write_text("\n".join(rows) + "\n")
+    return folder / "events.csv"
+
+
+def test_an_events_table_gives_strong_labels_and_names_its_bad_rows(cli, words_dir, tmp_path):
+    from earmark.detection.detector import weak_items
+
+    table = _strong_set(words_dir, tmp_path)
+    items = weak_items(table)
+    assert len(items.paths) == 28 and items.n_negatives == 4
+    assert [len(events) for events in items.events[:2]] == [1, 2]
+    assert items.label_sets[1] == tuple(sorted(label for label, _, _ in items.events[1]))
+    said = " | ".join(items.skipped)
+    assert "row 41 (missing.wav): no such file" in said
+    assert "row 42 (rec0.wav): onset 99 s is past the end" in said
+    assert "row 43 (rec1.wav): expected 0 <= onset_s < offset_s" in said
+
+    model_path = tmp_path / "m.earmark"
+    trained = cli("train", table, "-b", "mfcc", "--detector", "-o", model_path)
+    assert trained.code == 0, trained.stderr
+    assert "36 timed events (strong labels)" in " ".join((trained.stdout + trained.stderr).split())
+    model = EarmarkModel.load(model_path)
+    assert model.learner == "detector" and model.classes_.tolist() == list(WORDS)
+    assert model.training["n_strongly_labelled"] == 28

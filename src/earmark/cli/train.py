@@ -181,8 +181,10 @@ def _train_frames(data, output, backend_name, backend_params, layout, cache_dir,
     if not quiet:
         console.print(
             f"{len(items.paths)} recordings, {len(items.classes)} classes, "
-            f"{items.n_negatives} with none of them; {backend.name} frames every "
-            f"{backend.hop_s:g} s", highlight=False,
+            f"{items.n_negatives} with none of them"
+            + (f", {sum(len(e) for e in items.events if e)} timed events (strong labels)"
+               if items.events is not None else "")
+            + f"; {backend.name} frames every {backend.hop_s:g} s", highlight=False,
         )
     frames, failures = detector_frames(items.paths, backend, open_cache(cache_dir),
                                        progress=not quiet)
@@ -194,7 +196,9 @@ def _train_frames(data, output, backend_name, backend_params, layout, cache_dir,
     label_sets = [items.label_sets[i] for i in keep]
     if pooling is None:
         model = train_detector([frames[i] for i in keep], label_sets, backend=backend,
-                               groups=[items.groups[i] for i in keep])
+                               groups=[items.groups[i] for i in keep],
+                               events=None if items.events is None
+                               else [items.events[i] for i in keep])
     else:
         model = EarmarkModel.train_mil([frames[i][0] for i in keep], label_sets,
                                        backend=backend, pooling=pooling)

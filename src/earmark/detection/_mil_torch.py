@@ -79,14 +79,26 @@ def train(
     batch_size: int,
     dropout: float,
     seed: int,
+    frame_targets: list | None = None,
+    strong_weight: float = 1.0,
 ) -> tuple[dict[str, np.ndarray], list[float]]:
     """Train on standardised float32 bags.
 
     ``targets`` are class indices (single-label) or a float 0/1 matrix (multi-label).
+    ``frame_targets`` (multi-label only), per bag a float 0/1 ``(n_frames, n_classes)``
+    matrix or None: strong labels where a user has them. Those bags add a frame-level
+    cross-entropy, averaged over the bag's frames and weighted by ``strong_weight``, to
+    the bag's own loss.
     Returns the state dict as float64 NumPy arrays and the mean loss per bag per epoch.
     """
     tensors = [torch.from_numpy(bag) for bag in bags]
     target_tensor = torch.from_numpy(targets)
+    strong = None
+    if frame_targets is not None and any(t is not None for t in frame_targets):
+        strong = [torch.from_numpy(np.asarray(t, dtype=np.float32)) if t is not None
+                  else torch.zeros((len(bag), n_classes)) for t, bag in zip(frame_targets, bags)]
+        has_strong = torch.tensor([t is not None for t in frame_targets])
+        frame_loss = nn.BCEWithLogitsLoss(reduction="none")
     loss_function = (
         nn.BCEWithLogitsLoss(reduction="sum")
         if multilabel
@@ -115,6 +127,16 @@ def train(
                 indices = order[start : start + batch_size]
                 frames, mask = pad(tensors, indices.tolist())
                 loss = loss_function(network(frames, mask), target_tensor[indices])
+                if strong is not None:
+                    chosen = indices.tolist()
+                    wanted = mask & has_strong[indices].unsqueeze(1)
+                    if bool(wanted.any()):
+                        truth = nn.utils.rnn.pad_sequence([strong[i] for i in chosen],
+                                                          batch_first=True)
+                        logits, _ = network.frame_logits(frames)
+                        per_frame = frame_loss(logits, truth).sum(dim=-1) * wanted
+                        n_frames = mask.sum(dim=1).clamp_min(1)
+                        loss = loss + strong_weight * (per_frame.sum(dim=1) / n_frames).sum()
                 optimiser.zero_grad()
                 (loss / len(indices)).backward()
                 optimiser.step()

@@ -33,7 +33,8 @@ import numpy as np
 
 from ..exceptions import EarmarkError, ParameterError
 
-__all__ = ["DETECTOR_DEFAULTS", "WeakItems", "train_detector", "weak_items", "detector_frames"]
+__all__ = ["DETECTOR_DEFAULTS", "WeakItems", "train_detector", "weak_items", "detector_frames",
+           "frame_targets_for"]
 
 #: What ``earmark train --detector`` trains, chosen on the development soundscapes
 #: (benchmarks/detector.py): see docs and the README.
@@ -57,12 +58,16 @@ class WeakItems:
         Group per recording, for the validation split (the path where none is given).
     skipped : list of str
         Rows left out, each naming its row and why.
+    events : list of (list of (label, onset_s, offset_s) or None) or None
+        Strong labels per recording, from an events table; None where only label sets
+        are known.
     """
 
     paths: list[str]
     label_sets: list[tuple[str, ...]]
     groups: list[str]
     skipped: list[str] = field(default_factory=list)
+    events: list | None = None
 
     @property
     def classes(self) -> list[str]:
@@ -81,7 +86,12 @@ def weak_items(data, *, layout: str = "auto", negatives: Sequence = ()) -> WeakI
     data : str or Path
         A CSV (columns ``path`` and ``labels``, labels joined with ``;``, an empty cell
         for a recording with none of the classes; ``group`` optional) or any dataset
-        folder :func:`earmark.datasets.load_dataset` reads.
+        folder :func:`earmark.datasets.load_dataset` reads. A CSV with ``onset_s`` and
+        ``offset_s`` columns is an **events table** (strong labels): one row per event
+        (``path, label, onset_s, offset_s``), and a row with an empty label and times
+        for a recording with none of the classes; the detector then also learns frame
+        by frame. A row naming a missing file, a time past the file's end or an offset
+        before its onset is skipped with its row number.
     layout : str
         For a folder, as :func:`~earmark.datasets.load_dataset`.
     negatives : sequence of str or Path
@@ -128,6 +138,8 @@ def weak_items(data, *, layout: str = "auto", negatives: Sequence = ()) -> WeakI
         items.paths += [os.path.abspath(p) for p in found]
         items.label_sets += [()] * len(found)
         items.groups += [os.path.abspath(p) for p in found]
+        if items.events is not None:
+            items.events += [None] * len(found)
     if not items.paths:
         raise ParameterError(f"{data}: no usable recording ({'; '.join(items.skipped[:3])})")
     if not items.classes:
@@ -144,6 +156,9 @@ def _from_csv(path: Path) -> WeakItems:
         table = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
         raise ParameterError(f"{path}: cannot read as CSV ({error})") from None
+    lowered = {str(c).strip().lower(): c for c in table.columns}
+    if "onset_s" in lowered and "offset_s" in lowered:
+        return _from_events_table(path, table.rename(columns={v: k for k, v in lowered.items()}))
     table = table.rename(columns=resolve_csv_columns(table.columns))
     if "labels" not in table.columns and "label" in table.columns:
         table = table.rename(columns={"label": "labels"})
@@ -167,6 +182,66 @@ def _from_csv(path: Path) -> WeakItems:
         group = (record.get("group") or "").strip()
         items.groups.append(group or full)
     return items
+
+
+def _from_events_table(path: Path, table) -> WeakItems:
+    """Recordings, label sets and events from ``path, label, onset_s, offset_s`` rows."""
+    from .. import audio
+    from ..exceptions import AudioError
+
+    label_column = "label" if "label" in table.columns else "labels"
+    if "path" not in table.columns or label_column not in table.columns:
+        raise ParameterError(f"{path}: an events table needs columns path, label, onset_s, "
+                             f"offset_s; got {list(table.columns)}")
+    folder = path.parent.resolve()
+    order: list[str] = []
+    found: dict[str, list] = {}
+    groups: dict[str, str] = {}
+    durations: dict[str, float | None] = {}
+    skipped: list[str] = []
+    for row, record in enumerate(table.to_dict("records"), start=1):
+        name = str(record["path"]).strip()
+        if not name:
+            skipped.append(f"row {row}: no path")
+            continue
+        full = os.path.normpath(os.path.join(folder, os.path.expanduser(name)))
+        if full not in durations:
+            try:
+                durations[full] = audio.info(full).duration_s if os.path.isfile(full) else None
+            except AudioError as error:
+                durations[full] = None
+                skipped.append(f"row {row} ({name}): {error}")
+                continue
+        if durations[full] is None:
+            if os.path.isfile(full):
+                continue  # unreadable: said once above
+            skipped.append(f"row {row} ({name}): no such file")
+            continue
+        label = str(record[label_column]).strip()
+        try:
+            onset, offset = float(record["onset_s"] or "nan"), float(record["offset_s"] or "nan")
+        except ValueError:
+            skipped.append(f"row {row} ({name}): onset_s and offset_s must be numbers")
+            continue
+        if label:
+            if not (0 <= onset < offset):
+                skipped.append(f"row {row} ({name}): expected 0 <= onset_s < offset_s, "
+                               f"got {record['onset_s']!r}, {record['offset_s']!r}")
+                continue
+            if onset >= durations[full]:
+                skipped.append(f"row {row} ({name}): onset {onset:g} s is past the end of the "
+                               f"{durations[full]:.2f} s recording")
+                continue
+        if full not in found:
+            order.append(full)
+            found[full] = []
+            groups[full] = str(record.get("group") or "").strip() or full
+        if label:
+            found[full].append((label, onset, min(offset, durations[full])))
+    return WeakItems(
+        order, [tuple(sorted({label for label, _, _ in found[p]})) for p in order],
+        [groups[p] for p in order], skipped, events=[found[p] for p in order],
+    )
 
 
 def detector_frames(paths, backend, store=None, *, progress: bool = False):
@@ -200,8 +275,44 @@ def detector_frames(paths, backend, store=None, *, progress: bool = False):
     return frames, failures
 
 
+def frame_targets_for(events, start_s, end_s, classes: Sequence[str]) -> np.ndarray:
+    """Which classes sound in each frame, from a recording's strong labels.
+
+    A frame counts an event when they overlap by at least half the shorter of the two
+    (so a short note inside a long window marks it, and a window grazing the end of an
+    event does not).
+
+    Parameters
+    ----------
+    events : iterable of (label, onset_s, offset_s)
+    start_s, end_s : np.ndarray [shape=(n_frames,)]
+    classes : sequence of str
+        Column order; labels outside it are ignored.
+
+    Returns
+    -------
+    np.ndarray [shape=(n_frames, n_classes), dtype=float32]
+
+    Examples
+    --------
+    >>> frame_targets_for([("dog", 1.2, 1.8)], np.array([0.0, 1.0, 2.0]),
+    ...                   np.array([1.0, 2.0, 3.0]), ["cat", "dog"]).tolist()
+    [[0.0, 0.0], [0.0, 1.0], [0.0, 0.0]]
+    """
+    start_s, end_s = np.asarray(start_s, dtype=float), np.asarray(end_s, dtype=float)
+    column = {label: index for index, label in enumerate(classes)}
+    targets = np.zeros((len(start_s), len(classes)), dtype=np.float32)
+    for label, onset, offset in events:
+        if label not in column or not offset > onset:
+            continue
+        overlap = np.minimum(end_s, offset) - np.maximum(start_s, onset)
+        shorter = np.minimum(end_s - start_s, offset - onset)
+        targets[overlap >= 0.5 * shorter, column[label]] = 1.0
+    return targets
+
+
 def train_detector(frames, label_sets, *, backend, groups=None, validation_fraction: float = 0.2,
-                   random_state: int = 0, **params):
+                   random_state: int = 0, events=None, **params):
     """Train a frame detector and learn its post-processing on a group-aware validation split.
 
     Parameters
@@ -218,6 +329,11 @@ def train_detector(frames, label_sets, *, backend, groups=None, validation_fract
     validation_fraction : float
         Share of groups held out for choosing the post-processing.
     random_state : int
+    events : sequence of (list of (label, onset_s, offset_s) or None), optional
+        Strong labels of each recording where a user has them (an events table, or a
+        soundscape earmark synthesised): the detector also learns frame by frame from
+        those (:func:`frame_targets_for`); None for a recording known only by its label
+        set. A recording's label set must hold its events' labels.
     **params
         Override :data:`DETECTOR_DEFAULTS` (passed to
         :class:`~earmark.detection.mil.MILClassifier`).
@@ -251,9 +367,20 @@ def train_detector(frames, label_sets, *, backend, groups=None, validation_fract
         raise EarmarkError(f"the training part has no recording of {sorted(set(classes) - training_classes)}; "
                            f"give more recordings of those classes")
     settings = {**DETECTOR_DEFAULTS, **params}
+    frame_targets = None
+    if events is not None:
+        events = list(events)
+        if len(events) != len(frames):
+            raise ParameterError(f"expected one events entry per recording ({len(frames)}), "
+                                 f"got {len(events)}")
+        frame_targets = [
+            None if events[i] is None
+            else frame_targets_for(events[i], frames[i][1], frames[i][2], classes)
+            for i in train_index
+        ]
     model = EarmarkModel.train_mil(
         [frames[i][0] for i in train_index], [label_sets[i] for i in train_index],
-        backend=backend, random_state=random_state, **settings,
+        backend=backend, random_state=random_state, frame_targets=frame_targets, **settings,
     )
     scorer = model.segment_proba
     rows = [(scorer(frames[i][0]), frames[i][1], frames[i][2]) for i in validation_index]
@@ -271,6 +398,8 @@ def train_detector(frames, label_sets, *, backend, groups=None, validation_fract
         "n_validation": len(validation_index), "class_counts": dict(sorted(counts.items())),
         "n_without_label": sum(1 for labels in label_sets if not labels),
         "n_groups": len(set(groups.tolist())),
+        "n_strongly_labelled": 0 if events is None
+        else sum(events[i] is not None for i in range(len(frames))),
     })
     return EarmarkModel(
         model.pipeline, backend_identity=model.backend_identity, learner="detector",

@@ -189,8 +189,8 @@ class MILClassifier(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ fitting
 
-    def fit(self, bags, y):
-        """Learn from labelled bags.
+    def fit(self, bags, y, frame_targets=None):
+        """Learn from labelled bags (and, where a user has them, labelled frames).
 
         Parameters
         ----------
@@ -201,6 +201,12 @@ class MILClassifier(ClassifierMixin, BaseEstimator):
             tuple, list or set of labels per bag (possibly empty), or a 0/1 indicator
             matrix given as a 2-D NumPy array (``classes_`` are then its column
             indices).
+        frame_targets : sequence of (np.ndarray or None), optional
+            Multi-label only: strong labels, per bag a 0/1 matrix ``[shape=(n_frames_i,
+            n_classes)]`` (columns in ``classes_`` order: the sorted labels) saying which
+            classes sound in each frame, or None for a bag known only by its label set.
+            Those bags also learn frame by frame (the detector then localises better
+            than from recording labels alone).
 
         Returns
         -------
@@ -209,6 +215,7 @@ class MILClassifier(ClassifierMixin, BaseEstimator):
         self._check_params()
         bags = _check_bags(bags)
         targets, classes, multilabel = _encode_targets(y, len(bags))
+        frame_targets = _check_frame_targets(frame_targets, bags, len(classes), multilabel)
         train = _training()
         frames = np.concatenate(bags)
         mean = frames.mean(axis=0)
@@ -234,6 +241,7 @@ class MILClassifier(ClassifierMixin, BaseEstimator):
             batch_size=int(self.batch_size),
             dropout=float(self.dropout),
             seed=int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max)),
+            frame_targets=frame_targets,
         )
         self.classes_ = classes
         self.multilabel_ = multilabel
@@ -410,6 +418,32 @@ def _stack(frames: np.ndarray, context: int, *, padded: bool = False) -> np.ndar
         )
     return np.concatenate([frames[offset : offset + n] for offset in range(2 * context + 1)],
                           axis=1)
+
+
+def _check_frame_targets(frame_targets, bags, n_classes: int, multilabel: bool):
+    """Per-bag frame label matrices (or None), checked against the bags; None if absent."""
+    if frame_targets is None:
+        return None
+    if not multilabel:
+        raise ParameterError("frame_targets need multi-label targets (label sets per bag)")
+    frame_targets = list(frame_targets)
+    if len(frame_targets) != len(bags):
+        raise ParameterError(
+            f"expected one frame_targets entry per bag ({len(bags)}), got {len(frame_targets)}"
+        )
+    checked = []
+    for index, (target, bag) in enumerate(zip(frame_targets, bags)):
+        if target is None:
+            checked.append(None)
+            continue
+        target = np.asarray(target, dtype=np.float32)
+        if target.shape != (len(bag), n_classes) or not np.isin(target, (0.0, 1.0)).all():
+            raise ParameterError(
+                f"frame_targets[{index}]: expected a 0/1 matrix of shape "
+                f"({len(bag)}, {n_classes}), got shape {target.shape}"
+            )
+        checked.append(target)
+    return checked
 
 
 def _check_bags(bags, *, n_features: int | None = None, what: str = "bag") -> list[np.ndarray]:

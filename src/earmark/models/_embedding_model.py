@@ -165,6 +165,7 @@ class EarmarkModel:
         backend,
         pooling: str = "attention",
         random_state: int | None = 0,
+        frame_targets=None,
         **params: Any,
     ) -> "EarmarkModel":
         """Fit a multiple-instance model on frame embeddings labelled per recording.
@@ -185,6 +186,9 @@ class EarmarkModel:
         pooling : {"max", "mean", "attention"}
             See :data:`earmark.detection.mil.POOLINGS`.
         random_state : int or None
+        frame_targets : sequence of (np.ndarray or None), optional
+            Strong labels per frame where known (see
+            :meth:`earmark.detection.mil.MILClassifier.fit`).
         **params
             Passed to :class:`~earmark.detection.mil.MILClassifier`.
 
@@ -214,7 +218,9 @@ class EarmarkModel:
         dimension = identity.get("dimension")
         bags = [check_matrix(bag, dimension) for bag in bags]
         classifier = MILClassifier(pooling=pooling, random_state=random_state, **params)
-        pipeline = Pipeline([("classifier", classifier)]).fit(bags, y)
+        pipeline = Pipeline([("classifier", classifier)]).fit(
+            bags, y, classifier__frame_targets=frame_targets
+        )
         counts: dict[str, int] = {}
         for labels in y:
             for label in _label_set(labels):
@@ -224,6 +230,8 @@ class EarmarkModel:
             "n_frames": int(sum(len(bag) for bag in bags)),
             "class_counts": dict(sorted(counts.items())),
             "n_without_label": sum(1 for labels in y if not _label_set(labels)),
+            "n_strongly_labelled": 0 if frame_targets is None
+            else sum(target is not None for target in frame_targets),
             "multilabel": bool(classifier.multilabel_),
             "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "earmark_version": __version__,
