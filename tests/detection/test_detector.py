@@ -231,3 +231,29 @@ def test_frame_targets_are_checked():
                                     frame_targets=[None, np.ones((3, 2))] + [None] * 6)
     with pytest.raises(ParameterError, match="multi-label"):
         MILClassifier(epochs=1).fit(bags, ["a", "b"] * 4, frame_targets=[None] * 8)
+
+
+def test_tuning_with_event_counts_keeps_separate_events_apart():
+    """Three calls of a 1.5 s apart in each recording: told only that a sounds, tuning
+    may merge them into one event; told there are three, it keeps three."""
+    hop = 0.5
+    rows = []
+    for _ in range(6):
+        scores = np.full((30, 1), 0.02)
+        for at in (4, 11, 18):
+            scores[at : at + 4, 0] = 0.9
+        start = np.arange(30) * hop
+        rows.append((scores, start, start + hop))
+    label_sets = [("a",)] * 6
+
+    def events_found(learned):
+        return [len(frames_to_events(*row, ["a"], threshold=learned["thresholds"]["a"],
+                                     merge_gap_s=learned["merge_gap_s"],
+                                     min_duration_s=learned["min_duration_s"]))
+                for row in rows]
+
+    weak = tune_postprocessing(rows, label_sets, ["a"], hop_s=hop, overlapping=False)
+    counted = tune_postprocessing(rows, label_sets, ["a"], hop_s=hop, overlapping=False,
+                                  event_counts=[{"a": 3}] * 6)
+    assert events_found(counted) == [3] * 6
+    assert events_found(weak) == [1] * 6

@@ -384,9 +384,20 @@ def train_detector(frames, label_sets, *, backend, groups=None, validation_fract
     )
     scorer = model.segment_proba
     rows = [(scorer(frames[i][0]), frames[i][1], frames[i][2]) for i in validation_index]
+    event_counts = None
+    if events is not None:
+        event_counts = []
+        for i in validation_index:
+            if events[i] is None:
+                event_counts.append(None)
+                continue
+            counted: dict[str, int] = {}
+            for label, _, _ in events[i]:
+                counted[label] = counted.get(label, 0) + 1
+            event_counts.append(counted)
     postprocessing = tune_postprocessing(
         rows, [label_sets[i] for i in validation_index], classes, hop_s=backend.hop_s,
-        overlapping=backend.window_samples > backend.hop_samples,
+        overlapping=backend.window_samples > backend.hop_samples, event_counts=event_counts,
     )
     counts: dict[str, int] = {}
     for labels in label_sets:

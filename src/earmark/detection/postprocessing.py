@@ -144,7 +144,8 @@ def _number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def tune_postprocessing(rows, label_sets, classes, *, hop_s: float, overlapping: bool):
+def tune_postprocessing(rows, label_sets, classes, *, hop_s: float, overlapping: bool,
+                        event_counts=None):
     """Choose post-processing on weakly labelled validation recordings.
 
     Parameters
@@ -159,6 +160,11 @@ def tune_postprocessing(rows, label_sets, classes, *, hop_s: float, overlapping:
         Frame hop, for the median filter's length in frames.
     overlapping : bool
         Whether frames overlap (window longer than hop): cells are then tried too.
+    event_counts : sequence of (dict or None), optional
+        Per recording, how many events of each class it holds, where strong labels say
+        so; None where only its label set is known (then one event per labelled class
+        is expected). Each setting is scored by an F over event counts: detections up to
+        the true count are hits, beyond it false alarms, missing ones misses.
 
     Returns
     -------
@@ -170,6 +176,10 @@ def tune_postprocessing(rows, label_sets, classes, *, hop_s: float, overlapping:
     classes = [str(c) for c in classes]
     truth = np.array([[c in set(map(str, labels)) for c in classes] for labels in label_sets],
                      dtype=bool)
+    expected = truth.astype(np.int64)  # [recording, class]: events to find
+    for index, known in enumerate(event_counts or []):
+        if known is not None:
+            expected[index] = [int(known.get(c, 0)) for c in classes]
     cells_options = (None, "mean", "min") if overlapping else (None,)
     best: tuple | None = None
     for cells, median_s in itertools.product(cells_options, MEDIANS_S):
@@ -185,7 +195,7 @@ def tune_postprocessing(rows, label_sets, classes, *, hop_s: float, overlapping:
                     kept = _merge_and_drop(onset, offset, recording, min_duration_s, merge_gap_s)
                     count[t, :, column] = np.bincount(kept, minlength=len(rows))
         for (min_duration_s, merge_gap_s), count in counts.items():
-            f = _weak_f(count, truth)  # [threshold, class]
+            f = _count_f(count, expected)  # [threshold, class]
             chosen = np.argmax(f, axis=0)
             total = float(f[chosen, np.arange(len(classes))].sum())
             # Ties go to the setting tried first (no cells, shorter filter, no rules).
@@ -244,14 +254,16 @@ def _merge_and_drop(onset, offset, recording, min_duration_s: float, merge_gap_s
     return recording[heads][keep]
 
 
-def _weak_f(counts: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """Recording-level F with extra events as false positives, ``[threshold, class]``."""
-    found = counts > 0
-    tp = (found & truth).sum(axis=1)
-    fp = (found & ~truth).sum(axis=1)
-    fn = (~found & truth).sum(axis=1)
-    extra = np.where(found, counts - 1, 0).sum(axis=1)
-    denominator = 2 * tp + fp + fn + extra
+def _count_f(counts: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """F over event counts, ``[threshold, class]``: per recording, detections up to the
+    expected count are hits, the rest false alarms, and missing ones misses.
+
+    With weak labels only (one event expected per labelled class, none otherwise) this
+    is the recording-level F with every extra event a false positive."""
+    tp = np.minimum(counts, expected).sum(axis=1)
+    fp = np.maximum(counts - expected, 0).sum(axis=1)
+    fn = np.maximum(expected - counts, 0).sum(axis=1)
+    denominator = 2 * tp + fp + fn
     return np.where(denominator > 0, 2 * tp / np.maximum(denominator, 1), 0.0)
 
 
