@@ -130,3 +130,41 @@ def test_an_events_table_gives_strong_labels_and_names_its_bad_rows(cli, words_d
     model = EarmarkModel.load(model_path)
     assert model.learner == "detector" and model.classes_.tolist() == list(WORDS)
     assert model.training["n_strongly_labelled"] == 28
+
+
+def test_soundscapes_made_from_clips_train_a_detector(cli, words_dir, philharmonia_dir, tmp_path):
+    """Words placed over orchestral notes (another kind of sound) at known times; the
+    training table adds the soundscapes no word fell in; a detector trains on it."""
+    import csv
+    import shutil
+
+    backgrounds = tmp_path / "backgrounds"
+    backgrounds.mkdir()
+    for note in sorted((philharmonia_dir / "cello").glob("*.mp3"))[:6]:
+        shutil.copy(note, backgrounds / note.name)
+    out = tmp_path / "scapes"
+    made = cli("soundscapes", words_dir, "--backgrounds", backgrounds, "-o", out, "-n", "24",
+               "--duration", "4", "--events-per-minute", "20", "--json")
+    assert made.code == 0, made.stderr
+    summary = made.json()
+    assert summary["n_soundscapes"] == 24 and summary["labels"] == list(WORDS)
+    with open(summary["training"]) as handle:
+        rows = list(csv.DictReader(handle))
+    assert len({row["path"] for row in rows}) == 24
+    assert sum(1 for row in rows if not row["label"]) == summary["n_without_events"]
+    assert sum(1 for row in rows if row["label"]) == summary["n_events"]
+    again = cli("soundscapes", words_dir, "--backgrounds", backgrounds, "-o", tmp_path / "again",
+                "-n", "24", "--duration", "4", "--events-per-minute", "20", "--json")
+    assert (tmp_path / "again" / "soundscape_003.wav").read_bytes() == \
+        (out / "soundscape_003.wav").read_bytes()  # seeded
+
+    trained = cli("train", summary["training"], "-b", "mfcc", "--detector",
+                  "-o", tmp_path / "m.earmark", "--json")
+    assert trained.code == 0, trained.stderr
+    assert trained.json()["training"]["n_strongly_labelled"] == 24
+
+
+def test_soundscapes_needs_background_audio(cli, words_dir, tmp_path):
+    (tmp_path / "empty").mkdir()
+    run = cli("soundscapes", words_dir, "--backgrounds", tmp_path / "empty", "-o", tmp_path / "o")
+    assert run.code == 2 and "expected audio files" in run.stderr and "Traceback" not in run.stderr

@@ -13,7 +13,7 @@ import typer
 from . import (
     adapt, anomaly, backends, cluster, curve, demo, detect, embed, evaluate, evaluate_events,
     explain, fewshot, predict,
-    protonet, search, serve, train,
+    protonet, search, serve, soundscapes, train,
 )
 
 app = typer.Typer(
@@ -26,7 +26,8 @@ app = typer.Typer(
 
 # The order of `earmark --help`: the main job first, then exploring and understanding.
 for module in (
-    demo, embed, train, predict, evaluate, curve, fewshot, detect, evaluate_events, adapt, anomaly,
+    demo, embed, train, predict, evaluate, curve, fewshot, soundscapes, detect, evaluate_events,
+    adapt, anomaly,
     cluster, search, serve, explain, protonet, backends,
 ):
     module.register(app)
