@@ -194,14 +194,20 @@ def _train_frames(data, output, backend_name, backend_params, layout, cache_dir,
     if not keep:
         raise EarmarkError(f"no recording could be embedded ({len(failures)} failed)")
     label_sets = [items.label_sets[i] for i in keep]
-    if pooling is None:
-        model = train_detector([frames[i] for i in keep], label_sets, backend=backend,
-                               groups=[items.groups[i] for i in keep],
-                               events=None if items.events is None
-                               else [items.events[i] for i in keep])
-    else:
-        model = EarmarkModel.train_mil([frames[i][0] for i in keep], label_sets,
-                                       backend=backend, pooling=pooling)
+    from contextlib import nullcontext
+
+    what = ("training the detector and choosing its post-processing" if pooling is None
+            else f"training the {pooling} multiple-instance model")
+    with console.status(f"{what} ({len(keep)} recordings)", spinner="dots") \
+            if not (quiet or json_output) else nullcontext():
+        if pooling is None:
+            model = train_detector([frames[i] for i in keep], label_sets, backend=backend,
+                                   groups=[items.groups[i] for i in keep],
+                                   events=None if items.events is None
+                                   else [items.events[i] for i in keep])
+        else:
+            model = EarmarkModel.train_mil([frames[i][0] for i in keep], label_sets,
+                                           backend=backend, pooling=pooling)
     path = model.save(output)
     if json_output:
         emit_json({"model": str(path), **model.metadata()})
