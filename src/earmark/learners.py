@@ -19,9 +19,12 @@ from typing import Any
 
 import numpy as np
 
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
+
 from .exceptions import ParameterError
 
-__all__ = ["LEARNERS", "make_learner", "resolve_learner", "fit_learner"]
+__all__ = ["LEARNERS", "BlockScaler", "make_learner", "resolve_learner", "fit_learner"]
 
 #: Learner names and what each one is, in one line.
 LEARNERS: dict[str, str] = {
@@ -53,6 +56,7 @@ def make_learner(
     *,
     random_state: int | None = 0,
     calibrate: bool = True,
+    blocks=None,
     **params: Any,
 ):
     """Build an unfitted learner by name.
@@ -72,6 +76,10 @@ def make_learner(
     calibrate : bool
         Wrap the classifier in :class:`~earmark.calibration.CalibratedLearner`. Off for
         thousands of few-shot episodes that read labels and raw scores only.
+    blocks : sequence of int, optional
+        Widths of the column blocks of a fused embedding (``FusedBackend.blocks``): the
+        scaler is then a :class:`BlockScaler`, which standardises every column and
+        weighs each block by its width. Ignored by learners that scale for themselves.
     **params
         ``target_precision=P`` or ``target_recall=R`` store per-class thresholds
         (:meth:`~earmark.calibration.CalibratedLearner.predict_thresholded`). Others
@@ -112,8 +120,65 @@ def make_learner(
             f"per-class thresholds ({', '.join(targets)}) need calibrated probabilities; "
             f"learner {name!r} has none here"
         )
-    steps = [] if name in _SELF_SCALING else [("scale", StandardScaler())]
+    scaler = StandardScaler() if not blocks else BlockScaler(blocks=tuple(int(b) for b in blocks))
+    steps = [] if name in _SELF_SCALING else [("scale", scaler)]
     return Pipeline([*steps, ("classifier", classifier)])
+
+
+class BlockScaler(TransformerMixin, BaseEstimator):
+    """Standardise every column, then weigh each block of columns by its width.
+
+    A fused embedding joins parts of very different widths (BirdNET 1024, aiSFX 512,
+    musicnn 753 or 8448 columns). Standardised column by column, a part's share of
+    every squared distance and of an L2 penalty grows with its width; here block ``b``
+    of width ``d_b`` is multiplied by ``sqrt(D / (B * d_b))`` (``D`` columns, ``B``
+    blocks), so each block holds the same total variance and the whole the same as
+    plain standardisation. With equal widths it *is* plain standardisation.
+
+    Parameters
+    ----------
+    blocks : tuple of int, optional
+        Widths of consecutive column blocks, summing to the number of columns; ``None``
+        is one block.
+
+    Attributes
+    ----------
+    mean_, scale_ : np.ndarray [shape=(n_features,)]
+    weights_ : np.ndarray [shape=(n_features,)]
+        Each column's block weight.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.random.default_rng(0).normal(size=(50, 4))
+    >>> Xt = BlockScaler(blocks=(1, 3)).fit_transform(X)
+    >>> np.round(Xt.var(axis=0), 2).tolist()
+    [2.0, 0.67, 0.67, 0.67]
+    """
+
+    def __init__(self, blocks=None):
+        self.blocks = blocks
+
+    def fit(self, X, y=None):
+        X = validate_data(self, X, dtype=np.float64)
+        n_features = X.shape[1]
+        blocks = (n_features,) if self.blocks is None else tuple(self.blocks)
+        if not blocks or any(not isinstance(b, (int, np.integer)) or b < 1 for b in blocks) \
+                or sum(blocks) != n_features:
+            raise ParameterError(
+                f"blocks: expected positive widths summing to {n_features} columns, got {self.blocks!r}"
+            )
+        self.mean_ = X.mean(axis=0)
+        scale = X.std(axis=0)
+        self.scale_ = np.where(scale > 0, scale, 1.0)
+        widths = np.repeat(np.asarray(blocks, dtype=np.float64), blocks)
+        self.weights_ = np.sqrt(n_features / (len(blocks) * widths))
+        return self
+
+    def transform(self, X):
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=np.float64, reset=False)
+        return (X - self.mean_) / self.scale_ * self.weights_
 
 
 def _classifier(name: str, random_state: int | None, params: dict[str, Any]):

@@ -72,6 +72,14 @@ def get_backend(name: str = DEFAULT_BACKEND, **params: Any) -> Backend:
         from .fused import FusedBackend
 
         split = split_part_params(names, params)
+        for part in names:
+            schema = spec(part).load_class().parameter_schema()
+            unknown = sorted(set(split[part]) - set(schema))
+            if unknown:
+                raise ParameterError(
+                    f"backend {part!r} has no parameter {unknown[0]!r}; expected one of: "
+                    f"{', '.join(sorted(schema)) or 'none'}"
+                )
         return FusedBackend([get_backend(part, **split[part]) for part in names])
     return spec(name).load_class()(**params)
 
@@ -209,6 +217,7 @@ def check_identity(identity: Any, *, source: str = "the file") -> None:
         check_params(name, {k: v for k, v in stored.items() if k not in cls.local_params},
                      source=source)
         return
+    spec(name)  # every part registered, before anything else is read
     for part, part_identity in zip(names, _part_identities(names, identity, source)):
         check_identity(part_identity, source=f"{source}, part {part!r}")
 
@@ -279,6 +288,7 @@ def from_identity(identity: Any, *, params: dict[str, Any] | None = None,
         # Each part through this same function, with its own checks and weights hash.
         from .fused import FusedBackend
 
+        spec(name)  # every part registered, before anything else is read
         given = split_part_params(names, params)
         parts = []
         for part, part_identity in zip(names, _part_identities(names, identity, source)):
