@@ -9,7 +9,7 @@ from _cli_data import DIGITS
 
 def test_evaluate_train_and_predict_with_a_fused_backend(cli, digits_dir, tmp_path, cache_dir):
     from earmark.backends import get_backend
-    from earmark.learners import BlockScaler
+    from earmark.learners import PartsClassifier
     from earmark.models import load_model
     from earmark.store import open_store
 
@@ -34,8 +34,10 @@ def test_evaluate_train_and_predict_with_a_fused_backend(cli, digits_dir, tmp_pa
                   "-o", model_path, "-q")
     assert trained.code == 0, trained.stderr
     model = load_model(model_path)
-    scaler = model.pipeline.named_steps["scale"]
-    assert isinstance(scaler, BlockScaler) and tuple(scaler.blocks) == (16, 78)
+    # logreg on a fused backend: one regression per part, log-probabilities averaged.
+    parts = model.pipeline.named_steps["classifier"].estimators_[0]
+    assert isinstance(parts, PartsClassifier) and tuple(parts.blocks) == (16, 78)
+    assert len(parts.estimators_) == 2
     assert model.backend().cache_key() == get_backend(
         "placeholder+mfcc", **{"mfcc.n_mfcc": 13}).cache_key()
 

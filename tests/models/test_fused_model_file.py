@@ -11,7 +11,7 @@ from _crafted import MARKER_MODULE, read, write, write_marker_module
 
 from earmark.backends import get_backend
 from earmark.exceptions import BackendError, ModelFileError
-from earmark.learners import BlockScaler
+from earmark.learners import BlockScaler, PartsClassifier
 from earmark.models import EarmarkModel, load_model, predict_files
 
 
@@ -29,10 +29,16 @@ def saved(tmp_path_factory, fsdd_dir):
     return path, paths, backend
 
 
-def test_the_model_keeps_block_scaling_and_rebuilds_its_parts(saved):
+def test_the_model_keeps_its_parts_learners_and_rebuilds_its_parts(saved, fsdd_dir, tmp_path):
     path, paths, backend = saved
     model = load_model(path)
-    scaler = model.pipeline.named_steps["scale"]
+    parts = model.pipeline.named_steps["classifier"].estimators_[0]
+    assert isinstance(parts, PartsClassifier) and tuple(parts.blocks) == (16, 78)
+    # Other learners see all blocks at once, scaled block by block; that is kept too.
+    X = np.random.default_rng(0).normal(size=(30, 94))
+    svm = EarmarkModel.train(X, np.repeat(list("abc"), 10), backend=backend, learner="svm-linear")
+    svm = load_model(svm.save(tmp_path / "svm.earmark"))
+    scaler = svm.pipeline.named_steps["scale"]
     assert isinstance(scaler, BlockScaler) and tuple(scaler.blocks) == (16, 78)
     rebuilt = model.backend()
     assert rebuilt.name == "placeholder+mfcc" and rebuilt.cache_key() == backend.cache_key()

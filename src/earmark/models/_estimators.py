@@ -35,6 +35,7 @@ __all__ = ["ESTIMATORS", "NOT_SAVED", "SKLEARN_TYPES", "allowed_types", "load_pi
 ESTIMATORS = (
     "earmark.calibration:CalibratedLearner",
     "earmark.learners:BlockScaler",
+    "earmark.learners:PartsClassifier",
     "earmark.fewshot.prototypes:PrototypeClassifier",
     "earmark.fewshot.hierarchical:HierarchicalPrototypeClassifier",
     "earmark.fewshot.multilabel:MultiLabelPrototypeClassifier",
