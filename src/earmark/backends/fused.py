@@ -15,11 +15,12 @@ birdnet+aisfx+musicnn``), and it never embeds anything itself:
   contributes the mean of its frames whose centre falls in that span, or its frame with
   the nearest centre if none does (:func:`align_frames`). Frame models and detectors
   read these.
-- **Scaling.** The parts' scales differ by orders of magnitude, and a 8448-d part would
+- **Learning.** The parts' scales differ by orders of magnitude, and a 8448-d part would
   drown a 512-d one in any distance or L2 penalty. ``blocks`` gives each part's width;
-  the learners standardise each block and weigh it by its width
-  (:class:`earmark.learners.BlockScaler`), inside the model, so that the scaling
-  travels in the model file.
+  ``logreg`` then fits one regression per part and averages their log-probabilities
+  (:class:`earmark.learners.PartsClassifier`), the other learners standardise each
+  block and weigh it by its width (:class:`earmark.learners.BlockScaler`), inside the
+  model, so that it travels in the model file.
 
 Identity: the name is the parts' names joined by ``+`` (each part once); ``params`` maps
 each part to its own parameters; :meth:`FusedBackend.identity` lists each part's full
