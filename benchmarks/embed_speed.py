@@ -12,13 +12,19 @@ interleaved, round after round, so that CPU contention hits them alike):
   stacked in full batches (padded if the backend needs fixed batches).
 
 Speeds are seconds of audio per wall second ("x real time"); the ratio pipeline / bare
-is the figure to watch (the goal is at least 0.8). ``--profile`` shows where the
+is the figure to watch (the goal is at least 0.8).
+
+A fused backend (``birdnet+aisfx+musicnn``) is measured with its parts, in the same run
+(the parts are added to the list if missing): its "bare" is its parts' bare models one
+after the other on their own windows, and "fused / parts" is its pipeline speed against
+the parts' pipelines run one after the other (1.0: fusion costs nothing of its own). ``--profile`` shows where the
 pipeline spends its time; ``--long-file-hours`` writes a long file to a temporary folder,
 block by block, and embeds it in a fresh process to show the peak memory it takes.
 
 Run on demand, not as a test::
 
     python benchmarks/embed_speed.py birdnet mfcc --files 24 --rounds 3
+    python benchmarks/embed_speed.py birdnet+aisfx+musicnn --files 24
     python benchmarks/embed_speed.py birdnet --long-file-hours 3
 """
 
@@ -107,6 +113,9 @@ def limit_threads(threads: int) -> None:
 
 
 def backend_params(args, name: str) -> dict:
+    """Parameters given for ``name`` (for a fused name: ``{part: params}``)."""
+    if "+" in name:
+        return {part: backend_params(args, part) for part in name.split("+")}
     params = {}
     for item in args.param:
         backend, _, assignment = item.partition(":")
@@ -120,18 +129,30 @@ def make_backend(name: str, threads: int, params: dict):
     """Instantiate ``name`` with ``threads`` threads, or return a reason it cannot run."""
     import inspect
 
-    from earmark.backends import registry
+    from earmark.backends import FusedBackend, registry
+    from earmark.backends.fused import part_names
+    from earmark.exceptions import ParameterError
 
+    names = part_names(name)
+    if names is not None:
+        parts = []
+        for part in names:
+            backend, reason = make_backend(part, threads, params.get(part, {}))
+            if backend is None:
+                return None, f"part {part}: {reason}"
+            parts.append(backend)
+        return FusedBackend(parts), ""
     try:
-        cls = registry._REGISTRY[name].load_class()
-    except KeyError:
+        cls = registry.spec(name).load_class()
+    except ParameterError:
         return None, "not registered"
     except (ImportError, AttributeError) as error:
         return None, f"not implemented yet ({error})"
     if not cls.is_available():
         return None, f"not installed ({cls.install_hint or cls.extra or cls.requires})"
-    if "num_threads" in inspect.signature(cls.__init__).parameters:
-        params = {"num_threads": threads, **params}
+    for argument in ("num_threads", "n_threads"):  # BirdNET's, musicnn's
+        if argument in inspect.signature(cls.__init__).parameters:
+            params = {argument: threads, **params}
     from earmark.exceptions import EarmarkError
 
     try:
@@ -174,7 +195,7 @@ def prepare(backend, files: list[Path], folder: Path):
     import soundfile as sf
 
     from earmark import audio
-    from earmark.embedding import _windows
+    from earmark.embedding import cut_frames, with_lead
 
     resampled, windows, seconds = [], [], 0.0
     for index, path in enumerate(files):
@@ -183,7 +204,8 @@ def prepare(backend, files: list[Path], folder: Path):
         copy = folder / f"{backend.name}-{index}.wav"
         sf.write(copy, y, sr, subtype="FLOAT")
         resampled.append(copy)
-        cut = _windows([y], backend.window_samples, backend.hop_samples)
+        cut = cut_frames(with_lead([y], backend.lead_samples), backend.window_samples,
+                         backend.hop_samples)
         windows.extend(window.copy() for window in cut)
     return resampled, np.stack(windows), seconds
 
@@ -216,9 +238,68 @@ def embed_command(backend, files, folder: Path) -> None:
     embed_manifest([str(path) for path in files], backend, store, progress=False)
 
 
+def measure_fused(backend, files: list[Path], rounds: int) -> dict:
+    """A fused backend: its pipeline and ``earmark embed`` against its parts' bare models."""
+    import numpy as np
+
+    with tempfile.TemporaryDirectory(prefix="earmark-bench-") as tmp:
+        prepared = [prepare(part, files, Path(tmp)) for part in backend.parts]
+        seconds = prepared[0][2]
+        backend.load()
+        for part, (_, windows, _) in zip(backend.parts, prepared):
+            bare(part, windows[: part.batch_size])
+        pipeline(backend, files[:1])
+        embed_command(backend, files[:1], Path(tmp))
+        passes = {
+            "pipeline": lambda: pipeline(backend, files),
+            "embed": lambda: embed_command(backend, files, Path(tmp)),
+            "bare": lambda: [bare(part, windows) for part, (_, windows, _) in
+                             zip(backend.parts, prepared)],
+        }
+        times: dict[str, list[float]] = {key: [] for key in passes}
+        for round_ in range(rounds):
+            order = list(passes) if round_ % 2 == 0 else list(passes)[::-1]
+            for key in order:
+                start = time.perf_counter()
+                passes[key]()
+                times[key].append(time.perf_counter() - start)
+            print(f"  {backend.name} round {round_ + 1}: "
+                  + ", ".join(f"{k} {times[k][-1]:.2f} s" for k in passes), file=sys.stderr)
+    bare_t, pipe_t, embed_t = (np.array(times[k]) for k in ("bare", "pipeline", "embed"))
+    return {
+        "backend": backend.name,
+        "parts": [part.name for part in backend.parts],
+        "files": len(files),
+        "audio_s": seconds,
+        "windows": sum(len(windows) for _, windows, _ in prepared),
+        "pipeline_x": seconds / np.median(pipe_t),
+        "native_x": float("nan"),
+        "bare_x": seconds / np.median(bare_t),
+        "window_x": float("nan"),
+        "ratio": float(np.median(bare_t / pipe_t)),
+        "ratio_native": float("nan"),
+        "embed_x": seconds / np.median(embed_t),
+        "ratio_embed": float(np.median(bare_t / embed_t)),
+    }
+
+
+def fused_over_parts(rows: list[dict]) -> None:
+    """Add ``fused_over_parts`` to each fused row whose parts were measured too: its
+    pipeline speed over the parts' pipelines run one after the other."""
+    by_name = {row["backend"]: row for row in rows}
+    for row in rows:
+        parts = [by_name.get(name) for name in row.get("parts", ())]
+        if parts and all(parts):
+            sequential_x = 1.0 / sum(1.0 / part["pipeline_x"] for part in parts)
+            row["parts_pipeline_x"] = sequential_x
+            row["fused_over_parts"] = row["pipeline_x"] / sequential_x
+
+
 def measure(backend, files: list[Path], rounds: int, profile: bool) -> dict:
     import numpy as np
 
+    if getattr(backend, "parts", None):
+        return measure_fused(backend, files, rounds)
     with tempfile.TemporaryDirectory(prefix="earmark-bench-") as tmp:
         resampled, windows, seconds = prepare(backend, files, Path(tmp))
         backend.load()
@@ -295,6 +376,7 @@ def print_table(rows: list[dict], skipped: list[tuple[str, str]], threads: int) 
         "pipeline/bare",
         "no resampling/bare",
         "earmark embed/bare",
+        "fused/parts",
     ):
         table.add_column(column, justify="left" if column == "backend" else "right")
     for r in rows:
@@ -310,14 +392,17 @@ def print_table(rows: list[dict], skipped: list[tuple[str, str]], threads: int) 
             f"{r['ratio']:.2f}",
             f"{r['ratio_native']:.2f}",
             f"{r['ratio_embed']:.2f}",
+            f"{r['fused_over_parts']:.2f}" if "fused_over_parts" in r else "",
         )
     console = Console(width=max(110, Console().width))
     console.print(table)
     console.print(
         "pipeline: embed_file on the original files; no resampling: on copies at the "
         "backend's rate; earmark embed: embed_manifest into a new LanceDB store; bare: the model alone on the same windows, pre-cut, in full "
-        "batches. Window throughput of the bare model (hops per second x hop_s): "
-        + ", ".join(f"{r['backend']} {r['window_x']:.1f}x" for r in rows)
+        "batches (a fused backend: its parts' bare models one after the other); fused/parts: "
+        "the fused pipeline against its parts' pipelines one after the other. Window "
+        "throughput of the bare model (hops per second x hop_s): "
+        + ", ".join(f"{r['backend']} {r['window_x']:.1f}x" for r in rows if "parts" not in r)
     )
     for name, reason in skipped:
         console.print(f"skipped {name}: {reason}")
@@ -426,6 +511,11 @@ def main(argv=None) -> None:
     from earmark.backends import registry
 
     names = args.backends or [s.name for s in registry.registered(include_test_backends=False)]
+    # A fused backend is measured beside its parts, in the same run.
+    for name in list(names):
+        for part in name.split("+") if "+" in name else ():
+            if part not in names:
+                names.insert(names.index(name), part)
     files = pick_files(args) if args.files > 0 else []
     rows, skipped, runnable = [], [], []
     for name in names:
@@ -440,7 +530,9 @@ def main(argv=None) -> None:
             rows.append(measure(backend, files, args.rounds, args.profile))
         del backend
     if files:
+        fused_over_parts(rows)
         print_table(rows, skipped, args.threads)
+        print(json.dumps(rows, default=float))
     if args.long_file_hours > 0:
         long_file(args, runnable)
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from earmark.fewshot.prototypes import PrototypeClassifier
+from earmark.learners import BlockScaler, PartsClassifier
 
 ESTIMATORS = [
     PrototypeClassifier(),
     PrototypeClassifier(metric="euclidean", normalize=False, standardize=True, whiten=False),
+    BlockScaler(),
+    PartsClassifier(),
 ]
 
 

@@ -106,3 +106,25 @@ def test_svm_with_one_example_per_class_says_its_probabilities_are_uncalibrated(
 def test_a_single_class_is_refused(fsdd):
     with pytest.raises(ParameterError, match="at least 2 classes"):
         fit_learner(make_learner("logreg"), fsdd.X[:4], ["0"] * 4)
+
+
+def test_fused_blocks_choose_late_fusion_for_logreg_and_block_scaling_for_others():
+    import numpy as np
+    from sklearn.preprocessing import StandardScaler
+
+    from earmark.learners import BlockScaler, PartsClassifier, make_learner
+
+    logreg = make_learner("logreg", blocks=[2, 6])
+    assert isinstance(logreg.named_steps["scale"], StandardScaler)
+    assert isinstance(logreg.named_steps["classifier"].estimator, PartsClassifier)
+    svm = make_learner("svm-linear", blocks=[2, 6])
+    assert isinstance(svm.named_steps["scale"], BlockScaler)
+    assert "scale" not in make_learner("random-forest", blocks=[2, 6]).named_steps
+    # One informative 2-d part beside a 6-d part of noise: each part has its own say.
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 30)
+    X = np.c_[y[:, None] * 2.0 + rng.normal(size=(60, 2)), rng.normal(size=(60, 6)) * 100]
+    model = PartsClassifier(blocks=(2, 6)).fit(X, y)
+    assert (model.predict(X) == y).mean() > 0.9
+    with pytest.raises(ValueError, match="summing to 8 columns"):
+        PartsClassifier(blocks=(2, 5)).fit(X, y)

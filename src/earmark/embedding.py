@@ -203,6 +203,9 @@ class FrameStream:
             raise EarmarkError("a FrameStream can be iterated only once")
         self._started = True
         backend = self.backend
+        if getattr(backend, "parts", None):
+            yield from self._fused_batches()
+            return
         backend.load()
         window, hop, batch_size = backend.window_samples, backend.hop_samples, backend.batch_size
         lead = backend.lead_samples
@@ -284,6 +287,28 @@ class FrameStream:
             yield flush()
         self.duration_s = total / backend.sample_rate
         self.n_frames = first
+
+
+    def _fused_batches(self) -> Iterator[FrameBatch]:
+        """A fused backend's frames: the whole stream is read, each part embeds it at its
+        own rate, and the aligned frames come out in batches (memory grows with the
+        stream's length, unlike a plain backend's)."""
+        blocks = [np.asarray(block, dtype=np.float32) for block in self.blocks]
+        y = np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.float32)
+        if y.size == 0:
+            if self.path is not None:
+                raise AudioError(self.path, "no samples to embed at the backend's rate")
+            raise BackendError("no samples to embed")
+        frames = embed_signal(self.backend, y, self.backend.sample_rate, with_scores=self.with_scores)
+        step = self.backend.batch_size
+        for first in range(0, frames.X.shape[0], step):
+            stop = first + step
+            if self.on_progress is not None:
+                self.on_progress(min(step, frames.X.shape[0] - first) * self.backend.hop_s)
+            yield FrameBatch(first=first, X=frames.X[first:stop], start_s=frames.start_s[first:stop],
+                             end_s=frames.end_s[first:stop])
+        self.duration_s = frames.duration_s
+        self.n_frames = int(frames.X.shape[0])
 
 
 def _run(
@@ -369,6 +394,9 @@ def embed_signal(
     y = np.asarray(y, dtype=np.float32)
     if y.ndim != 1:
         raise ParameterError(f"expected a mono waveform of shape (n,), got {y.shape}")
+    parts = getattr(backend, "parts", None)
+    if parts:  # a fused backend: each part resamples to its own rate
+        return backend.combine([embed_signal(part, y, sr, with_scores=with_scores) for part in parts])
     if sr != backend.sample_rate:
         y = soxr.resample(y, sr, backend.sample_rate, quality="HQ").astype(np.float32)
     return _run(backend, [y], with_scores=with_scores)
@@ -392,6 +420,13 @@ def embed_file(
     AudioError
         If the file is bad; the message names it.
     """
+    parts = getattr(backend, "parts", None)
+    if parts:  # a fused backend: each part reads the file at its own rate
+        return backend.combine([
+            embed_file(part, path, start_s=start_s, end_s=end_s, with_scores=with_scores,
+                       on_progress=on_progress if part is backend.reference else None)
+            for part in parts
+        ])
     stream = stream_file(
         backend, path, start_s=start_s, end_s=end_s, with_scores=with_scores,
         on_progress=on_progress,

@@ -19,9 +19,14 @@ from typing import Any
 
 import numpy as np
 
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
+
 from .exceptions import ParameterError
 
-__all__ = ["LEARNERS", "make_learner", "resolve_learner", "fit_learner"]
+__all__ = [
+    "LEARNERS", "BlockScaler", "PartsClassifier", "make_learner", "resolve_learner", "fit_learner",
+]
 
 #: Learner names and what each one is, in one line.
 LEARNERS: dict[str, str] = {
@@ -35,6 +40,9 @@ LEARNERS: dict[str, str] = {
     "from every class",
     "prototype-hierarchical": "prototypes at every level of a label taxonomy (needs taxonomy=)",
 }
+
+#: Learners fitted block by block on a fused embedding (late fusion: PartsClassifier).
+_LATE_FUSION = ("logreg",)
 
 #: Learners that do their own preprocessing, fitted on the training set, so no scaler.
 _SELF_SCALING = ("random-forest", "prototype", "prototype-hierarchical")
@@ -53,6 +61,7 @@ def make_learner(
     *,
     random_state: int | None = 0,
     calibrate: bool = True,
+    blocks=None,
     **params: Any,
 ):
     """Build an unfitted learner by name.
@@ -72,6 +81,14 @@ def make_learner(
     calibrate : bool
         Wrap the classifier in :class:`~earmark.calibration.CalibratedLearner`. Off for
         thousands of few-shot episodes that read labels and raw scores only.
+    blocks : sequence of int, optional
+        Widths of the column blocks of a fused embedding (``FusedBackend.blocks``).
+        ``logreg`` then fits one logistic regression per block and averages their
+        log-probabilities (:class:`PartsClassifier`, late fusion); the other learners
+        see every block at once, each standardised and weighed by its width
+        (:class:`BlockScaler`, early fusion). Ignored by learners that scale for
+        themselves. Measured on the shared sets (see the README), late fusion beat
+        early fusion for logistic regression on all three.
     **params
         ``target_precision=P`` or ``target_recall=R`` store per-class thresholds
         (:meth:`~earmark.calibration.CalibratedLearner.predict_thresholded`). Others
@@ -101,6 +118,9 @@ def make_learner(
         )
     targets = {key: params.pop(key) for key in _TARGETS if params.get(key) is not None}
     classifier = _classifier(name, random_state, params)
+    late_fusion = bool(blocks) and name in _LATE_FUSION
+    if late_fusion:
+        classifier = PartsClassifier(classifier, blocks=tuple(int(b) for b in blocks))
     if calibrate and name != "prototype-hierarchical":
         from .calibration import CalibratedLearner
 
@@ -112,8 +132,147 @@ def make_learner(
             f"per-class thresholds ({', '.join(targets)}) need calibrated probabilities; "
             f"learner {name!r} has none here"
         )
-    steps = [] if name in _SELF_SCALING else [("scale", StandardScaler())]
+    scaler = StandardScaler() if not blocks or late_fusion else BlockScaler(
+        blocks=tuple(int(b) for b in blocks))
+    steps = [] if name in _SELF_SCALING else [("scale", scaler)]
     return Pipeline([*steps, ("classifier", classifier)])
+
+
+class BlockScaler(TransformerMixin, BaseEstimator):
+    """Standardise every column, then weigh each block of columns by its width.
+
+    A fused embedding joins parts of very different widths (BirdNET 1024, aiSFX 512,
+    musicnn 753 or 8448 columns). Standardised column by column, a part's share of
+    every squared distance and of an L2 penalty grows with its width; here block ``b``
+    of width ``d_b`` is multiplied by ``sqrt(D / (B * d_b))`` (``D`` columns, ``B``
+    blocks), so each block holds the same total variance and the whole the same as
+    plain standardisation. With equal widths it *is* plain standardisation.
+
+    Parameters
+    ----------
+    blocks : tuple of int, optional
+        Widths of consecutive column blocks, summing to the number of columns; ``None``
+        is one block.
+
+    Attributes
+    ----------
+    mean_, scale_ : np.ndarray [shape=(n_features,)]
+    weights_ : np.ndarray [shape=(n_features,)]
+        Each column's block weight.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.random.default_rng(0).normal(size=(50, 4))
+    >>> Xt = BlockScaler(blocks=(1, 3)).fit_transform(X)
+    >>> np.round(Xt.var(axis=0), 2).tolist()
+    [2.0, 0.67, 0.67, 0.67]
+    """
+
+    def __init__(self, blocks=None):
+        self.blocks = blocks
+
+    def fit(self, X, y=None):
+        X = validate_data(self, X, dtype=np.float64)
+        n_features = X.shape[1]
+        blocks = [s.stop - s.start for s in _block_slices(self.blocks, n_features)]
+        self.mean_ = X.mean(axis=0)
+        scale = X.std(axis=0)
+        self.scale_ = np.where(scale > 0, scale, 1.0)
+        widths = np.repeat(np.asarray(blocks, dtype=np.float64), blocks)
+        self.weights_ = np.sqrt(n_features / (len(blocks) * widths))
+        return self
+
+    def transform(self, X):
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=np.float64, reset=False)
+        return (X - self.mean_) / self.scale_ * self.weights_
+
+
+def _block_slices(blocks, n_features: int) -> list[slice]:
+    """Column slices of ``blocks`` (``None``: one block), checked against the columns."""
+    blocks = (n_features,) if blocks is None else tuple(blocks)
+    if not blocks or any(not isinstance(b, (int, np.integer)) or isinstance(b, bool) or b < 1
+                         for b in blocks) or sum(blocks) != n_features:
+        raise ParameterError(
+            f"blocks: expected positive widths summing to {n_features} columns, got {blocks!r}"
+        )
+    edges = np.cumsum([0, *blocks])
+    return [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
+
+
+class PartsClassifier(ClassifierMixin, BaseEstimator):
+    """Late fusion: one classifier per block of columns, log-probabilities averaged.
+
+    Each part of a fused embedding gets its own copy of ``estimator``, fitted on its
+    columns only; a clip's score for a class is the mean of the parts' log-probabilities
+    (a product of experts, renormalised). A part that is sure and right is not
+    outvoted by the width of another, and no part's scale or width sets another's
+    regularisation.
+
+    Parameters
+    ----------
+    estimator : classifier with ``predict_log_proba``, optional
+        Default: ``LogisticRegression(max_iter=5000)``.
+    blocks : tuple of int, optional
+        Widths of consecutive column blocks; ``None`` is one block.
+
+    Attributes
+    ----------
+    estimators_ : list of classifiers
+        One per block, fitted.
+    classes_ : np.ndarray [shape=(n_classes,)]
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.repeat([0, 1], 20)
+    >>> X = np.c_[y + rng.normal(size=40), rng.normal(size=(40, 3))]  # only block 1 knows
+    >>> model = PartsClassifier(blocks=(1, 3)).fit(X, y)
+    >>> len(model.estimators_), model.predict_proba(X[:2]).shape
+    (2, (2, 2))
+    """
+
+    def __init__(self, estimator=None, blocks=None):
+        self.estimator = estimator
+        self.blocks = blocks
+
+    def fit(self, X, y):
+        from sklearn.base import clone
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.utils.multiclass import check_classification_targets
+
+        X, y = validate_data(self, X, y)
+        check_classification_targets(y)
+        self.classes_ = np.unique(y)
+        slices = _block_slices(self.blocks, X.shape[1])
+        template = self.estimator if self.estimator is not None else LogisticRegression(max_iter=5000)
+        self.estimators_ = [clone(template).fit(X[:, columns], y) for columns in slices]
+        return self
+
+    def _mean_log_proba(self, X) -> np.ndarray:
+        """Mean of the parts' log-probabilities, [shape=(n, n_classes)]."""
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False)
+        slices = _block_slices(self.blocks, X.shape[1])
+        return np.mean([np.asarray(model.predict_log_proba(X[:, columns]), dtype=float)
+                        for model, columns in zip(self.estimators_, slices)], axis=0)
+
+    def decision_function(self, X):
+        """Mean of the parts' log-probabilities, [shape=(n, n_classes)]; with two
+        classes, the second's minus the first's, [shape=(n,)], as scikit-learn's own."""
+        scores = self._mean_log_proba(X)
+        return scores[:, 1] - scores[:, 0] if len(self.classes_) == 2 else scores
+
+    def predict_proba(self, X):
+        from scipy.special import softmax
+
+        return softmax(self._mean_log_proba(X), axis=1)
+
+    def predict(self, X):
+        scores = self._mean_log_proba(X)
+        return self.classes_[np.argmax(scores, axis=1)]
 
 
 def _classifier(name: str, random_state: int | None, params: dict[str, Any]):

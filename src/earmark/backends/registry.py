@@ -13,10 +13,11 @@ from typing import Any
 
 from ..exceptions import BackendError, ParameterError
 from .base import Backend
+from .fused import part_names, split_part_params
 
 __all__ = [
     "BackendSpec", "register", "registered", "get_backend", "available", "DEFAULT_BACKEND",
-    "spec", "check_params", "from_identity",
+    "spec", "check_params", "check_identity", "from_identity",
 ]
 
 DEFAULT_BACKEND = "birdnet"
@@ -56,11 +57,30 @@ def get_backend(name: str = DEFAULT_BACKEND, **params: Any) -> Backend:
     **params
         Backend parameters (e.g. ``hop_s`` for ``birdnet``, ``model`` for ``musicnn``).
 
+        For a fused backend (names joined by ``+``, see :mod:`earmark.backends.fused`),
+        ``PART.NAME`` (e.g. ``birdnet.hop_s``) or ``PART={...}``.
+
     Examples
     --------
     >>> get_backend("placeholder").dimension
     16
+    >>> get_backend("placeholder+mfcc", **{"placeholder.window_s": 0.25}).dimension
+    136
     """
+    names = part_names(name)
+    if names is not None:
+        from .fused import FusedBackend
+
+        split = split_part_params(names, params)
+        for part in names:
+            schema = spec(part).load_class().parameter_schema()
+            unknown = sorted(set(split[part]) - set(schema))
+            if unknown:
+                raise ParameterError(
+                    f"backend {part!r} has no parameter {unknown[0]!r}; expected one of: "
+                    f"{', '.join(sorted(schema)) or 'none'}"
+                )
+        return FusedBackend([get_backend(part, **split[part]) for part in names])
     return spec(name).load_class()(**params)
 
 
@@ -71,7 +91,14 @@ def spec(name: str) -> BackendSpec:
     ------
     ParameterError
         If no backend of that name is registered (the message lists those that are).
+        A fused name's entry is the fused backend's, once each part is known to be
+        registered.
     """
+    names = part_names(name)
+    if names is not None:
+        for part in names:
+            spec(part)
+        return BackendSpec(name, "earmark.backends.fused:FusedBackend")
     try:
         return _REGISTRY[name]
     except (KeyError, TypeError):
@@ -112,10 +139,25 @@ def check_params(name: str, params: Any, *, source: str = "the file") -> dict[st
     --------
     >>> check_params("placeholder", {"window_s": 0.25})
     {'window_s': 0.25}
+
+    A fused backend's parameters are one object per part, each checked as its part's:
+
+    >>> check_params("placeholder+mfcc", {"mfcc": {"n_mfcc": 13}})
+    {'placeholder': {}, 'mfcc': {'n_mfcc': 13}}
     """
     cls = spec(name).load_class()
     if not isinstance(params, dict):
         raise ParameterError(f"{source}: expected backend parameters as an object, got {type(params).__name__}")
+    names = part_names(name)
+    if names is not None:
+        unknown = [key for key in params if key not in names]
+        if unknown:
+            raise ParameterError(
+                f"{source}: fused backend {name!r} has no part {unknown[0]!r}; expected "
+                f"parameters of: {', '.join(names)}"
+            )
+        return {part: check_params(part, params.get(part) or {}, source=f"{source}, part {part!r}")
+                for part in names}
     schema = cls.parameter_schema()
     checked: dict[str, Any] = {}
     for key, value in params.items():
@@ -149,6 +191,57 @@ def check_params(name: str, params: Any, *, source: str = "the file") -> dict[st
                 )
         checked[key] = value
     return checked
+
+
+def check_identity(identity: Any, *, source: str = "the file") -> None:
+    """Check a backend identity read from an untrusted file, importing nothing it names.
+
+    The backend (each part of a fused one) must be registered, with parameters its
+    schema declares (:func:`check_params`); local parameters (:attr:`Backend.local_params`)
+    are skipped here and asked of the user when the backend is built
+    (:func:`from_identity`).
+
+    Raises
+    ------
+    ParameterError
+    """
+    if not isinstance(identity, dict) or not isinstance(identity.get("backend"), str):
+        raise ParameterError(f"{source}: expected a backend identity with a 'backend' name")
+    name = identity["backend"]
+    stored = identity.get("params") or {}
+    if not isinstance(stored, dict):
+        raise ParameterError(f"{source}: expected backend parameters as an object")
+    names = part_names(name)
+    if names is None:
+        cls = spec(name).load_class()
+        check_params(name, {k: v for k, v in stored.items() if k not in cls.local_params},
+                     source=source)
+        return
+    spec(name)  # every part registered, before anything else is read
+    for part, part_identity in zip(names, _part_identities(names, identity, source)):
+        check_identity(part_identity, source=f"{source}, part {part!r}")
+
+
+def _part_identities(names: list[str], identity: dict, source: str) -> list[dict]:
+    """Each part's identity in a fused one: its ``parts`` list, or (in a store's
+    configuration, which holds only name and parameters) one per part's parameters."""
+    stored = identity.get("params") or {}
+    if not isinstance(stored, dict):
+        raise ParameterError(f"{source}: expected backend parameters as an object")
+    unknown = [key for key in stored if key not in names]
+    if unknown:
+        raise ParameterError(f"{source}: fused backend {identity['backend']!r} has no part {unknown[0]!r}")
+    parts = identity.get("parts")
+    if parts is None:
+        return [{"backend": part, "params": stored.get(part) or {}} for part in names]
+    if not isinstance(parts, list) or len(parts) != len(names) or not all(
+        isinstance(entry, dict) and entry.get("backend") == part for entry, part in zip(parts, names)
+    ):
+        raise ParameterError(
+            f"{source}: fused backend {identity['backend']!r}: expected 'parts' to list the "
+            f"identities of {', '.join(names)}, in that order"
+        )
+    return parts
 
 
 def from_identity(identity: Any, *, params: dict[str, Any] | None = None,
@@ -190,6 +283,22 @@ def from_identity(identity: Any, *, params: dict[str, Any] | None = None,
     if not isinstance(identity, dict) or not isinstance(identity.get("backend"), str):
         raise ParameterError(f"{source}: expected a backend identity with a 'backend' name")
     name = identity["backend"]
+    names = part_names(name)
+    if names is not None:
+        # Each part through this same function, with its own checks and weights hash.
+        from .fused import FusedBackend
+
+        spec(name)  # every part registered, before anything else is read
+        given = split_part_params(names, params)
+        parts = []
+        for part, part_identity in zip(names, _part_identities(names, identity, source)):
+            try:
+                parts.append(from_identity(part_identity, params=given[part], strict=strict,
+                                           source=f"{source}, part {part!r}"))
+            except BackendError as error:  # a local parameter: name it as a fused one takes it
+                message = str(error).replace("--backend-param ", f"--backend-param {part}.")
+                raise BackendError(message) from None
+        return FusedBackend(parts)
     cls = spec(name).load_class()
     stored = identity.get("params") or {}
     if not isinstance(stored, dict):
@@ -231,8 +340,11 @@ def from_identity(identity: Any, *, params: dict[str, Any] | None = None,
 
 
 def available(name: str) -> bool:
-    """True if the backend's packages are installed."""
-    return _REGISTRY[name].load_class().is_available()
+    """True if the backend's packages are installed (each part's, for a fused name)."""
+    names = part_names(name)
+    if names is not None:
+        return all(available(part) for part in names)
+    return spec(name).load_class().is_available()
 
 
 register("birdnet", "earmark.backends.birdnet:BirdNetBackend")

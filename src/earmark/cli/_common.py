@@ -28,10 +28,14 @@ DataArgument = typer.Argument(
     show_default=False,
 )
 BackendOption = typer.Option(
-    None, "--backend", "-b", help="Embedding backend (see `earmark backends`); default birdnet."
+    None, "--backend", "-b",
+    help="Embedding backend (see `earmark backends`); default birdnet. Join several with "
+    "'+' for a fused backend, e.g. birdnet+aisfx+musicnn."
 )
 BackendParamOption = typer.Option(
-    None, "--backend-param", "-p", help="Backend parameter KEY=VALUE (repeatable), e.g. hop_s=1.5."
+    None, "--backend-param", "-p",
+    help="Backend parameter KEY=VALUE (repeatable), e.g. hop_s=1.5; for a fused backend "
+    "PART.KEY=VALUE, e.g. birdnet.hop_s=1.5."
 )
 CacheOption = typer.Option(
     None, "--cache-dir", envvar="EARMARK_CACHE_DIR", help="Embedding cache folder (LanceDB)."

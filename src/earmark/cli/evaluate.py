@@ -74,7 +74,10 @@ def evaluate(
         )
         return
     folds, groups = split_columns(manifest)
-    result = cross_validate(X, manifest.y, folds=folds, groups=groups, learner=learner, n_splits=n_splits)
+    # A fused backend's parts are scaled block by block (learners.BlockScaler).
+    blocks = getattr(backend, "blocks", None)
+    result = cross_validate(X, manifest.y, folds=folds, groups=groups, learner=learner,
+                            n_splits=n_splits, **({"blocks": list(blocks)} if blocks else {}))
     target = output_dir(output)
     stem = f"evaluation-{backend.name}-{learner}"
     (target / f"{stem}.json").write_text(result.to_json())

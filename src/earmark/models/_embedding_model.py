@@ -123,13 +123,18 @@ class EarmarkModel:
             Speaker, recording or fold of each item: calibration and per-class thresholds
             are then fitted on scores of groups the fold model never saw.
         **learner_params
-            Passed to :func:`earmark.learners.make_learner`.
+            Passed to :func:`earmark.learners.make_learner`. With a fused backend,
+            ``blocks`` defaults to its parts' widths.
         """
         from .. import __version__
         from ..learners import fit_learner, make_learner
 
         identity = backend if isinstance(backend, dict) else backend.identity()
         X = check_matrix(X, identity.get("dimension"))
+        parts = identity.get("parts")
+        if isinstance(parts, list) and parts and "blocks" not in learner_params:
+            # A fused backend: each part standardised and weighed as a block, in the model.
+            learner_params["blocks"] = [int(part["dimension"]) for part in parts]
         y = np.asarray(y)
         if y.shape != (X.shape[0],):
             raise ParameterError(

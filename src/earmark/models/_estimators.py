@@ -34,6 +34,8 @@ __all__ = ["ESTIMATORS", "NOT_SAVED", "SKLEARN_TYPES", "allowed_types", "load_pi
 #: Every estimator earmark defines that a model file may hold ("module:Class").
 ESTIMATORS = (
     "earmark.calibration:CalibratedLearner",
+    "earmark.learners:BlockScaler",
+    "earmark.learners:PartsClassifier",
     "earmark.fewshot.prototypes:PrototypeClassifier",
     "earmark.fewshot.hierarchical:HierarchicalPrototypeClassifier",
     "earmark.fewshot.multilabel:MultiLabelPrototypeClassifier",

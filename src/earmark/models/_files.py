@@ -147,18 +147,13 @@ def _check_backend(identity, where: str) -> None:
     names is imported. Local parameters (the HEAR adapter's module) are asked of the user
     when the backend is built (:func:`earmark.backends.from_identity`).
     """
-    from ..backends import Backend, check_params, spec
+    from ..backends import check_identity
     from ..exceptions import ParameterError
 
     if not isinstance(identity, dict) or not isinstance(identity.get("backend"), str):
         raise ModelFileError(f"{where}: model.json's backend is not a backend identity")
     try:
-        cls: type[Backend] = spec(identity["backend"]).load_class()
-        params = identity.get("params") or {}
-        if not isinstance(params, dict):
-            raise ParameterError("expected backend parameters as an object")
-        check_params(identity["backend"], {k: v for k, v in params.items() if k not in cls.local_params},
-                     source=where)
+        check_identity(identity, source=where)
     except ParameterError as error:
         message = str(error)
         raise ModelFileError(message if message.startswith(where) else f"{where}: {message}") from None

@@ -115,13 +115,17 @@ def plan_run(items, backend, store, *, with_frames: bool, block_s: float | None)
 
 
 def as_items(source) -> list[tuple[str, float | None, float | None]]:
-    """(path, start_s, end_s) of each item: paths, or objects with ``.path``."""
+    """(path, start_s, end_s) of each item: paths, objects with ``.path``, or such
+    triples (what this returns)."""
     if isinstance(source, (str, os.PathLike)):
         source = [source]
     items = []
     for item in source:
         if isinstance(item, (str, os.PathLike)):
             items.append((os.fspath(item), None, None))
+            continue
+        if isinstance(item, tuple) and len(item) == 3 and isinstance(item[0], (str, os.PathLike)):
+            items.append((os.fspath(item[0]), item[1], item[2]))
             continue
         path = getattr(item, "path", None)
         if path is None:

@@ -44,6 +44,9 @@ def embed_manifest(
         Items with ``.path`` and optional ``.start_s`` / ``.end_s`` (a
         :class:`~earmark.manifest.Manifest` iterates such items), or plain paths.
     backend : Backend
+        A fused backend (``birdnet+aisfx``) runs each part under its own cache key
+        (reusing what each part already embedded), then assembles its own records from
+        theirs (:mod:`._fused`).
     store : EmbeddingStore, optional
         Defaults to :func:`~earmark.store.open_store` (the user's cache).
     progress : bool or callable
@@ -106,6 +109,12 @@ def embed_manifest(
         from ..store import open_store
 
         store = open_store()
+    if getattr(backend, "parts", None):
+        from ._fused import embed_fused
+
+        return embed_fused(manifest, backend, store, write_batch=write_batch,
+                           with_frames=with_frames, progress=progress, client=client,
+                           block_s=block_s)
     started = time.perf_counter()
     items = as_items(manifest)
     executor = make_executor(backend, client)
