@@ -29,7 +29,7 @@ def _open_audio(path, sndfile_reason: str):
         raise AudioError(path, f"{sndfile_reason}; FFmpeg (PyAV) is not installed")
     try:
         container = av.open(str(path), metadata_errors="ignore")
-    except (av.FFmpegError, OSError, ValueError, UnicodeDecodeError) as error:
+    except (av.FFmpegError, OSError, ValueError, UnicodeDecodeError):
         raise AudioError(path, sndfile_reason) from None
     if not container.streams.audio:
         container.close()

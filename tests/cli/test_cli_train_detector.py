@@ -155,6 +155,7 @@ def test_soundscapes_made_from_clips_train_a_detector(cli, words_dir, philharmon
     assert sum(1 for row in rows if row["label"]) == summary["n_events"]
     again = cli("soundscapes", words_dir, "--backgrounds", backgrounds, "-o", tmp_path / "again",
                 "-n", "24", "--duration", "4", "--events-per-minute", "20", "--json")
+    assert again.code == 0, again.stderr
     assert (tmp_path / "again" / "soundscape_003.wav").read_bytes() == \
         (out / "soundscape_003.wav").read_bytes()  # seeded
 

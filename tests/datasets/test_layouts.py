@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
