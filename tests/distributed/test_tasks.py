@@ -145,6 +145,19 @@ def test_recipe_of_birdnet_keeps_its_settings_and_gives_one_thread():
     assert built.cache_key() == backend.cache_key()
 
 
+def test_recipe_of_a_fused_backend_travels_as_its_parts_recipes():
+    import pickle
+
+    backend = get_backend("placeholder+mfcc", **{"mfcc.n_mfcc": 13})
+    recipe = pickle.loads(pickle.dumps(BackendRecipe.from_backend(backend, threads=2)))
+    assert [part.name for part in recipe.parts] == ["placeholder", "mfcc"]
+    assert recipe.parts[1].kwargs["n_mfcc"] == 13
+    built = recipe.build()
+    assert built.name == "placeholder+mfcc" and built.cache_key() == backend.cache_key()
+    with borrowed_backend(recipe) as borrowed:
+        assert borrowed.cache_key() == backend.cache_key()
+
+
 def test_a_worker_with_another_backend_refuses_to_embed():
     recipe = BackendRecipe.from_backend(get_backend("placeholder"))
     other = BackendRecipe(recipe.name, {"window_s": 0.25}, recipe.cache_key)

@@ -61,6 +61,8 @@ class BackendRecipe:
     kwargs: dict[str, Any] = field(hash=False)
     cache_key: str
     threads: int = 1
+    #: A fused backend's parts, each a recipe of its own (empty for a plain backend).
+    parts: tuple = ()
 
     @property
     def token(self) -> str:
@@ -79,6 +81,17 @@ class BackendRecipe:
         """
         if not isinstance(threads, int) or threads < 1:
             raise ParameterError(f"expected threads >= 1, got {threads!r}")
+        parts = getattr(backend, "parts", None)
+        if parts:  # a fused backend: each part travels as its own recipe
+            recipe = cls(backend.name, {}, backend.cache_key(), threads,
+                         tuple(cls.from_backend(part, threads=threads) for part in parts))
+            rebuilt = recipe.build(check=False).cache_key()
+            if rebuilt != recipe.cache_key:
+                raise ParameterError(
+                    f"backend {backend.name!r} cannot be rebuilt on the workers from its "
+                    f"parts: expected cache key {recipe.cache_key}, got {rebuilt}"
+                )
+            return recipe
         params = backend.params
         kwargs: dict[str, Any] = {}
         for name, parameter in inspect.signature(type(backend).__init__).parameters.items():
@@ -107,8 +120,11 @@ class BackendRecipe:
         BackendUnavailableError
             With ``check``, if this machine builds a backend of another cache key.
         """
-        from ..backends import from_identity, spec
+        from ..backends import FusedBackend, from_identity, spec
 
+        if self.parts:
+            backend = FusedBackend([part.build(check=check) for part in self.parts])
+            return self._checked(backend, check)
         cls = spec(self.name).load_class()
         accepted = cls.parameter_schema()
         kwargs = {name: value for name, value in self.kwargs.items()
@@ -121,6 +137,9 @@ class BackendRecipe:
         settings.update({name: self.threads for name in _THREAD_ARGUMENTS if name in accepted})
         backend = from_identity({"backend": self.name, "params": kwargs}, params=settings,
                                 source=f"the Dask recipe of backend {self.name!r}")
+        return self._checked(backend, check)
+
+    def _checked(self, backend, check: bool):
         if check and backend.cache_key() != self.cache_key:
             import socket
 
