@@ -1,5 +1,9 @@
 """A graph tagger: regions of a frozen time-frequency map as nodes, labels as nodes too.
 
+Longer than ~500 lines: the estimator, the checks of its learned state (a file's are read
+from a stranger) and its file scoring belong together; the torch network lives in
+``_torch.py``, the explanation in ``links.py``.
+
 After ATGNN (Singh, Steinmetz, Benetos, Phan & Stowell, "ATGNN: Audio Tagging Graph
 Neural Network", IEEE Signal Processing Letters 2024): a spectrogram's regions become the
 nodes of a graph, a few message-passing layers mix each region with its time-frequency
