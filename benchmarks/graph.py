@@ -132,9 +132,7 @@ def cnn_head(train_maps, train_y, test_maps, multilabel: bool, *, epochs=40, see
 
 
 def graph_head(mode, train_maps, train_y, train_groups, test_maps, *, pool=(1, 2), **params):
-    from earmark.graph import node_maps  # noqa: F401 - documents where the pooling lives
-
-    def nodes(maps):
+    def nodes(maps):  # as earmark.graph.node_maps pools them
         n, c, h, w = maps.shape
         return maps.reshape(n, c, h // pool[0], pool[0], w // pool[1], pool[1]).mean(axis=(3, 5))
 

@@ -253,11 +253,13 @@ class GraphTagger(ClassifierMixin, BaseEstimator):
         pool = tuple(self.pool) if isinstance(self.pool, (tuple, list)) else ()
         if len(pool) != 2 or not all(isinstance(p, Integral) and 1 <= p <= 12 for p in pool):
             raise ParameterError(f"expected pool as two integers in 1..12, got {self.pool!r}")
-        for name, low, high in (("learning_rate", 0, 10), ("weight_decay", 0, 10), ("dropout", 0, 1)):
+        ranges = {"learning_rate": (0.0, 10.0, False), "weight_decay": (0.0, 10.0, True),
+                  "dropout": (0.0, 0.9, True)}  # (low, high, low allowed)  # fmt: skip
+        for name, (low, high, closed) in ranges.items():
             value = getattr(self, name)
-            inside = low < value <= high if name == "learning_rate" else low <= value < max(high, 1.0001)
-            if not isinstance(value, Real) or not np.isfinite(value) or not inside:
-                raise ParameterError(f"expected {name} in [{low}, {high}], got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, Real) or not np.isfinite(value) \
+                    or not (low <= value if closed else low < value) or value > high:
+                raise ParameterError(f"expected {name} in {'[' if closed else '('}{low}, {high}], got {value!r}")
 
     # --------------------------------------------------------------- prediction
     def _maps(self, X, maps) -> np.ndarray:
