@@ -16,7 +16,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
     submodules=["evaluation", "links", "tagger"],
     submod_attrs={
         "tagger": ["GraphTagger", "MODES", "parameter_names", "clip_logits", "clip_proba", "fit_manifest", "node_maps"],
-        "links": ["links_explanation", "link_mass_in_span", "plot_links", "links_section"],
+        "links": ["link_mass_in_span", "links_on_grid", "links_section", "node_geometry", "plot_links", "predicted_tags"],
         "evaluation": ["cross_validate_manifest"],
     },
 )
