@@ -45,7 +45,8 @@ LayoutOption = typer.Option("auto", "--layout", help="Dataset layout; 'auto' det
 LearnerOption = typer.Option(
     "logreg", "--learner", "-l",
     help="logreg, svm-linear, svm-rbf, knn, mlp, random-forest or prototype "
-    "(few-shot), on standardised embeddings where the learner needs it.",
+    "(few-shot), on standardised embeddings where the learner needs it; evaluate also "
+    "takes graph (a graph tagger over aiSFX's frozen time-frequency maps).",
 )
 JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")
 QuietOption = typer.Option(False, "--quiet", "-q", help="No progress bar.")

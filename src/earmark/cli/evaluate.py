@@ -59,6 +59,13 @@ def evaluate(
     if adapt_methods and not train_domains:
         raise ParameterError("--adapt needs --train-domain and --test-domain")
     manifest = load_data(data, layout, quiet=quiet)
+    if learner == "graph":
+        if train_domains:
+            raise ParameterError("--learner graph is cross-validated only; --train-domain "
+                                 "needs a learner over a backend's embeddings")
+        evaluate_graph_command(manifest, n_splits=n_splits, output=output,
+                               json_output=json_output, quiet=quiet)
+        return
     if train_domains and not manifest.has_domains:
         raise ParameterError(
             f"{data}: not every item has a domain; give a manifest CSV with a 'domain' "
@@ -94,6 +101,34 @@ def evaluate(
         emit_json(payload)
         return
     show_result(result, backend.name, learner)
+    console.print(f"wrote {', '.join(files.values())}", highlight=False)
+
+
+def evaluate_graph_command(manifest, *, n_splits, output, json_output, quiet) -> None:
+    """``--learner graph``: a graph tagger over aiSFX's frozen maps (it reads its own
+    patches, so --backend does not apply), under the same splits."""
+    from ..graph import cross_validate_manifest
+    from ..plots import plot_confusion_matrix
+
+    folds, groups = split_columns(manifest)
+    result, _used, n_parameters = cross_validate_manifest(
+        manifest, folds=folds, groups=groups, n_splits=n_splits, progress=not quiet)
+    target = output_dir(output)
+    stem = "evaluation-aisfx-maps-graph"
+    (target / f"{stem}.json").write_text(result.to_json())
+    name = "graph tagger on aiSFX maps"
+    plot_confusion_matrix(result, path=target / f"{stem}-confusion.png",
+                          title=f"{name}: {result.accuracy_mean:.1%} mean accuracy")
+    files = {"json": str(target / f"{stem}.json"), "confusion_matrix": str(target / f"{stem}-confusion.png")}
+    operating = write_score_figures(result, target, stem, name, files)
+    payload = {"backend": None, "encoder": "aisfx", "learned_parameters": n_parameters,
+               **result.to_dict(predictions=False), "operating_points": operating, "files": files}
+    if json_output:
+        emit_json(payload)
+        return
+    show_result(result, "aisfx maps", "graph")
+    console.print(f"graph tagger: {n_parameters:,} learned parameters (aiSFX's frozen network not counted)",
+                  highlight=False)
     console.print(f"wrote {', '.join(files.values())}", highlight=False)
 
 

@@ -19,9 +19,11 @@ def explain(
         ..., help="A model file written by `earmark train` (a prototype network too)."
     ),
     file: Path = typer.Argument(..., help="The audio file to explain."),
-    method: str = typer.Option(
-        "occlusion", "--method", "-m",
-        help="occlusion (each region removed alone) or lime (random subsets, linear surrogate).",
+    method: Optional[str] = typer.Option(
+        None, "--method", "-m",
+        help="occlusion (each region removed alone), lime (random subsets, linear "
+        "surrogate) or links (a graph tagger's class-to-region attention) [default: links "
+        "for a graph tagger, else occlusion].",
     ),
     label: Optional[str] = typer.Option(
         None, "--class", "-c", help="Class to explain; default the model's prediction."
@@ -84,6 +86,8 @@ def explain(
     from ..models import load_model
 
     model = load_model(model_path)
+    graph = model.kind == "graph-tagger"
+    method = method or ("links" if graph else "occlusion")
     backend = model_backend(model)
     silent = quiet or json_output
     with working(f"explaining {escape(file.name)} ({method})", quiet=silent):
@@ -100,8 +104,15 @@ def explain(
     stem = file.stem if start_s is None and end_s is None else (
         f"{file.stem}.{first:g}-{last:g}s"
     )
+    sections, figures = [], {}
+    if graph:  # the class-to-region links of every predicted tag, on the page and as a PNG
+        from ..graph.links import links_section, plot_links
+
+        sections.append(links_section(model, explanation.y))
+        figures["links"] = lambda path: plot_links(model, explanation.y, path)
     paths = write_explanation(
-        explanation, output_dir(output), reliability=reliability, stem=fit_name(stem)
+        explanation, output_dir(output), reliability=reliability, stem=fit_name(stem),
+        sections=sections, figures=figures,
     )
     if json_output:
         emit_json({

@@ -58,7 +58,7 @@ def train(
     ),
     encoder: str = typer.Option(
         "aisfx", "--encoder",
-        help="Prototype network's encoder: aisfx (starts from the pretrained aiSFX "
+        help="Prototype network's or graph tagger's encoder: aisfx (starts from the pretrained aiSFX "
         "convolutions, frozen; far more accurate on little data) or log-mel (learned from "
         "scratch, needs no pretrained weights).",
     ),
@@ -94,7 +94,7 @@ def train(
     params = {key: value for key, value in
               (("target_precision", target_precision), ("target_recall", target_recall))
               if value is not None}
-    if params and (mil is not None or prototype_network or taxonomy is not None):
+    if params and (mil is not None or prototype_network or taxonomy is not None or learner == "graph"):
         raise ParameterError(
             "--target-precision/--target-recall apply to clip learners (--learner), "
             "not to --mil, --prototype-network or --taxonomy models"
@@ -117,6 +117,8 @@ def train(
 
         return train_prototype_network(manifest, output, encoder=encoder, json_output=json_output,
                                        quiet=quiet, prototypes_per_class=prototypes_per_class)  # fmt: skip
+    if learner == "graph":
+        return train_graph_tagger(manifest, output, encoder=encoder, json_output=json_output, quiet=quiet)
     backend = open_backend(backend_name, backend_params, quiet=quiet)
     X, manifest, _run = embed_clips(manifest, backend, open_cache(cache_dir), quiet=quiet)
     folds, groups = split_columns(manifest)
@@ -239,4 +241,26 @@ def _print_validation(postprocessing) -> None:
         f"minimum duration {postprocessing['min_duration_s']:g} s, merge gap "
         f"{postprocessing['merge_gap_s']:g} s, cells {postprocessing['cells'] or 'whole frames'}",
         highlight=False,
+    )
+
+
+def train_graph_tagger(manifest, output: Path, *, encoder: str, json_output: bool, quiet: bool) -> None:
+    """``earmark train --learner graph``: a graph tagger on the items' own patches."""
+    from ..graph import fit_manifest
+    from ..interpret.encoders import check_encoder
+
+    tagger = fit_manifest(manifest, progress=not quiet, encoder=check_encoder(encoder))
+    if not quiet:
+        for path, reason in tagger.failures_:
+            console.print(f"skipped {path}: {reason}", style="yellow", highlight=False)
+    path = tagger.save(output)
+    if json_output:
+        emit_json({"model": str(path), "kind": "graph-tagger", "encoder": encoder,
+                   "classes": tagger.classes_.tolist(), "n_parameters": tagger.n_parameters_,
+                   "temperature": tagger.temperature_, "skipped": len(tagger.failures_)})  # fmt: skip
+        return
+    console.print(
+        f"trained a graph tagger ({encoder} regions, {tagger.n_parameters_:,} parameters) on "
+        f"{len(manifest) - len(tagger.failures_)} items, {len(tagger.classes_)} classes -> "
+        f"[bold]{path}[/]; see which regions each tag comes from with `earmark explain {path} FILE`"
     )

@@ -12,6 +12,9 @@ any earmark model, those on frozen embeddings included:
   the scores; its coefficients are the importances. Catches regions that only matter
   together, at the price of randomness (``seed``); see :mod:`earmark.interpret.reliability`
   for checking either kind.
+- **links** (graph taggers only, :mod:`earmark.graph.links`): no perturbation; the
+  importance of a region is the share of the class's label-node attention that falls on
+  it (the class-to-region links of ATGNN), checked by the same deletion/insertion curves.
 
 A positive importance is evidence for the class, a negative one evidence against it.
 Both methods read the class's **log-odds**, ``log p - log(1 - p)``, not its probability:
@@ -34,7 +37,7 @@ from .perturb import BASELINES, ClassScorer, MaskedClip, RegionGrid, class_score
 
 __all__ = ["MAX_EXPLAIN_S", "METHODS", "Explanation", "explain", "explain_file", "log_odds"]
 
-METHODS = ("occlusion", "lime")
+METHODS = ("occlusion", "lime", "links")
 #: Longest span explained at once, in seconds. Every perturbed copy of the clip is held
 #: and re-embedded together: a 30 s span peaks near 2.5 GB (MFCC model), a 25-minute
 #: file would need tens of GB, so a longer one is refused before any audio is read.
@@ -206,7 +209,8 @@ def explain(
         Its rate; resampled to the backend's rate if different. Bands stop at ``sr / 2``.
     label : str or int, optional
         Class to explain; by default the model's prediction for the clip.
-    method : {"occlusion", "lime"}
+    method : {"occlusion", "lime", "links"}
+        ``"links"`` for a graph tagger only.
     n_time, n_bands : int
         Grid of regions: equal time segments x mel-spaced bands.
     baseline : {"floor", "zero"}
@@ -235,6 +239,8 @@ def explain(
         raise ParameterError(f"expected baseline in {BASELINES}, got {baseline!r}")
     if method == "lime" and (not isinstance(n_samples, (int, np.integer)) or n_samples < 8):
         raise ParameterError(f"expected n_samples >= 8 for LIME, got {n_samples!r}")
+    if method == "links" and getattr(model, "kind", None) != "graph-tagger":
+        raise ParameterError("the links method explains a graph tagger; use occlusion or lime")
     if not kernel_width > 0:
         raise ParameterError(f"expected a positive kernel_width, got {kernel_width}")
     started = time.perf_counter()
@@ -260,7 +266,11 @@ def explain(
     }
     margin = _LogOdds(scorer)
     params["score"] = "log-odds"
-    if method == "occlusion":
+    if method == "links":
+        from ..graph.links import links_on_grid
+
+        importance = links_on_grid(model, y, grid)[0][scorer.class_index]
+    elif method == "occlusion":
         importance = _occlusion(clip, margin, log_odds(base_score))
     else:
         importance, r2 = _lime(clip, margin, log_odds(base_score), n_samples, seed, kernel_width)

@@ -237,13 +237,13 @@ def model_backend(model):
 
     Parameters
     ----------
-    model : EarmarkModel or PrototypeNetwork
+    model : EarmarkModel, PrototypeNetwork or GraphTagger
 
     Returns
     -------
     Backend or PatchBackend
         ``model.backend()`` (checked and loaded) for an earmark model; for a prototype
-        network, its own patch configuration (:class:`PatchBackend`).
+        network or a graph tagger, its own patch configuration (:class:`PatchBackend`).
     """
     if _is_prototype_network(model):
         return PatchBackend(model._config())
@@ -251,7 +251,8 @@ def model_backend(model):
 
 
 def class_scorer(model, class_index: int, *, backend=None) -> "ClassScorer":
-    """The scorer for a model: :class:`PrototypeScorer` for a prototype network,
+    """The scorer for a model: :class:`PrototypeScorer` for a prototype network (or a
+    graph tagger, which also reads its own patches),
     :class:`ClassScorer` for an earmark model (same arguments)."""
     kind = PrototypeScorer if _is_prototype_network(model) else ClassScorer
     return kind(model, class_index, backend=backend)
@@ -425,7 +426,11 @@ class PrototypeScorer(ClassScorer):
         P : np.ndarray [shape=(n_waveforms, n_classes)]
         """
         from .features import PatchSet
-        from .protonet import clip_proba
+
+        if self.model.kind == "graph-tagger":
+            from ..graph import clip_proba
+        else:
+            from .protonet import clip_proba
 
         blocks = self.embed(waveforms)
         self.n_calls += len(blocks)
@@ -439,6 +444,7 @@ class PrototypeScorer(ClassScorer):
 
 
 def _is_prototype_network(model) -> bool:
+    """A model that reads its own patches: a prototype network or a graph tagger."""
     from .protonet import PrototypeNetwork
 
-    return isinstance(model, PrototypeNetwork)
+    return isinstance(model, PrototypeNetwork) or getattr(model, "kind", None) == "graph-tagger"

@@ -175,6 +175,7 @@ def explanation_page(
     evidence_fraction: float = 0.2,
     top_k: int = 8,
     title: str | None = None,
+    sections: list[str] | None = None,
 ) -> str:
     """One self-contained HTML page: pictures, evidence table and audio players.
 
@@ -188,6 +189,9 @@ def explanation_page(
     top_k : int
         Rows of the evidence table.
     title : str, optional
+    sections : list of str, optional
+        More HTML sections (e.g. a graph tagger's class-to-region links), placed
+        after the reliability check.
 
     Returns
     -------
@@ -240,6 +244,7 @@ def explanation_page(
             "</figcaption></figure>",
             _reliability_table(reliability),
         ]
+    parts += list(sections or [])
     parts.append(
         '<p class="note">Regions are removed in the short-time Fourier transform and the '
         "result is embedded again by the model's own backend; perturbation explanations "
@@ -286,7 +291,8 @@ def _reliability_table(reliability) -> str:
 
 
 def write_explanation(explanation, directory, *, reliability=None, stem: str | None = None,
-                      evidence_fraction: float = 0.2) -> dict[str, Path]:
+                      evidence_fraction: float = 0.2, sections: list[str] | None = None,
+                      figures: dict | None = None) -> dict[str, Path]:
     """Write the heat map PNG, the curves PNG (with ``reliability``) and the HTML page.
 
     Parameters
@@ -297,6 +303,10 @@ def write_explanation(explanation, directory, *, reliability=None, stem: str | N
     reliability : Reliability, optional
     stem : str, optional
         File name stem; by default the explained file's, or ``"clip"``.
+    sections : list of str, optional
+        More HTML sections for the page (see :func:`explanation_page`).
+    figures : dict of str to callable, optional
+        More PNGs: ``{name: draw}``, each ``draw(path)`` writing ``{stem}.{name}.png``.
 
     Returns
     -------
@@ -309,9 +319,12 @@ def write_explanation(explanation, directory, *, reliability=None, stem: str | N
     written = {"png": plot_explanation(explanation, directory / f"{stem}.explanation.png")}
     if reliability is not None:
         written["curves_png"] = plot_curves(reliability, directory / f"{stem}.curves.png")
+    for name, draw in (figures or {}).items():
+        written[f"{name}_png"] = draw(directory / f"{stem}.{name}.png")
     html_path = directory / f"{stem}.explanation.html"
     html_path.write_text(
-        explanation_page(explanation, reliability, evidence_fraction=evidence_fraction),
+        explanation_page(explanation, reliability, evidence_fraction=evidence_fraction,
+                         sections=sections),
         encoding="utf-8",
     )
     written["html"] = html_path

@@ -71,7 +71,8 @@ def save_network(network, path) -> Path:
     return write_container(path, metadata, arrays=arrays)
 
 
-def _check_patch_config(config: Any, where: str) -> dict | None:
+def check_patch_config(config: Any, where: str) -> dict | None:
+    """A file's patch configuration, refused outside sane ranges (None stays None)."""
     if config is None:
         return None
     if not isinstance(config, dict):
@@ -110,7 +111,7 @@ def network_from_parts(metadata: dict, arrays: dict[str, np.ndarray], *, where: 
                 raise ModelFileError(f"{where}: array {name} has dtype {array.dtype}")
             if array.dtype.kind == "f" and not np.isfinite(array).all():
                 raise ModelFileError(f"{where}: array {name} holds NaN or infinite values")
-        config = _check_patch_config(metadata.get("patch_config"), where)
+        config = check_patch_config(metadata.get("patch_config"), where)
         params = metadata["params"]
         if not isinstance(params, dict):
             raise ModelFileError(f"{where}: params is not an object")
