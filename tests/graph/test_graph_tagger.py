@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _graph_data import SMALL, notes, trained
+from _graph_data import notes, trained
 
 from earmark.backends.aisfx import AisfxBackend
 from earmark.exceptions import ParameterError
