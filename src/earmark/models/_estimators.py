@@ -51,6 +51,7 @@ ESTIMATORS = (
 #: Estimators earmark defines that never go into a skops payload, and why.
 NOT_SAVED = {
     "earmark.interpret.protonet:PrototypeNetwork": "saved as plain arrays (kind 'prototype-network')",
+    "earmark.networks.classifier:NetworkClassifier": "saved as plain arrays (kind 'network')",
     "earmark.explore.cluster:EmbeddingClusterer": "clusterings are results, not models",
     "earmark.anomaly.detectors:KNNDetector": "saved as plain arrays (kind 'anomaly')",
     "earmark.anomaly.detectors:GaussianDetector": "saved as plain arrays (kind 'anomaly')",

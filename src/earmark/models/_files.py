@@ -20,7 +20,7 @@ from ._container import (
 __all__ = ["load_model", "KINDS"]
 
 #: Every kind of model a file may hold.
-KINDS = ("clip", "frames", "prototype-network", "anomaly")
+KINDS = ("clip", "frames", "prototype-network", "anomaly", "network")
 
 
 def _check_common(metadata: dict, where: str) -> None:
@@ -48,8 +48,9 @@ def load_model(path, *, limits: Limits = Limits()):
     -------
     Model
         An :class:`~earmark.models.EarmarkModel` (kinds ``clip``, ``frames``) or a
-        :class:`~earmark.interpret.PrototypeNetwork` (kind ``prototype-network``) or an
-        :class:`~earmark.models.AnomalyModel` (kind ``anomaly``).
+        :class:`~earmark.interpret.PrototypeNetwork` (kind ``prototype-network``), an
+        :class:`~earmark.models.AnomalyModel` (kind ``anomaly``) or a
+        :class:`~earmark.networks.NetworkClassifier` (kind ``network``).
 
     Raises
     ------
@@ -107,6 +108,13 @@ def load_model(path, *, limits: Limits = Limits()):
             raise ModelFileError(f"{where}: a prototype network without arrays")
         return network_from_parts(metadata, read_npz(members[ARRAYS], limits=limits, where=where),
                                   where=where)
+    if metadata["kind"] == "network":
+        from ._trained_network import trained_network_from_parts
+
+        if ARRAYS not in members:
+            raise ModelFileError(f"{where}: a network without arrays")
+        return trained_network_from_parts(metadata, read_npz(members[ARRAYS], limits=limits, where=where),
+                                          where=where)
     if metadata["kind"] == "anomaly":
         from ._anomaly_model import anomaly_from_parts
 
