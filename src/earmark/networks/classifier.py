@@ -149,7 +149,7 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
             raise TooFewExamplesError(
                 f"network {self.architecture!r} needs at least {MIN_PER_CLASS} training items per "
                 f"class (one to train on, one to decide when to stop); class "
-                f"{classes[counts.argmin()]!r} has {int(counts.min())}"
+                f"{_plain(classes[counts.argmin()])!r} has {int(counts.min())}"
             )
         groups = np.arange(len(y)) if groups is None else np.asarray(groups)
         if groups.shape != y.shape:
