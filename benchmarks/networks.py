@@ -31,9 +31,29 @@ def load(name: str):
     raise SystemExit(f"no {name} under ../shared/datasets")
 
 
+def _report_each_fit() -> list:
+    """Print each fold's training summary as it ends; keep the seconds."""
+    from earmark.networks import NetworkClassifier
+
+    seconds = []
+    fit = NetworkClassifier.fit
+
+    def reporting(self, X, y, *, groups=None):
+        out = fit(self, X, y, groups=groups)
+        summary = {k: v for k, v in self.training.items() if not k.endswith("_rows")}
+        seconds.append(summary["seconds"])
+        print("  fold:", json.dumps(summary, default=str), flush=True)
+        return out
+
+    NetworkClassifier.fit = reporting
+    return seconds
+
+
 def main(dataset: str, architectures: list[str], **params) -> None:
     from earmark.evaluation import cross_validate
     from earmark.networks import network_inputs
+
+    fit_seconds = _report_each_fit()
 
     manifest = load(dataset)
     folds = manifest.folds if manifest.has_folds else None
@@ -42,6 +62,7 @@ def main(dataset: str, architectures: list[str], **params) -> None:
         start = time.perf_counter()
         X, kept, learner, failures = network_inputs(manifest, architecture)
         inputs_s = time.perf_counter() - start
+        print(f"{dataset} {architecture}: inputs {X.shape} in {inputs_s:.0f} s", flush=True)
         folds = kept.folds if kept.has_folds else None
         groups = kept.groups if kept.has_groups else None
         learner.set_params(**params)
@@ -49,7 +70,8 @@ def main(dataset: str, architectures: list[str], **params) -> None:
         n_splits = len(set(groups.tolist())) if groups is not None and folds is None and dataset in ("fsdd", "demo") else 5
         result = cross_validate(X, kept.y, folds=folds, groups=groups, learner=learner, n_splits=n_splits)
         seconds = time.perf_counter() - start
-        row = {"dataset": dataset, "architecture": architecture, "params": params,
+        folds_s = fit_seconds[-len(result.splits):]
+        row = {"fit_s_per_fold": float(np.mean(folds_s)),"dataset": dataset, "architecture": architecture, "params": params,
                "strategy": result.strategy, "folds": len(result.splits),
                "accuracy_mean": result.accuracy_mean, "accuracy_std": result.accuracy_std,
                "fold_accuracy": result.fold_accuracy, "accuracy_pooled": result.accuracy,

@@ -55,6 +55,10 @@ class Architecture:
         faster and are held back harder.
     epochs : int
         At most this many passes (early stopping usually ends sooner).
+    patience : int
+        Epochs without a better validation loss before stopping.
+    crop : float
+        Fraction of a clip's length each training crop keeps.
     pretrained : bool
         Starts from aiSFX's weights (needs the aisfx wheel to fit and to predict).
     """
@@ -65,21 +69,23 @@ class Architecture:
     learning_rate: float
     weight_decay: float
     epochs: int
+    patience: int
+    crop: float
     pretrained: bool = False
 
 
 ARCHITECTURES: dict[str, Architecture] = {
     a.name: a for a in (
         Architecture("timbre", "one layer of tall (timbre) filters on log-mel, ~10 k parameters",
-                     "log-mel", 3e-3, 1e-2, 80),
+                     "log-mel", 3e-3, 1e-2, 80, 10, 0.8),
         Architecture("vgg-small", "four 3x3 conv blocks (16-64 channels) on log-mel, ~50 k parameters",
-                     "log-mel", 3e-3, 1e-2, 80),
+                     "log-mel", 3e-3, 1e-2, 80, 10, 0.8),
         Architecture("sbcnn", "SB-CNN-like: three 5x5 convs (32-128) and a dense layer, ~250 k parameters",
-                     "log-mel", 2e-3, 1e-2, 80),
+                     "log-mel", 2e-3, 1e-2, 80, 10, 0.8),
         Architecture("aisfx-finetune", "aiSFX's last block fine-tuned (lower blocks frozen, cached) "
-                     "and a new linear head", "aisfx-block3", 3e-4, 1e-2, 12, pretrained=True),
+                     "and a new linear head", "aisfx-block3", 3e-4, 1e-2, 8, 3, 0.6, pretrained=True),
         Architecture("aisfx-head", "a new head on aiSFX's frozen last-block maps (1x1 conv, "
-                     "pooling, linear)", "aisfx-block4", 1e-3, 1e-2, 40, pretrained=True),
+                     "pooling, linear)", "aisfx-block4", 1e-3, 1e-2, 40, 8, 0.8, pretrained=True),
     )
 }  # fmt: skip
 

@@ -59,10 +59,12 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
         Beta parameter of mixup (0: none).
     masks : int
         SpecAugment-style time and frequency masks per clip.
-    crop : float
-        Fraction of the clip's length each training crop keeps.
-    patience : int
-        Epochs without a better validation loss before stopping.
+    crop : float, optional
+        Fraction of the clip's length each training crop keeps (default: the
+        architecture's).
+    patience : int, optional
+        Epochs without a better validation loss before stopping (default: the
+        architecture's).
     validation_size : float
         Share of the training items (whole groups) held out for early stopping.
     n_threads : int
@@ -97,7 +99,7 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(self, architecture: str = "vgg-small", *, input_shape=None, epochs=None,
                  batch_size: int = 32, learning_rate=None, weight_decay=None, mixup: float = 0.2,
-                 masks: int = 2, crop: float = 0.8, patience: int = 8, validation_size: float = 0.2,
+                 masks: int = 2, crop=None, patience=None, validation_size: float = 0.2,
                  n_threads: int = 2, random_state=0):  # fmt: skip
         self.architecture = architecture
         self.input_shape = input_shape
@@ -174,9 +176,9 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
                 epochs=int(self.epochs or spec.epochs), batch_size=int(self.batch_size),
                 learning_rate=float(self.learning_rate or spec.learning_rate),
                 weight_decay=float(spec.weight_decay if self.weight_decay is None else self.weight_decay),
-                mixup=float(self.mixup), masks=int(self.masks), crop=float(self.crop),
+                mixup=float(self.mixup), masks=int(self.masks), crop=float(self.crop or spec.crop),
                 gain=_GAIN_DB / self.scale_ if spec.frontend == "log-mel" else 0.0,
-                patience=int(self.patience), seed=seed,
+                patience=int(self.patience or spec.patience), seed=seed,
             )  # fmt: skip
         self.params_ = {name: value.detach().cpu().numpy().copy() for name, value in module.state_dict().items()}
         self._module = module
@@ -191,6 +193,8 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
         spec = check_architecture(self.architecture)
         for name in ("batch_size", "patience", "n_threads"):
             value = getattr(self, name)
+            if name == "patience" and value is None:
+                continue
             if not isinstance(value, Integral) or isinstance(value, bool) or value < 1:
                 raise ParameterError(f"expected {name} to be an integer >= 1, got {value!r}")
         if self.epochs is not None and (not isinstance(self.epochs, Integral) or self.epochs < 1):
@@ -199,6 +203,8 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
             raise ParameterError(f"expected masks >= 0, got {self.masks!r}")
         for name, low, high in (("mixup", 0.0, 10.0), ("crop", 0.05, 1.0), ("validation_size", 0.0, 0.5)):
             value = getattr(self, name)
+            if name == "crop" and value is None:
+                continue
             if not isinstance(value, Real) or not low <= value <= high:
                 raise ParameterError(f"expected {name} in {low}..{high}, got {value!r}")
         for name in ("learning_rate", "weight_decay"):
@@ -345,7 +351,8 @@ def validation_split(targets: np.ndarray, groups: np.ndarray, *, size: float, se
     """Hold out whole groups, about ``size`` of the items, keeping every class trained on.
 
     Groups are taken in a random order, each only if every class keeps at least one
-    item outside the validation part, until the part reaches ``size`` of the items.
+    item outside the validation part and the part stays under 1.5 ``size`` of the items
+    (2 ``size`` for its first group), until it reaches ``size``.
 
     Parameters
     ----------
@@ -376,7 +383,9 @@ def validation_split(targets: np.ndarray, groups: np.ndarray, *, size: float, se
         if held.sum() >= wanted:
             break
         rows = group_index == g
-        if held.sum() + rows.sum() > max(wanted * 1.5, 1):
+        # Some slack, more for the first group: with few groups (speakers) the nearest
+        # size may be one whole group a little over ``size``.
+        if held.sum() + rows.sum() > max(wanted * (1.5 if held.any() else 2.0), 1):
             continue
         taken = np.bincount(targets[rows], minlength=len(remaining))
         if (remaining - taken < 1).any():
