@@ -1,10 +1,19 @@
 """Few-data study figures: networks from scratch and aiSFX fine-tuned, beside frozen probes.
 
-Usage: ``python benchmarks/networks.py DATASET ARCHITECTURE [ARCHITECTURE ...]`` with
-DATASET one of fsdd, philharmonia, speech-commands, demo (paths under ../shared/datasets
-relative to the project root, or the bundled demo). Prints accuracy per fold and mean,
-training seconds per fold (2 CPU threads), and writes a JSON line per run to
+Usage: ``python benchmarks/networks.py DATASET ARCHITECTURE [ARCHITECTURE ...] [k=v ...]``
+with DATASET one of fsdd, philharmonia, speech-commands, demo (paths under
+../shared/datasets relative to the project root, or the bundled demo), and ``k=v``
+estimator parameters (``epochs=3``) or ``steps=12`` (keep the first 12 aiSFX time steps,
+2.3 s, of cached inputs). Prints each fold's training summary, accuracy per fold and
+mean, training seconds per fold (2 CPU threads), and appends a JSON line per run to
 ``benchmarks/results/networks.jsonl``.
+
+``python benchmarks/networks.py curve DATASET mfcc-knn,cnn-small,birdnet,aisfx-finetune``
+draws the few-data study's learning curves on the same splits and draws
+(``docs/few-data-DATASET.png``), as ``earmark curve --compare`` does, reusing the
+cached front-end inputs.
+
+Front-end inputs are cached under /tmp/earmark-network-inputs between runs.
 """
 
 from __future__ import annotations
@@ -49,7 +58,69 @@ def _report_each_fit() -> list:
     return seconds
 
 
-def main(dataset: str, architectures: list[str], **params) -> None:
+def _cached_inputs(manifest, dataset, architecture, steps=None):
+    """network_inputs, kept on disk per dataset and front end between runs (benchmark only)."""
+    import pickle
+
+    from earmark.networks import ARCHITECTURES, NetworkClassifier, network_inputs
+
+    frontend = ARCHITECTURES[architecture].frontend
+    path = Path("/tmp/earmark-network-inputs") / f"{dataset}-{frontend}.pkl"
+    if path.exists():
+        with open(path, "rb") as handle:
+            X, kept, shape, failures = pickle.load(handle)
+        if steps and frontend != "log-mel" and shape[1] > steps:
+            # The first ``steps`` time steps (about 0.19 s each): a shorter clip length
+            # without recomputing the frozen blocks.
+            X = np.ascontiguousarray(X.reshape(len(X), *shape)[:, :, :steps]).reshape(len(X), -1)
+            shape = (shape[0], steps, shape[2])
+        return X, kept, NetworkClassifier(architecture, input_shape=shape), failures
+    X, kept, learner, failures = network_inputs(manifest, architecture)
+    path.parent.mkdir(exist_ok=True)
+    with open(path, "wb") as handle:
+        pickle.dump((X, kept, learner.input_shape, failures), handle, protocol=4)
+    return X, kept, learner, failures
+
+
+def curve(dataset: str, families: list[str], *, sizes=(1, 2, 4, 8, 16, "all"), draws: int = 1,
+          n_splits: int = 3, steps=None, **params) -> None:
+    """The few-data study: one learning curve per family on the same splits and draws."""
+    from earmark.backends import get_backend
+    from earmark.curve import learning_curve
+    from earmark.networks import family
+    from earmark.pipeline import clip_embeddings
+    from earmark.plots import plot_learning_curves
+    from earmark.store import open_store
+
+    manifest = load(dataset)
+    curves = {}
+    for name in families:
+        start = time.perf_counter()
+        item = family(name)
+        if item.architecture:
+            X, kept, learner, _ = _cached_inputs(manifest, dataset, item.architecture, steps)
+            # "aisfx-finetune.epochs=3" sets a parameter of that family only.
+            learner.set_params(**{k.split(".")[-1]: v for k, v in params.items()
+                                  if "." not in k or k.startswith(f"{name}.")})
+        else:
+            E, ok, _ = clip_embeddings([str(p) for p in manifest.paths], get_backend(item.backend),
+                                       open_store(None))
+            X, kept, learner = E, manifest.subset(ok), item.learner
+        folds = kept.folds if kept.has_folds else None
+        groups = kept.groups if kept.has_groups else None
+        result = learning_curve(X, kept.y, folds=folds, groups=groups, learner=learner, sizes=list(sizes),
+                                n_draws=draws, n_splits=n_splits)
+        result.learner = name
+        curves[name] = result
+        print(result.summary(), f"({time.perf_counter() - start:.0f} s)", flush=True)
+        out = ROOT / "benchmarks" / "results"
+        out.mkdir(exist_ok=True)
+        (out / f"curve-{dataset}.json").write_text(json.dumps({n: c.to_dict() for n, c in curves.items()}, indent=2))
+    plot_learning_curves(curves, ROOT / "docs" / f"few-data-{dataset}.png",
+                         title=f"{dataset}: accuracy against examples per class (same splits and draws)")
+
+
+def main(dataset: str, architectures: list[str], steps=None, **params) -> None:
     from earmark.evaluation import cross_validate
     from earmark.networks import network_inputs
 
@@ -60,7 +131,7 @@ def main(dataset: str, architectures: list[str], **params) -> None:
     groups = manifest.groups if manifest.has_groups else None
     for architecture in architectures:
         start = time.perf_counter()
-        X, kept, learner, failures = network_inputs(manifest, architecture)
+        X, kept, learner, failures = _cached_inputs(manifest, dataset, architecture, steps)
         inputs_s = time.perf_counter() - start
         print(f"{dataset} {architecture}: inputs {X.shape} in {inputs_s:.0f} s", flush=True)
         folds = kept.folds if kept.has_folds else None
@@ -86,5 +157,8 @@ def main(dataset: str, architectures: list[str], **params) -> None:
 
 if __name__ == "__main__":
     args = [a for a in sys.argv[1:] if "=" not in a]
-    params = {k: (float(v) if "." in v else int(v)) for k, v in (a.split("=") for a in sys.argv[1:] if "=" in a)}
-    main(args[0], args[1:], **params)
+    params = {k: (float(v) if "." in v else int(v)) for k, v in (a.split("=", 1) for a in sys.argv[1:] if "=" in a)}
+    if args[0] == "curve":  # python benchmarks/networks.py curve DATASET FAMILY,FAMILY,... [k=v]
+        curve(args[1], args[2].split(","), **params)
+    else:
+        main(args[0], args[1:], **params)

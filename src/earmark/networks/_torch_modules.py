@@ -94,9 +94,12 @@ class AisfxTop(nn.Module):
                 module.eval()
         return self
 
+    def pooled(self, x):
+        """The backend's clip embedding of these maps: 512 numbers per input."""
+        return torch.amax(self.block(x, pool=False).mean(dim=3), dim=2)
+
     def forward(self, x):
-        h = self.block(x, pool=False)
-        return self.head(self.dropout(torch.amax(h.mean(dim=3), dim=2)))
+        return self.head(self.dropout(self.pooled(x)))
 
 
 class AisfxHead(nn.Module):

@@ -23,7 +23,8 @@ And transfer from aiSFX (:class:`earmark.backends.aisfx.AisfxBackend`, 4.7 M par
 - ``aisfx-finetune``: the pretrained network's last convolution block (3.5 M parameters)
   is trained on the user's clips, starting from its pretrained weights, with a new
   linear head on its pooled output (mean over frequency, max over time, as the backend
-  pools); the three blocks below stay frozen and their output is computed once per clip
+  pools), first fitted alone on the frozen output (a linear probe), then trained with
+  the block; the three blocks below stay frozen and their output is computed once per clip
   (the ``aisfx-block3`` front end), so an epoch costs one block, not four;
 - ``aisfx-head``: everything pretrained stays frozen; a new head (a 1x1 convolution to
   128 channels, the same pooling, dropout, linear) learns on the last block's maps
@@ -83,7 +84,7 @@ ARCHITECTURES: dict[str, Architecture] = {
         Architecture("sbcnn", "SB-CNN-like: three 5x5 convs (32-128) and a dense layer, ~250 k parameters",
                      "log-mel", 2e-3, 1e-2, 80, 10, 0.8),
         Architecture("aisfx-finetune", "aiSFX's last block fine-tuned (lower blocks frozen, cached) "
-                     "and a new linear head", "aisfx-block3", 3e-4, 1e-2, 8, 3, 0.6, pretrained=True),
+                     "and a new linear head", "aisfx-block3", 1e-4, 1e-2, 5, 2, 0.6, pretrained=True),
         Architecture("aisfx-head", "a new head on aiSFX's frozen last-block maps (1x1 conv, "
                      "pooling, linear)", "aisfx-block4", 1e-3, 1e-2, 40, 8, 0.8, pretrained=True),
     )
