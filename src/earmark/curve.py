@@ -184,7 +184,9 @@ def learning_curve(
     folds, groups, n_splits
         The splits, as in :func:`earmark.evaluation.cross_validate`.
     learner : str or sklearn classifier
-        As in :func:`earmark.evaluation.cross_validate`.
+        As in :func:`earmark.evaluation.cross_validate`. A learner whose ``fit`` takes
+        ``groups`` (:class:`earmark.networks.NetworkClassifier`, which holds out groups
+        to stop early) gets the groups (else folds) of the items drawn.
     sizes : sequence of int or "all"
         Examples per class. A size is skipped (and listed in ``skipped``) when some
         class has fewer training examples than that in some split, so every point
