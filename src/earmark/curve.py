@@ -282,7 +282,7 @@ def learning_curve(
                 try:
                     fitted, adaptations = learners.fit_learner(
                         template, X[train], y[train],
-                        groups=None if fit_groups is None else fit_groups[train],
+                        **({} if fit_groups is None else {"groups": fit_groups[train]}),
                     )
                 except TooFewExamplesError as error:
                     refused = str(error)
