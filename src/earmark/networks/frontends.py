@@ -144,7 +144,7 @@ def frontend_for(name: str, durations_s, *, max_seconds: float = 5.0) -> Fronten
     Examples
     --------
     >>> frontend_for("log-mel", [0.4, 1.2]).shape
-    (1, 61, 64)
+    (1, 57, 64)
     >>> frontend_for("aisfx-block3", [0.4, 1.2]).shape  # one aiSFX block at least
     (256, 12, 12)
     """
