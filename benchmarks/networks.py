@@ -101,7 +101,7 @@ def _cached_inputs(manifest, dataset, architecture, steps=None):
 
 
 def curve(dataset: str, families: list[str], *, sizes=(1, 2, 4, 8, 16, "all"), draws: int = 1,
-          n_splits: int = 3, steps=None, **params) -> None:
+          n_splits: int = 3, steps=None, tag: str = "", **params) -> None:
     """The few-data study: one learning curve per family on the same splits and draws."""
     from earmark.backends import get_backend
     from earmark.curve import learning_curve
@@ -133,7 +133,7 @@ def curve(dataset: str, families: list[str], *, sizes=(1, 2, 4, 8, 16, "all"), d
         print(result.summary(), f"({time.perf_counter() - start:.0f} s)", flush=True)
         out = ROOT / "benchmarks" / "results"
         out.mkdir(exist_ok=True)
-        (out / f"curve-{dataset}.json").write_text(json.dumps({n: c.to_dict() for n, c in curves.items()}, indent=2))
+        (out / f"curve-{dataset}{tag}.json").write_text(json.dumps({n: c.to_dict() for n, c in curves.items()}, indent=2))
     plot_learning_curves(curves, ROOT / "docs" / f"few-data-{dataset}.png",
                          title=f"{dataset}: accuracy against examples per class (same splits and draws)")
 
@@ -175,7 +175,8 @@ def main(dataset: str, architectures: list[str], steps=None, **params) -> None:
 
 if __name__ == "__main__":
     args = [a for a in sys.argv[1:] if "=" not in a]
-    params = {k: (float(v) if "." in v else int(v)) for k, v in (a.split("=", 1) for a in sys.argv[1:] if "=" in a)}
+    params = {k: (v if k == "tag" else float(v) if "." in v else int(v))
+              for k, v in (a.split("=", 1) for a in sys.argv[1:] if "=" in a)}
     if args[0] == "curve":  # python benchmarks/networks.py curve DATASET FAMILY,FAMILY,... [k=v]
         curve(args[1], args[2].split(","), **params)
     else:

@@ -42,7 +42,8 @@ def train(module, X: np.ndarray, targets: np.ndarray, *, fit_rows: np.ndarray,
     -------
     history : dict
         ``train_loss``, ``validation_loss``, ``validation_accuracy`` per epoch,
-        ``best_epoch`` (1-based; the weights kept), ``epochs_run``, ``seconds``, ``device``.
+        ``best_epoch`` (1-based; the weights kept; 0: the linear probe alone, for
+        pretrained networks), ``epochs_run``, ``seconds``, ``device``, ``linear_probe``.
     """
     start = time.perf_counter()
     torch.manual_seed(seed)
@@ -59,6 +60,13 @@ def train(module, X: np.ndarray, targets: np.ndarray, *, fit_rows: np.ndarray,
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, _warm_cosine(epochs * n_batches))
     history = {"train_loss": [], "validation_loss": [], "validation_accuracy": []}
     best_loss, best_state, best_epoch, waited = math.inf, None, epochs, 0
+    if probe is not None and len(validation_rows):
+        # The probed network is a candidate too (epoch 0): fine-tuning is kept only
+        # where it beats the linear probe on the held-out groups.
+        logits = predict_logits(module, x_all[validation_rows])
+        best_loss = float(functional.cross_entropy(logits, y_all[validation_rows]))
+        best_state, best_epoch = copy.deepcopy(module.state_dict()), 0
+        probe["validation_accuracy"] = float((logits.argmax(dim=1) == y_all[validation_rows]).float().mean())
     for epoch in range(epochs):
         module.train()
         total = 0.0

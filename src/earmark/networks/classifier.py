@@ -301,8 +301,7 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
             "validation_groups": list(self.validation_groups_),
             "epochs_run": history.get("epochs_run"),
             "best_epoch": history.get("best_epoch"),
-            "validation_accuracy": (history["validation_accuracy"][history["best_epoch"] - 1]
-                                    if history.get("validation_accuracy") else None),  # fmt: skip
+            "validation_accuracy": _kept_accuracy(history),
             "seconds": history.get("seconds"),
             "device": history.get("device"),
         }
@@ -450,6 +449,15 @@ def check_state(architecture: str, state: dict[str, np.ndarray], *, n_classes: i
             raise ParameterError(f"array {name} has dtype {value.dtype}")
         if value.dtype.kind == "f" and not np.isfinite(value).all():
             raise ParameterError(f"array {name} holds NaN or infinite values")
+
+
+def _kept_accuracy(history: dict):
+    """Validation accuracy of the weights kept (epoch 0: the linear probe's)."""
+    if not history.get("validation_accuracy"):
+        return None
+    if history.get("best_epoch") == 0:
+        return (history.get("linear_probe") or {}).get("validation_accuracy")
+    return history["validation_accuracy"][history["best_epoch"] - 1]
 
 
 def _plain(value):
