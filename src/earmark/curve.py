@@ -18,7 +18,7 @@ import numpy as np
 
 from .evaluation import check_matrix
 from .files import jsonable
-from .exceptions import ParameterError
+from .exceptions import ParameterError, TooFewExamplesError
 from .splits import make_splits
 
 __all__ = ["CurvePoint", "CurveResult", "learning_curve", "DEFAULT_SIZES"]
@@ -184,7 +184,9 @@ def learning_curve(
     folds, groups, n_splits
         The splits, as in :func:`earmark.evaluation.cross_validate`.
     learner : str or sklearn classifier
-        As in :func:`earmark.evaluation.cross_validate`.
+        As in :func:`earmark.evaluation.cross_validate`. A learner whose ``fit`` takes
+        ``groups`` (:class:`earmark.networks.NetworkClassifier`, which holds out groups
+        to stop early) gets the groups (else folds) of the items drawn.
     sizes : sequence of int or "all"
         Examples per class. A size is skipped (and listed in ``skipped``) when some
         class has fewer training examples than that in some split, so every point
@@ -243,6 +245,18 @@ def learning_curve(
         if size == "all" or size <= fewest
     )
     done = 0
+    # Learners that hold out part of their training data (networks, to stop early) do it
+    # by group, else by official fold.
+    # (Only to those: calibrated learners' curves stay as they were.)
+    from .calibration import CalibratedLearner
+
+    last = template.steps[-1][1] if hasattr(template, "steps") else template
+    fit_groups = groups if groups is not None else folds
+    if fit_groups is not None and not isinstance(last, CalibratedLearner):
+        fit_groups = np.asarray(fit_groups)
+    else:
+        fit_groups = None
+    refused = None
     for size in wanted:
         if size != "all" and size > fewest:
             skipped.append(
@@ -265,7 +279,14 @@ def learning_curve(
                     train = np.concatenate(
                         [rng.choice(ix, size=size, replace=False) for ix in classes.values()]
                     )
-                fitted, adaptations = learners.fit_learner(template, X[train], y[train])
+                try:
+                    fitted, adaptations = learners.fit_learner(
+                        template, X[train], y[train],
+                        **({} if fit_groups is None else {"groups": fit_groups[train]}),
+                    )
+                except TooFewExamplesError as error:
+                    refused = str(error)
+                    break
                 notes += [f"size {size}, {split.name}: {note}" for note in adaptations]
                 predicted = fitted.predict(X[split.test])
                 truth = y[split.test]
@@ -275,6 +296,13 @@ def learning_curve(
                 done += 1
                 if on_fit is not None:
                     on_fit(done, total)
+            if refused:
+                break
+        if refused:
+            # A learner that cannot learn from this few (a network needs 2 per class).
+            skipped.append({"size": size, "reason": refused})
+            refused = None
+            continue
         points.append(CurvePoint(size, float(np.mean(used)), accuracy, macro_f1))
     if not points:
         raise ParameterError(f"no size could be drawn: {skipped}")

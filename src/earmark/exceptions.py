@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "EarmarkError",
     "ParameterError",
+    "TooFewExamplesError",
     "AudioError",
     "ManifestError",
     "LayoutError",
@@ -32,6 +33,11 @@ class EarmarkError(Exception):
 
 class ParameterError(EarmarkError, ValueError):
     """A parameter has a value earmark cannot use; the message says what was expected."""
+
+
+class TooFewExamplesError(ParameterError):
+    """Too few labelled examples of some class for what was asked (a network needs one to
+    train on and one to decide when to stop); the message names the class and the count."""
 
 
 class AudioError(EarmarkError):

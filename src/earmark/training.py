@@ -15,7 +15,7 @@ from typing import Iterator
 
 from .exceptions import BackendUnavailableError
 
-__all__ = ["require_torch", "import_trainer", "single_thread"]
+__all__ = ["require_torch", "import_trainer", "single_thread", "torch_threads"]
 
 INSTALL_HINT = "pip install torch==2.13.0 (pinned: a loose torch pulls CUDA packages)"
 
@@ -47,6 +47,20 @@ def single_thread() -> Iterator[None]:
 
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run torch on ``n`` threads inside the block (the networks of
+    :mod:`earmark.networks`, whose convolutions gain from a second core), then restore."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(n)))
     try:
         yield
     finally:

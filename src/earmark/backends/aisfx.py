@@ -48,7 +48,7 @@ import numpy as np
 from ..exceptions import BackendError, BackendUnavailableError, ParameterError
 from .base import Backend, Licence, file_sha256
 
-__all__ = ["AisfxBackend", "CHECKPOINT_SHA256"]
+__all__ = ["AisfxBackend", "CHECKPOINT_SHA256", "pretrained_network"]
 
 #: SHA-256 of ``aisfx/models/checkpoint.pth`` in the aisfx 0.1.2 wheel; any other file
 #: is refused, since the network below is rebuilt for this one.
@@ -149,6 +149,35 @@ def _read_state_dict(path: Path) -> dict:
         weights, _datasets = torch.load(path, map_location="cpu", weights_only=True)
     prefix = "embedding_net."
     return {k[len(prefix) :]: v for k, v in weights.items() if k.startswith(prefix)}
+
+
+def pretrained_network():
+    """aiSFX's embedding network with the checked checkpoint loaded, as trained (batch
+    norms not folded), in inference mode: the start of :mod:`earmark.networks`'
+    fine-tuning, which trains its upper blocks.
+
+    Returns
+    -------
+    torch.nn.Module
+        With ``conv_block1`` ... ``conv_block4`` (each ``forward(x, pool)``),
+        ``feature_maps`` and ``forward`` as in the backend.
+
+    Raises
+    ------
+    BackendUnavailableError, BackendError
+        Without the aisfx wheel, or with a checkpoint of another hash.
+    """
+    backend = AisfxBackend()
+    (path,) = backend.weights_paths()
+    digest = file_sha256(path)
+    if digest != CHECKPOINT_SHA256:
+        raise BackendError(
+            f"{path}: expected the aisfx 0.1.2 checkpoint (SHA-256 {CHECKPOINT_SHA256}), "
+            f"got SHA-256 {digest}; refusing to load it"
+        )
+    network = _embedding_network()
+    network.load_state_dict(_read_state_dict(path))
+    return network.eval()
 
 
 class AisfxBackend(Backend):
@@ -252,16 +281,22 @@ class AisfxBackend(Backend):
         Parameters
         ----------
         windows : np.ndarray [shape=(batch, 103424), dtype=float32]
+            Or longer, ``2048 + (frames - 1) * 1024`` samples for ``frames`` >= 100
+            (a whole clip at once, for the fine-tuned network of
+            :mod:`earmark.networks`).
 
         Returns
         -------
-        blocks : np.ndarray [shape=(batch, 100, 96), dtype=float32]
-            ``log10(1 + 10000 * mel_power) / 9.4578``, time first.
+        blocks : np.ndarray [shape=(batch, frames, 96), dtype=float32]
+            ``log10(1 + 10000 * mel_power) / 9.4578``, time first; 100 frames for
+            windows of ``window_samples``.
         """
         windows = np.ascontiguousarray(windows, dtype=np.float32)
-        if windows.ndim != 2 or windows.shape[1] != self.window_samples:
+        n = windows.shape[-1] if windows.ndim else 0
+        if windows.ndim != 2 or n < self.window_samples or (n - _N_FFT) % _MEL_HOP:
             raise ParameterError(
-                f"expected windows of shape (batch, {self.window_samples}), got {windows.shape}"
+                f"expected windows of shape (batch, {self.window_samples}) (or 2048 + a "
+                f"multiple of 1024 samples beyond), got {windows.shape}"
             )
         self.load()
         with self._torch.inference_mode():

@@ -31,6 +31,14 @@ def curve(
     seed: int = typer.Option(0, "--seed"),
     n_splits: int = typer.Option(5, "--splits", help="Splits when only groups (or nothing) are known."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Folder for JSON and PNG."),
+    compare: Optional[str] = typer.Option(
+        None, "--compare",
+        help="The few-data study: one curve per family on the same splits and draws, one "
+        "picture, e.g. mfcc-knn,cnn-small,birdnet,aisfx-finetune. A family is a network "
+        "(cnn-timbre, cnn-small, cnn-sbcnn, aisfx-finetune, aisfx-head) or a backend with "
+        "a learner (birdnet, mfcc-knn, aisfx-logreg).",
+    ),
+    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Networks: at most this many epochs."),
     layout: str = LayoutOption,
     cache_dir: Optional[Path] = CacheOption,
     json_output: bool = JsonOption,
@@ -40,6 +48,21 @@ def curve(
     quiet = quiet or json_output
     manifest = load_data(data, layout, quiet=quiet)
     store = open_cache(cache_dir)
+    if compare:
+        curves = compare_families(
+            manifest, [part for part in compare.split(",") if part.strip()], store, learner=learner,
+            sizes=parse_sizes(sizes), draws=draws, seed=seed, quiet=quiet, n_splits=n_splits,
+            epochs=epochs,
+        )
+        paths = write_curves(curves, output_dir(output), "compare", title="Accuracy against "
+                             "examples per class, same splits and draws")  # fmt: skip
+        if json_output:
+            emit_json({"curves": {name: c.to_dict() for name, c in curves.items()}, "files": paths})
+            return
+        for name, result in curves.items():
+            console.print(f"[bold]{name}[/]\n{result.summary()}", highlight=False)
+        console.print(f"wrote {paths['json']} and {paths['plot']}")
+        return
     backends = [open_backend(backend_name, backend_params, quiet=quiet)]
     if baseline:
         backends.append(open_backend(baseline, None, quiet=quiet))
@@ -105,7 +128,49 @@ def compute_curves(manifest, backends, store, *, learner, sizes, draws, seed, qu
     return curves
 
 
-def write_curves(curves, target: Path, learner: str) -> dict:
+def compare_families(manifest, names, store, *, learner, sizes, draws, seed, quiet, n_splits=5,
+                     epochs=None):  # fmt: skip
+    """One learning curve per family (:func:`earmark.networks.family`), on the items every
+    family could read, with the same splits and draws (the same seed)."""
+    import numpy as np
+
+    from ..curve import learning_curve
+    from ..exceptions import ParameterError
+    from ..networks import family, network_inputs
+
+    families = [family(name, default_learner=learner) for name in names]
+    if len({f.name for f in families}) != len(families):
+        raise ParameterError(f"--compare names a family twice: {names}")
+    prepared = {}
+    for item in families:
+        if item.architecture is not None:
+            X, kept, template, failures = network_inputs(
+                manifest, item.architecture, progress=not quiet, **({"epochs": epochs} if epochs else {}))
+        else:
+            backend = open_backend(item.backend, None, quiet=quiet)
+            X, kept, _run = embed_clips(manifest, backend, store, quiet=quiet)
+            template = item.learner
+        prepared[item.name] = (X, kept, template)
+
+    def spans(kept):
+        return [(it.path, it.start_s, it.end_s) for it in kept]
+
+    common = set.intersection(*(set(spans(kept)) for _X, kept, _t in prepared.values()))
+    curves = {}
+    for name, (X, kept, template) in prepared.items():
+        if not quiet:
+            console.print(f"learning curve, {name} ...", style="dim", highlight=False)
+        mask = np.array([span in common for span in spans(kept)], dtype=bool)
+        kept_common = kept.subset(mask)
+        folds, groups = split_columns(kept_common)
+        result = learning_curve(X[mask], kept_common.y, folds=folds, groups=groups, learner=template,
+                                sizes=sizes, n_draws=draws, random_state=seed, n_splits=n_splits)
+        result.learner = name
+        curves[name] = result
+    return curves
+
+
+def write_curves(curves, target: Path, learner: str, *, title: str | None = None) -> dict:
     import json
 
     from ..plots import plot_learning_curves
@@ -113,5 +178,5 @@ def write_curves(curves, target: Path, learner: str) -> dict:
     stem = "learning-curve-" + "-vs-".join(curves) + f"-{learner}"
     json_path, plot_path = target / f"{stem}.json", target / f"{stem}.png"
     json_path.write_text(json.dumps({n: c.to_dict() for n, c in curves.items()}, indent=2))
-    plot_learning_curves(curves, plot_path, title=f"Learning curve ({learner})")
+    plot_learning_curves(curves, plot_path, title=title or f"Learning curve ({learner})")
     return {"json": str(json_path), "plot": str(plot_path)}

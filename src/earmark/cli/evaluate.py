@@ -16,6 +16,7 @@ from ._common import (
     QuietOption, console, embed_clips, emit_json, load_data, open_backend, open_cache, skipped_json,
     output_dir, split_columns,
 )
+from ._networks import EpochsOption, FinetuneOption, NetworkOption, network_choice
 
 
 def register(app: typer.Typer) -> None:
@@ -44,6 +45,9 @@ def evaluate(
         "standardize, coral, dann, selftrain, priors, standardize+priors, coral+priors, "
         "prototypes, or auto (choose one or none by reverse validation) (repeatable).",
     ),
+    finetune: Optional[str] = FinetuneOption,
+    network: Optional[str] = NetworkOption,
+    epochs: Optional[int] = EpochsOption,
     cache_dir: Optional[Path] = CacheOption,
     json_output: bool = JsonOption,
     quiet: bool = QuietOption,
@@ -58,6 +62,9 @@ def evaluate(
         raise ParameterError("expected both --train-domain and --test-domain, or neither")
     if adapt_methods and not train_domains:
         raise ParameterError("--adapt needs --train-domain and --test-domain")
+    architecture = network_choice(finetune, network)
+    if architecture is not None and train_domains:
+        raise ParameterError("--finetune/--network evaluate over folds or groups, not between domains")
     manifest = load_data(data, layout, quiet=quiet)
     if learner == "graph":
         if train_domains:
@@ -66,6 +73,9 @@ def evaluate(
         evaluate_graph_command(manifest, n_splits=n_splits, output=output,
                                json_output=json_output, quiet=quiet)
         return
+    if architecture is not None:
+        return _evaluate_network(manifest, architecture, n_splits=n_splits, epochs=epochs, output=output,
+                                 json_output=json_output, quiet=quiet)
     if train_domains and not manifest.has_domains:
         raise ParameterError(
             f"{data}: not every item has a domain; give a manifest CSV with a 'domain' "
@@ -128,6 +138,49 @@ def evaluate_graph_command(manifest, *, n_splits, output, json_output, quiet) ->
         return
     show_result(result, "aisfx maps", "graph")
     console.print(f"graph tagger: {n_parameters:,} learned parameters (aiSFX's frozen network not counted)",
+                  highlight=False)
+    console.print(f"wrote {', '.join(files.values())}", highlight=False)
+
+
+def _evaluate_network(manifest, architecture, *, n_splits, epochs, output, json_output, quiet) -> None:
+    """Cross-validate a network trained on the clips, on the same splits as any learner.
+
+    The front end (for aiSFX, its frozen lower blocks) runs once over every clip; each
+    split trains a fresh network on its training part, which holds out its own groups to
+    stop early."""
+    import time
+
+    from ..evaluation import cross_validate
+    from ..networks import network_inputs
+    from ..plots import plot_confusion_matrix
+
+    started = time.perf_counter()
+    X, kept, learner, failures = network_inputs(manifest, architecture, progress=not quiet,
+                                                **({"epochs": epochs} if epochs else {}))
+    inputs_s = time.perf_counter() - started
+    for path, reason in failures:
+        if not quiet:
+            console.print(f"skipped {path}: {reason}", style="yellow", highlight=False)
+    folds, groups = split_columns(kept)
+    started = time.perf_counter()
+    result = cross_validate(X, kept.y, folds=folds, groups=groups, learner=learner, n_splits=n_splits)
+    per_fold_s = (time.perf_counter() - started) / len(result.splits)
+    target = output_dir(output)
+    stem = f"evaluation-network-{architecture}"
+    (target / f"{stem}.json").write_text(result.to_json())
+    plot_confusion_matrix(result, path=target / f"{stem}-confusion.png",
+                          title=f"{architecture}: {result.accuracy_mean:.1%} mean accuracy")
+    files = {"json": str(target / f"{stem}.json"), "confusion_matrix": str(target / f"{stem}-confusion.png")}
+    operating = write_score_figures(result, target, stem, architecture, files)
+    timing = {"inputs_s": inputs_s, "train_and_test_s_per_split": per_fold_s}
+    payload = {"network": architecture, **result.to_dict(predictions=False), "timing": timing,
+               "operating_points": operating, "files": files,
+               "skipped": [{"path": p, "reason": r} for p, r in failures]}
+    if json_output:
+        emit_json(payload)
+        return
+    show_result(result, "network", architecture)
+    console.print(f"front end {inputs_s:.0f} s once; {per_fold_s:.0f} s per split to train and test",
                   highlight=False)
     console.print(f"wrote {', '.join(files.values())}", highlight=False)
 

@@ -12,6 +12,7 @@ from ._common import (
     QuietOption, console, embed_clips, emit_json, load_data, open_backend, open_cache, skipped_json,
     split_columns,
 )
+from ._networks import EpochsOption, FinetuneOption, NetworkOption, network_choice
 
 
 def register(app: typer.Typer) -> None:
@@ -75,6 +76,9 @@ def train(
         None, "--target-recall", min=0.0, max=1.0,
         help="As --target-precision, for the recall each class should keep.",
     ),
+    finetune: Optional[str] = FinetuneOption,
+    network: Optional[str] = NetworkOption,
+    epochs: Optional[int] = EpochsOption,
     layout: str = LayoutOption,
     cache_dir: Optional[Path] = CacheOption,
     json_output: bool = JsonOption,
@@ -99,6 +103,12 @@ def train(
             "--target-precision/--target-recall apply to clip learners (--learner), "
             "not to --mil, --prototype-network or --taxonomy models"
         )
+    architecture = network_choice(finetune, network)
+    if architecture is not None:
+        if params or mil is not None or detector or prototype_network or taxonomy is not None or fewshot:
+            raise ParameterError("--finetune/--network train a network alone; drop the other model options")
+        return _train_network(data, output, architecture, layout=layout, epochs=epochs,
+                              json_output=json_output, quiet=quiet)
     if negatives and not (detector or mil):
         raise ParameterError("--negatives goes with --detector or --mil")
     if detector or mil is not None:
@@ -143,6 +153,34 @@ def train(
     console.print(
         f"trained [bold]{learner}[/] on {n_items} {backend.name} embeddings, "
         f"{len(model.classes_)} classes -> [bold]{path}[/]"
+    )
+
+
+def _train_network(data, output, architecture, *, layout, epochs, json_output, quiet) -> None:
+    """``--finetune aisfx`` / ``--network NAME``: a network trained on the clips, saved."""
+    from ..networks import fit_manifest
+
+    manifest = load_data(data, layout, quiet=quiet)
+    network = fit_manifest(manifest, architecture, progress=not quiet,
+                           **({"epochs": epochs} if epochs else {}))
+    for path, reason in network.failures_:
+        if not quiet:
+            console.print(f"skipped {path}: {reason}", style="yellow", highlight=False)
+    path = network.save(output)
+    summary = {k: v for k, v in network.training.items() if k not in ("fit_rows", "validation_rows")}
+    if json_output:
+        emit_json({"model": str(path), "kind": network.kind, "classes": network.classes_.tolist(),
+                   "training": summary, "skipped": len(network.failures_)})
+        return
+    accuracy = summary["validation_accuracy"]
+    console.print(
+        f"trained [bold]{architecture}[/] ({summary['n_parameters']:,} parameters) on "
+        f"{summary['n_items']} clips, {len(network.classes_)} classes: {summary['epochs_run']} "
+        f"epochs in {summary['seconds']:.0f} s on {summary['device']}, kept epoch "
+        f"{summary['best_epoch']}"
+        + (f" (validation accuracy {accuracy:.1%} on held-out groups)" if accuracy is not None
+           else " (too few groups to hold any out: no early stopping)")
+        + f" -> [bold]{path}[/]"
     )
 
 

@@ -54,6 +54,7 @@ ESTIMATORS = (
 NOT_SAVED = {
     "earmark.interpret.protonet:PrototypeNetwork": "saved as plain arrays (kind 'prototype-network')",
     "earmark.graph.tagger:GraphTagger": "saved as plain arrays (kind 'graph-tagger')",
+    "earmark.networks.classifier:NetworkClassifier": "saved as plain arrays (kind 'network')",
     "earmark.explore.cluster:EmbeddingClusterer": "clusterings are results, not models",
     "earmark.anomaly.detectors:KNNDetector": "saved as plain arrays (kind 'anomaly')",
     "earmark.anomaly.detectors:GaussianDetector": "saved as plain arrays (kind 'anomaly')",

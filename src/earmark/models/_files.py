@@ -20,7 +20,7 @@ from ._container import (
 __all__ = ["load_model", "KINDS"]
 
 #: Every kind of model a file may hold.
-KINDS = ("clip", "frames", "prototype-network", "anomaly", "graph-tagger")
+KINDS = ("clip", "frames", "prototype-network", "anomaly", "graph-tagger", "network")
 
 
 def _check_common(metadata: dict, where: str) -> None:
@@ -48,9 +48,10 @@ def load_model(path, *, limits: Limits = Limits()):
     -------
     Model
         An :class:`~earmark.models.EarmarkModel` (kinds ``clip``, ``frames``) or a
-        :class:`~earmark.interpret.PrototypeNetwork` (kind ``prototype-network``) or an
-        :class:`~earmark.models.AnomalyModel` (kind ``anomaly``) or a
-        :class:`~earmark.graph.GraphTagger` (kind ``graph-tagger``).
+        :class:`~earmark.interpret.PrototypeNetwork` (kind ``prototype-network``), an
+        :class:`~earmark.models.AnomalyModel` (kind ``anomaly``), a
+        :class:`~earmark.graph.GraphTagger` (kind ``graph-tagger``) or a
+        :class:`~earmark.networks.NetworkClassifier` (kind ``network``).
 
     Raises
     ------
@@ -115,6 +116,13 @@ def load_model(path, *, limits: Limits = Limits()):
             raise ModelFileError(f"{where}: a graph tagger without arrays")
         return graph_tagger_from_parts(metadata, read_npz(members[ARRAYS], limits=limits, where=where),
                                        where=where)
+    if metadata["kind"] == "network":
+        from ._trained_network import trained_network_from_parts
+
+        if ARRAYS not in members:
+            raise ModelFileError(f"{where}: a network without arrays")
+        return trained_network_from_parts(metadata, read_npz(members[ARRAYS], limits=limits, where=where),
+                                          where=where)
     if metadata["kind"] == "anomaly":
         from ._anomaly_model import anomaly_from_parts
 
