@@ -150,15 +150,21 @@ def _augment(x, rng: np.random.Generator, *, masks: int, crop: float, gain: floa
     if gain > 0:
         x = x + torch.from_numpy(rng.uniform(-gain, gain, size=(n, 1, 1, 1)).astype(np.float32))
     for i in range(n):
+        # Masked cells take the clip's own mean, not the data set's: in a short clip
+        # padded with silence, the set's mean is far louder than the clip's background,
+        # and masks at that level were loud stripes that taught the network nothing but
+        # noise (vgg-small on the bundled digits: 12 % training accuracy with masks, 66 %
+        # without).
+        fill = float(x[i].mean())
         for _ in range(masks):
             width = int(rng.integers(0, max(1, length // 10) + 1))
             if width:
                 t = int(rng.integers(0, length - width + 1))
-                x[i, :, t : t + width] = 0.0
+                x[i, :, t : t + width] = fill
             width = int(rng.integers(0, max(1, bands // 10) + 1))
             if width:
                 f = int(rng.integers(0, bands - width + 1))
-                x[i, :, :, f : f + width] = 0.0
+                x[i, :, :, f : f + width] = fill
     return x
 
 
