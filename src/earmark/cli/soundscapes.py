@@ -44,6 +44,7 @@ def soundscapes(
     Then `earmark train OUT/training.csv --detector` trains from the strong labels.
     Soundscapes are seeded: the same options write the same files.
     """
+    from ..audio import SUPPORTED_EXTENSIONS
     from ..datasets import load_dataset
     from ..detection.soundscapes import make_soundscapes
     from ..exceptions import ParameterError
@@ -54,7 +55,7 @@ def soundscapes(
         raise ParameterError(f"--backgrounds {backgrounds}: no such folder")
     found = sorted(str(p) for p in backgrounds.rglob("*")
                    if p.is_file() and not p.name.startswith(".")
-                   and p.suffix.lower() in (".wav", ".flac", ".mp3", ".ogg", ".aif", ".aiff"))
+                   and p.suffix.lower() in SUPPORTED_EXTENSIONS)
     if not found:
         raise ParameterError(f"--backgrounds {backgrounds}: expected audio files, found none")
     made = make_soundscapes(
@@ -70,8 +71,9 @@ def soundscapes(
 
     from ..files import atomic_write
 
-    table = pd.read_csv(made.truth_csv)[["path", "label", "onset_s", "offset_s"]]
-    quiet = sorted({os.path.basename(p) for p in made.paths} - set(table["path"]))
+    table = made.truth[["path", "label", "onset_s", "offset_s"]].copy()
+    table["path"] = [os.path.relpath(p, made.out_dir) for p in table["path"]]
+    quiet = sorted({os.path.relpath(p, made.out_dir) for p in made.paths} - set(table["path"]))
     table = pd.concat([table, pd.DataFrame({"path": quiet, "label": "", "onset_s": 0.0,
                                             "offset_s": duration_s})], ignore_index=True)
     training = made.out_dir / "training.csv"

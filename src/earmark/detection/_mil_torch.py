@@ -39,7 +39,10 @@ class MILNetwork(nn.Module):
         return self.classes(hidden_units), attention
 
     def forward(self, frames, mask):
-        logits, attention = self.frame_logits(frames)
+        return self.pool(*self.frame_logits(frames), mask)
+
+    def pool(self, logits, attention, mask):
+        """Pooled logits ``(batch, n_classes)`` from :meth:`frame_logits`' output."""
         padding = ~mask.unsqueeze(-1)
         if self.pooling == "max":
             return logits.masked_fill(padding, float("-inf")).amax(dim=1)
@@ -126,14 +129,16 @@ def train(
             for start in range(0, len(order), batch_size):
                 indices = order[start : start + batch_size]
                 frames, mask = pad(tensors, indices.tolist())
-                loss = loss_function(network(frames, mask), target_tensor[indices])
+                # Frame logits once per step: pooled for the bag loss, and read frame by
+                # frame where strong labels say what each frame holds.
+                logits, attention = network.frame_logits(frames)
+                loss = loss_function(network.pool(logits, attention, mask), target_tensor[indices])
                 if strong is not None:
                     chosen = indices.tolist()
                     wanted = mask & has_strong[indices].unsqueeze(1)
                     if bool(wanted.any()):
                         truth = nn.utils.rnn.pad_sequence([strong[i] for i in chosen],
                                                           batch_first=True)
-                        logits, _ = network.frame_logits(frames)
                         per_frame = frame_loss(logits, truth).sum(dim=-1) * wanted
                         n_frames = mask.sum(dim=1).clamp_min(1)
                         loss = loss + strong_weight * (per_frame.sum(dim=1) / n_frames).sum()

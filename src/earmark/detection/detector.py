@@ -31,6 +31,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..audio import SUPPORTED_EXTENSIONS
 from ..exceptions import EarmarkError, ParameterError
 
 __all__ = ["DETECTOR_DEFAULTS", "WeakItems", "train_detector", "weak_items", "detector_frames",
@@ -43,7 +44,6 @@ DETECTOR_DEFAULTS: dict[str, Any] = {
 }
 #: Finest frame grid each backend offers for detection when the user gives none.
 FINE_GRID = {"birdnet": {"hop_s": 0.5}}
-_AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".aif", ".aiff", ".m4a", ".opus")
 
 
 @dataclass
@@ -128,7 +128,7 @@ def weak_items(data, *, layout: str = "auto", negatives: Sequence = ()) -> WeakI
         source = Path(source).expanduser()
         if source.is_dir():
             found = sorted(str(p) for p in source.rglob("*")
-                           if p.suffix.lower() in _AUDIO_SUFFIXES and not p.name.startswith("."))
+                           if p.suffix.lower() in SUPPORTED_EXTENSIONS and not p.name.startswith("."))
             if not found:
                 raise ParameterError(f"--negatives {source}: expected audio files, found none")
         elif source.is_file():
@@ -386,15 +386,10 @@ def train_detector(frames, label_sets, *, backend, groups=None, validation_fract
     rows = [(scorer(frames[i][0]), frames[i][1], frames[i][2]) for i in validation_index]
     event_counts = None
     if events is not None:
-        event_counts = []
-        for i in validation_index:
-            if events[i] is None:
-                event_counts.append(None)
-                continue
-            counted: dict[str, int] = {}
-            for label, _, _ in events[i]:
-                counted[label] = counted.get(label, 0) + 1
-            event_counts.append(counted)
+        from collections import Counter
+
+        event_counts = [None if events[i] is None else Counter(label for label, _, _ in events[i])
+                        for i in validation_index]
     postprocessing = tune_postprocessing(
         rows, [label_sets[i] for i in validation_index], classes, hop_s=backend.hop_s,
         overlapping=backend.window_samples > backend.hop_samples, event_counts=event_counts,
