@@ -44,7 +44,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from ..exceptions import EarmarkError, NoUsableItemsError, ParameterError
+from ..exceptions import EarmarkError, ParameterError
 
 __all__ = ["GraphTagger", "MODES", "parameter_names", "clip_logits", "clip_proba", "fit_manifest", "node_maps"]
 
@@ -401,25 +401,13 @@ class GraphTagger(ClassifierMixin, BaseEstimator):
         -------
         FileScores
         """
-        import pandas as pd
-
-        from ..interpret.features import manifest_patches
-        from ..manifest import Manifest
+        from ..interpret.features import score_patch_files
         from ..models import FileScores
 
-        config = self._config()
-        given = [str(p) for p in paths]
-        resolved = [str(Path(p).resolve()) for p in given]
-        manifest = Manifest(pd.DataFrame({"path": resolved, "labels": ["?"] * len(given)}))
-        try:
-            patches = manifest_patches(manifest, config, progress=progress)
-            failed = dict(patches.failures)
-            P, ok = clip_proba(self, patches, len(given))
-        except NoUsableItemsError as error:  # not one file could be read
-            failed, ok = dict(error.failures), np.zeros(len(given), dtype=bool)
-            P = np.zeros((len(given), len(self.classes_)))
-        errors = [None if good else f"{name}: {failed.get(path, 'could not be read')}"
-                  for name, path, good in zip(given, resolved, ok)]  # fmt: skip
+        _, P, ok, errors = score_patch_files(
+            paths, self._config(), lambda patches, n: clip_proba(self, patches, n),
+            len(self.classes_), progress=progress,
+        )
         extra = None
         if self.multilabel_:
             extra = [{"tags": [_plain(c) for c in self.classes_[row >= 0.5]]} for row in P[ok]]

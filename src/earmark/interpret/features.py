@@ -22,7 +22,8 @@ import numpy as np
 
 from ..exceptions import EarmarkError, NoUsableItemsError, ParameterError
 
-__all__ = ["PatchConfig", "PatchSet", "log_mel", "log_mel_patches", "manifest_patches"]
+__all__ = ["PatchConfig", "PatchSet", "log_mel", "log_mel_patches", "manifest_patches",
+           "score_patch_files"]
 
 #: Floor of the log-mel power in decibels; digital silence would otherwise be -inf.
 _FLOOR_DB = -100.0
@@ -278,3 +279,40 @@ def manifest_patches(
         ok=ok,
         failures=failures,
     )
+
+
+def score_patch_files(paths, config: "PatchConfig", clip_proba, n_classes: int, *,
+                      progress: bool = False):
+    """Patches of audio files and per-file probabilities, for models that read patches.
+
+    What the prototype network and the graph tagger share in ``score_files``: the files
+    cut into patches (:func:`manifest_patches`), ``clip_proba(patches, n_files)`` turned
+    into ``(P, ok)``, and one error naming each file that could not be read.
+
+    Returns
+    -------
+    patches : PatchSet or None
+        None when not one file could be read.
+    P : np.ndarray [shape=(n_files, n_classes)]
+    ok : np.ndarray [shape=(n_files,), dtype=bool]
+    errors : list of (str or None)
+    """
+    from pathlib import Path
+
+    import pandas as pd
+
+    from ..manifest import Manifest
+
+    given = [str(p) for p in paths]
+    resolved = [str(Path(p).resolve()) for p in given]
+    manifest = Manifest(pd.DataFrame({"path": resolved, "labels": ["?"] * len(given)}))
+    try:
+        patches = manifest_patches(manifest, config, progress=progress)
+        failed = dict(patches.failures)
+        P, ok = clip_proba(patches, len(given))
+    except NoUsableItemsError as error:  # not one file could be read
+        failed, ok = dict(error.failures), np.zeros(len(given), dtype=bool)
+        patches, P = None, np.zeros((len(given), n_classes))
+    errors = [None if good else f"{name}: {failed.get(path, 'could not be read')}"
+              for name, path, good in zip(given, resolved, ok)]  # fmt: skip
+    return patches, P, ok, errors

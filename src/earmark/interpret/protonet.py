@@ -45,9 +45,9 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from ..exceptions import EarmarkError, NoUsableItemsError, ParameterError
+from ..exceptions import EarmarkError, ParameterError
 from .encoders import ENCODERS, check_encoder, frozen_maps, patch_config
-from .features import PatchConfig, manifest_patches
+from .features import PatchConfig, manifest_patches, score_patch_files
 
 __all__ = ["PrototypeNetwork", "PARAMETER_NAMES", "fit_manifest", "clip_proba"]
 
@@ -435,24 +435,12 @@ class PrototypeNetwork(ClassifierMixin, BaseEstimator):
         -------
         FileScores
         """
-        import pandas as pd
-
-        from ..manifest import Manifest
         from ..models import FileScores
 
-        config = self._config()
-        given = [str(p) for p in paths]
-        resolved = [str(Path(p).resolve()) for p in given]
-        manifest = Manifest(pd.DataFrame({"path": resolved, "labels": ["?"] * len(given)}))
-        try:
-            patches = manifest_patches(manifest, config, progress=progress)
-            failed = dict(patches.failures)
-            P, ok = clip_proba(self, patches, len(given))
-        except NoUsableItemsError as error:  # not one file could be read
-            failed, ok = dict(error.failures), np.zeros(len(given), dtype=bool)
-            patches, P = None, np.zeros((len(given), len(self.classes_)))
-        errors = [None if good else f"{name}: {failed.get(path, 'could not be read')}"
-                  for name, path, good in zip(given, resolved, ok)]  # fmt: skip
+        patches, P, ok, errors = score_patch_files(
+            paths, self._config(), lambda patches, n: clip_proba(self, patches, n),
+            len(self.classes_), progress=progress,
+        )
         extra = []
         for i in np.flatnonzero(ok):
             mine = patches.X[patches.item == i]
