@@ -208,12 +208,20 @@ class PrototypeClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
             self.temperature_source_ = "between-prototypes"
 
     def _fit_threshold(self, X, codes) -> None:
-        """The distance that keeps ``unknown_coverage`` of cross-fitted in-class distances.
+        """The distance that keeps ``unknown_coverage`` of cross-fitted nearest distances.
 
-        Each fold's items are measured against their class prototype in a model fitted,
+        Each fold's items are measured against the nearest prototype of a model fitted,
         preprocessing included, without that fold: the whitening learned from an item
         shrinks exactly the directions in which it varies, so distances measured
-        in-sample, or by leaving one item out of the mean only, are optimistic.
+        in-sample, or by leaving one item out of the mean only, are optimistic. The
+        statistic is the one :meth:`is_unknown` thresholds, the distance to the *nearest*
+        prototype: calibrating on the distance to the item's own class prototype (which
+        is never smaller) set the threshold too loose. On 5-way 5-shot episodes with 5
+        unknown classes and BirdNET embeddings, support and queries drawn at random
+        (every clip its own group, as in ESC-50's folds), the queries kept at
+        ``unknown_coverage=0.9`` went from 98 / 100 / 100 % (Philharmonia / FSDD /
+        Speech Commands) with own-class distances to 90 / 90 / 92 % with nearest ones
+        (300 episodes).
 
         Measured on FSDD (MFCC, digits 0-4 known, 5-9 unknown): with queries from the
         support's speakers, 0 to 10 % of known digits and 37 to 57 % of unknown ones were
@@ -222,7 +230,7 @@ class PrototypeClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         Calibrating on held-out speakers instead overshot the other way (nothing was
         rejected), so it is not offered.
         """
-        own, source = _cross_fitted_own_distances(self, X, codes)
+        own, source = _cross_fitted_nearest_distances(self, X, codes)
         if own.size:
             self.threshold_ = float(np.quantile(own, self.unknown_coverage))
             self.threshold_source_ = source
@@ -328,8 +336,9 @@ def _sq_distances(A: np.ndarray, B: np.ndarray) -> np.ndarray:
 _CALIBRATION_FOLDS = 5
 
 
-def _cross_fitted_own_distances(model, X, codes) -> tuple[np.ndarray, str]:
-    """Distances of held-out support items to their class prototype (see _fit_threshold)."""
+def _cross_fitted_nearest_distances(model, X, codes) -> tuple[np.ndarray, str]:
+    """Distances of held-out support items to the nearest prototype of a model fitted
+    without them (see _fit_threshold)."""
     counts = np.bincount(codes)
     if counts.max() < 2:
         return np.zeros(0), ""
@@ -346,7 +355,7 @@ def _cross_fitted_own_distances(model, X, codes) -> tuple[np.ndarray, str]:
                 continue
             model._fit_prototypes(X[train], codes[train])
             Z = model._preprocess(X[test])
-            distances.append(np.sqrt(((Z - model.prototypes_[codes[test]]) ** 2).sum(axis=1)))
+            distances.append(np.sqrt(_sq_distances(Z, model.prototypes_[present]).min(axis=1)))
     finally:
         vars(model).update(state)
     return (np.concatenate(distances) if distances else np.zeros(0)), source
