@@ -10,7 +10,8 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.svm import SVC
 
 from earmark.calibration import (
-    CalibratedLearner, brier_score, expected_calibration_error, reliability_table,
+    AUTO_METHODS, AUTO_METHODS_FOR_VOTES, CalibratedLearner, brier_score,
+    expected_calibration_error, reliability_table,
 )
 from earmark.exceptions import ParameterError
 
@@ -58,8 +59,26 @@ def test_calibration_brings_confidence_to_accuracy_on_an_unseen_speaker(fsdd, es
     if raw_proba is not None:
         raw_loss = -np.log(np.maximum(raw_proba[rows, codes], 1e-6)).mean()
         assert calibrated <= raw_loss + 0.05
-    assert model.method_ in ("temperature", "sigmoid", "isotonic")
-    assert set(model.method_scores_) >= {"raw", "temperature", "sigmoid", "isotonic"}
+    choices = AUTO_METHODS if hasattr(estimator, "decision_function") else AUTO_METHODS_FOR_VOTES
+    assert model.method_ in choices
+    assert set(model.method_scores_) == {"raw", *choices}
+
+
+def test_neighbour_votes_are_not_pulled_down_by_one_vs_rest_maps(fsdd):
+    """Five neighbours' votes on every held-out speaker in turn: the smoothed temperature
+    (chosen by held-out log-loss) keeps mean confidence near accuracy, where isotonic
+    one-vs-rest maps, renormalised, left it far below (measured on these MFCC: gaps
+    0.002 against 0.042 over the six speakers)."""
+    gaps = {}
+    for method in ("auto", "isotonic"):
+        confidence, correct = [], []
+        for speaker in np.unique(fsdd.speakers):
+            model, X, y = _held_out(fsdd, KNeighborsClassifier(5), speaker, method=method)
+            proba = model.predict_proba(X)
+            confidence.append(proba.max(axis=1))
+            correct.append(model.classes_[proba.argmax(axis=1)] == y)
+        gaps[method] = abs(np.concatenate(confidence).mean() - np.concatenate(correct).mean())
+    assert gaps["auto"] < gaps["isotonic"] - 0.02, gaps
 
 
 def _train(fsdd, speaker="theo"):

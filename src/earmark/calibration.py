@@ -17,6 +17,14 @@ fitted on those scores:
 * ``"temperature"``: one number dividing every logit (keeps the learner's labels);
 * ``"sigmoid"``: Platt scaling, one slope and bias per class (one-vs-rest), renormalised;
 * ``"isotonic"``: a monotone step function per class (one-vs-rest), renormalised;
+* ``"smoothed-temperature"``: for learners that only give probabilities (neighbour or
+  tree votes), a temperature over log-probabilities smoothed by ``alpha``,
+  ``softmax(log(p + alpha) / T)``, the two fitted together. A vote of 0 is then a weak
+  "no" whose weight is learned, where a plain temperature can only stretch the gap
+  between 5 of 5 and 4 of 5 neighbours and the gap to 0 of 5 by the same factor, and
+  one-vs-rest maps, renormalised, pulled every sure answer down: on FSDD (BirdNET,
+  5 neighbours, each speaker held out) mean confidence was 13 points below accuracy
+  with isotonic maps (ECE 0.134), 3 points below with this map (ECE 0.045);
 * ``"matrix"``: a regularised multinomial logistic regression on the score vector
   (matrix scaling, Guo et al. 2017), for scores a single temperature cannot fix: an
   SVM's one-vs-rest votes, whose held-out temperature left it at 0.49 mean confidence
@@ -55,12 +63,15 @@ __all__ = [
 ]
 
 #: Maps from held-out scores to probabilities, as ``method=`` accepts them.
-CALIBRATION_METHODS = ("temperature", "sigmoid", "isotonic", "matrix")
+CALIBRATION_METHODS = ("temperature", "smoothed-temperature", "sigmoid", "isotonic", "matrix")
 
 #: The maps ``method="auto"`` chooses from. Matrix scaling is left out: chosen by
 #: held-out log-loss for an RBF SVM (Philharmonia, BirdNET) it cost 12 points of
 #: accuracy on the test groups.
 AUTO_METHODS = ("temperature", "sigmoid", "isotonic")
+
+#: What ``method="auto"`` chooses from when the learner only gives probabilities.
+AUTO_METHODS_FOR_VOTES = ("temperature", "smoothed-temperature", "sigmoid", "isotonic")
 
 # One-vs-rest probabilities are kept above this so a row never sums to zero and a
 # log-loss stays finite.
@@ -111,6 +122,8 @@ class CalibratedLearner(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         Slope and bias per class.
     isotonic_ : list of (np.ndarray, np.ndarray)
         Breakpoints and values per class.
+    smoothed_ : np.ndarray [shape=(2,)]
+        ``alpha`` and temperature of ``"smoothed-temperature"``.
     matrix_ : dict of np.ndarray
         ``center``, ``scale``, ``coef`` [shape=(n_classes, n_classes)], ``intercept``.
     threshold_ : float
@@ -330,7 +343,9 @@ class CalibratedLearner(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
             return self.method
         inner = _inner_folds(codes, groups, self.random_state)
         losses = {}
-        for method in AUTO_METHODS:
+        votes_only = not hasattr(self._base(), "decision_function")
+        candidates = AUTO_METHODS_FOR_VOTES if votes_only else AUTO_METHODS
+        for method in candidates:
             per_item = np.zeros(len(codes))
             for train, test in inner:
                 self._fit_map(method, S[train], codes[train])
@@ -338,8 +353,8 @@ class CalibratedLearner(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
                 per_item[test] = -np.log(np.maximum(P[np.arange(len(test)), codes[test]], 1e-300))
             losses[method] = per_item
             self.method_scores_[method] = float(per_item.mean())
-        best = min(AUTO_METHODS, key=self.method_scores_.get)
-        for method in AUTO_METHODS:
+        best = min(candidates, key=self.method_scores_.get)
+        for method in candidates:
             gap = losses[method] - losses[best]
             if gap.mean() <= gap.std() / np.sqrt(len(gap)):
                 return method
@@ -348,6 +363,8 @@ class CalibratedLearner(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
     def _fit_map(self, method, S, codes) -> None:
         if method == "temperature":
             self.temperature_ = _fit_temperature(S, codes)
+        elif method == "smoothed-temperature":
+            self.smoothed_ = _fit_smoothed_temperature(S, codes)
         elif method == "sigmoid":
             self.sigmoid_ = np.array(
                 [_fit_platt(S[:, k], codes == k) for k in range(S.shape[1])]
@@ -360,6 +377,9 @@ class CalibratedLearner(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
     def _apply_map(self, method, S) -> np.ndarray:
         if method == "temperature":
             P = softmax(S / self.temperature_, axis=1)
+        elif method == "smoothed-temperature":
+            alpha, temperature = self.smoothed_
+            P = softmax(_smoothed_log_votes(S, alpha) / temperature, axis=1)
         elif method == "sigmoid":
             P = expit(S * self.sigmoid_[:, 0] + self.sigmoid_[:, 1])
         elif method == "isotonic":
@@ -590,6 +610,30 @@ def _fit_temperature(S, codes) -> float:
 
     best = minimize_scalar(loss, bounds=(-12.0, 8.0), method="bounded")
     return float(spread * np.exp(best.x))
+
+
+def _smoothed_log_votes(S, alpha: float) -> np.ndarray:
+    """``log(p + alpha)`` from the floored log-probabilities ``_scores`` gives."""
+    return np.log(np.exp(S) + alpha)
+
+
+def _fit_smoothed_temperature(S, codes) -> np.ndarray:
+    """``alpha`` and temperature minimising held-out cross-entropy (Platt-style targets,
+    as :func:`_fit_temperature`), searched in log space from a light smoothing."""
+    from scipy.optimize import minimize
+
+    n, n_classes = S.shape
+    smoothing = 1.0 / (n + 2)
+    targets = np.full((n, n_classes), smoothing / n_classes)
+    targets[np.arange(n), codes] += 1.0 - smoothing
+
+    def loss(params):
+        alpha, temperature = np.exp(np.clip(params, -12.0, 8.0))
+        return float(-(targets * log_softmax(_smoothed_log_votes(S, alpha) / temperature, axis=1))
+                     .sum(1).mean())
+
+    best = minimize(loss, x0=[np.log(0.01), 0.0], method="Nelder-Mead")
+    return np.exp(np.clip(best.x, -12.0, 8.0))
 
 
 def _fit_platt(s, positive) -> tuple[float, float]:
