@@ -62,8 +62,13 @@ def detect(
     cluster: Optional[str] = ClusterOption,
     workers: Optional[int] = WorkersOption,
 ) -> None:
-    """Find where each class sounds in each file; one events file per input and format."""
+    """Find where each class sounds in each file; one events file per input and format.
+
+    Besides the per-file outputs, all.events.csv and all.selections.txt (a Raven table
+    with Begin Path and File Offset) list every scanned file's events.
+    """
     from ..detection.batch import detect_files
+    from ..detection.combined import write_combined
     from ..detection.postprocessing import resolve_postprocessing
     from ..detection.stream import SlidingWindows
     from ..exceptions import ParameterError
@@ -114,6 +119,10 @@ def detect(
     order = {str(path): index for index, path in enumerate(paths)}
     reports.sort(key=lambda report: order.get(report.path, len(order)))
     failures = [report for report in reports if report.error]
+    scanned = [report.result for report in reports if report.result is not None]
+    if scanned:
+        # With no file scanned the command fails and the folder keeps its last tables.
+        write_combined(scanned, target)
     if json_output:
         emit_json([report.to_dict() for report in reports])
     elif not quiet:

@@ -6,11 +6,12 @@ import lazy_loader
 
 __getattr__, __dir__, __all__ = lazy_loader.attach(
     __name__,
-    submodules=['mil', 'batch', 'detector', 'envelope', 'events', 'metrics', 'plots', 'postprocessing',
+    submodules=['mil', 'batch', 'combined', 'detector', 'envelope', 'events', 'metrics', 'plots', 'postprocessing',
                 'scoring', 'soundscapes', 'stream'],
     submod_attrs={
         "mil": ['MILClassifier', 'POOLINGS'],
         "batch": ['DetectTask', 'FileDetection', 'detect_files', 'detect_task', 'output_names'],
+        "combined": ['COMBINED_FILES', 'event_files', 'write_combined'],
         "detector": ['DETECTOR_DEFAULTS', 'WeakItems', 'train_detector', 'weak_items', 'detector_frames'],
         "postprocessing": ['check_postprocessing', 'resolve_postprocessing', 'tune_postprocessing'],
         "scoring": ['evaluate_events', 'threshold_curves', 'plot_threshold_curves'],

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from ..exceptions import AudioError, EarmarkError, ParameterError
+from .combined import COMBINED_NAME
 from .events import FORMATS
 from .stream import DetectionResult, _prepare, detect_file
 
@@ -79,7 +80,8 @@ def output_names(paths: Sequence) -> list[str]:
     """Output base names (relative paths, no suffix) for input files, all distinct.
 
     Distinct also where case is not (``A.wav``, ``a.wav``) and after the suffix is
-    dropped (``a.wav.wav`` and ``a.wav``); a name too long for a file system once the
+    dropped (``a.wav.wav`` and ``a.wav``), and never the combined tables' name
+    (:data:`~earmark.detection.combined.COMBINED_NAME`) at the top; a name too long for a file system once the
     output suffix and a temporary name's decorations are added is shortened and given a
     hash of the whole name.
 
@@ -93,6 +95,8 @@ def output_names(paths: Sequence) -> list[str]:
     ['a', 'a.wav']
     >>> output_names(["x/a.wav", "x/a.wav.wav", "x/a.flac"])
     ['a.wav', 'a.wav.wav', 'a.flac']
+    >>> output_names(["all.wav", "day1/all.wav"])  # "all" is the combined tables' name
+    ['all.wav', 'day1/all']
     """
     absolute = [Path(os.path.abspath(path)) for path in paths]
     if not absolute:
@@ -100,17 +104,20 @@ def output_names(paths: Sequence) -> list[str]:
     root = Path(os.path.commonpath([str(path.parent) for path in absolute]))
     relative = [path.relative_to(root).as_posix() for path in absolute]
     names = [fit_name(path.relative_to(root).with_suffix("").as_posix()) for path in absolute]
+    # The run's combined tables (all.events.csv) sit at the top of the folder: an input
+    # named all.wav there keeps its suffix, as if another file had its name.
+    reserved = Counter({COMBINED_NAME.casefold(): 1})
     # Same name, other suffix (a.wav, a.flac): keep the suffix in those names; again for
     # names that then meet a name kept whole (a.wav.wav's "a.wav" beside a.wav).
     for _ in range(2):
-        counts = Counter(name.casefold() for name in names)
+        counts = Counter(name.casefold() for name in names) + reserved
         names = [
             fit_name(whole) if counts[name.casefold()] > 1 else name
             for name, whole in zip(names, relative)
         ]
     # Only case can still make two names one (A.wav, a.wav on a case-blind disk):
     # number the later ones.
-    taken: set[str] = set()
+    taken: set[str] = set(reserved)
     unique = []
     for name in names:
         candidate, number = name, 1
