@@ -70,6 +70,7 @@ def test_detect_writes_every_format_per_file_and_reports_bad_files_by_name(
             "audacity": str(out / root.name / day / "site.labels.txt"),
             "raven": str(out / root.name / day / "site.selections.txt"),
             "plot": str(out / root.name / day / "site.detections.png"),
+            "html": str(out / root.name / day / "site.detections.html"),
         }
         from_csv = read_events(outputs["csv"])
         assert [(e.label, e.onset_s, e.offset_s) for e in from_csv] == [
@@ -85,6 +86,11 @@ def test_detect_writes_every_format_per_file_and_reports_bad_files_by_name(
         ]
         with open(outputs["plot"], "rb") as picture:
             assert picture.read(8) == PNG_SIGNATURE
+        page = open(outputs["html"], encoding="utf-8").read()
+        # The page reaches the recording by its path relative to the page.
+        relative = os.path.relpath(root / day / "site.wav", out / root.name / day)
+        assert f'<audio id="player" controls preload="metadata" src="{relative}">' in page
+        assert all(f'"{p.label}"' in page for p in placements)
     assert not list(out.rglob("*.tmp")) and not list(out.rglob(".*"))
 
 
@@ -198,11 +204,12 @@ def test_detect_a_forged_rate_and_a_long_name_fail_alone_and_names_never_collide
     good = [row for path, row in rows.items() if not path.endswith("forged.wav")]
     assert all(row["error"] is None for row in good), [row["error"] for row in good]
     written = [path for row in good for path in row["outputs"].values()]
-    assert len(written) == len(set(written)) == 3 * 3  # csv, raven, picture for each
+    assert len(written) == len(set(written)) == 3 * 4  # csv, raven, picture, page for each
     assert all(len(os.path.basename(path).encode()) <= 255 for path in written)
     assert sorted(p.name for p in out.iterdir() if p.name.startswith("a.")) == sorted([
-        "a.events.csv", "a.selections.txt", "a.detections.png",
-        "a.wav.events.csv", "a.wav.selections.txt", "a.wav.detections.png",
+        "a.detections.html", "a.detections.png", "a.events.csv", "a.selections.txt",
+        "a.wav.detections.html", "a.wav.detections.png", "a.wav.events.csv",
+        "a.wav.selections.txt",
     ])
     # Both a.wav's and a.wav.wav's events were written from their own scan.
     for name in ("a.wav", "a.wav.wav"):
@@ -228,8 +235,8 @@ def test_detect_writes_one_combined_table_of_every_file_and_rewrites_it_on_a_rer
     shutil.copy(root / "day2" / "site.wav", folder / "c.wav")
     out = tmp_path / "out"
 
-    run = cli("detect", model_path, folder, "-o", out, "--no-plot", "--json",
-              "-t", "background=1.1")
+    run = cli("detect", model_path, folder, "-o", out, "--no-plot", "--no-html",
+              "--json", "-t", "background=1.1")
 
     assert run.code == 0, run.stderr
     reports = run.json()
@@ -269,7 +276,7 @@ def test_detect_writes_one_combined_table_of_every_file_and_rewrites_it_on_a_rer
     # A rerun over the same folder in which b.wav cannot be read: the tables are
     # rewritten from this run's files, and b.wav is reported, not listed.
     (folder / "b.wav").write_text("not audio")
-    again = cli("detect", model_path, folder, "-o", out, "--no-plot", "--json",
+    again = cli("detect", model_path, folder, "-o", out, "--no-plot", "--no-html", "--json",
                 "-t", "background=1.1")
     assert again.code == 0, again.stderr
     assert [bool(r["error"]) for r in again.json()] == [False, True, False]

@@ -57,6 +57,11 @@ def detect(
         None, "--hop", help="Hop in seconds (default: the backend's hop)."
     ),
     plot: bool = typer.Option(True, "--plot/--no-plot", help="Draw a picture per file."),
+    html: bool = typer.Option(
+        True, "--html/--no-html",
+        help="Write a page per file (NAME.detections.html) that zooms into the events and "
+        "plays each one; it finds the recording by its path relative to the page.",
+    ),
     json_output: bool = JsonOption,
     quiet: bool = QuietOption,
     cluster: Optional[str] = ClusterOption,
@@ -106,7 +111,7 @@ def detect(
         # Checked here, before the progress display starts: a bad option is one clean line.
         each_file = detect_files(
             scorer, backend, paths, target,
-            formats=formats or ["csv"], plot=plot,
+            formats=formats or ["csv"], plot=plot, html=html,
             on_file=progress.start_file, on_progress=progress.advance,
             **settings, client=client,
         )

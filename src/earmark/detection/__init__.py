@@ -6,7 +6,7 @@ import lazy_loader
 
 __getattr__, __dir__, __all__ = lazy_loader.attach(
     __name__,
-    submodules=['mil', 'batch', 'combined', 'detector', 'envelope', 'events', 'metrics', 'plots', 'postprocessing',
+    submodules=['mil', 'batch', 'combined', 'detector', 'envelope', 'events', 'metrics', 'page', 'plots', 'postprocessing',
                 'scoring', 'soundscapes', 'stream'],
     submod_attrs={
         "mil": ['MILClassifier', 'POOLINGS'],
@@ -18,7 +18,8 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
         "envelope": ['Envelope'],
         "events": ['Event', 'FORMATS', 'frames_to_events', 'window_cells', 'write_events', 'read_events', 'resolve_thresholds'],
         "metrics": ['ClassScores', 'DetectionScores', 'PSDSResult', 'event_based_scores', 'segment_based_scores', 'psds'],
-        "plots": ['plot_detections'],
+        "page": ['detection_page', 'write_detection_page'],
+        "plots": ['lane_colours', 'plot_detections'],
         "soundscapes": ['SoundscapeSet', 'make_soundscapes', 'standard_soundscapes', 'load_soundscapes'],
         "stream": ['FrameScorer', 'SlidingWindows', 'DetectionResult', 'detect_file'],
     },

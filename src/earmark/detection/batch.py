@@ -36,6 +36,7 @@ OUTPUT_SUFFIXES = {
     "raven": ".selections.txt",
 }
 PLOT_SUFFIX = ".detections.png"
+PAGE_SUFFIX = ".detections.html"
 
 
 @dataclass
@@ -48,7 +49,7 @@ class FileDetection:
     result : DetectionResult or None
         None if the file failed.
     outputs : dict of str to str
-        Written files by format (and ``"plot"``).
+        Written files by format (and ``"plot"``, ``"html"``).
     error : str or None
         Why the file failed, naming it.
     """
@@ -159,6 +160,7 @@ def detect_files(
     *,
     formats: Sequence[str] = ("csv",),
     plot: bool = True,
+    html: bool = False,
     on_file: Callable[[str, float | None], None] | None = None,
     on_progress: Callable[[float], None] | None = None,
     client=None,
@@ -173,9 +175,14 @@ def detect_files(
     paths : sequence of str or Path
     output_dir : str or Path
         Events go to ``output_dir / (name + suffix)`` (see :data:`OUTPUT_SUFFIXES` and
-        :func:`output_names`); pictures to ``name + ".detections.png"``.
+        :func:`output_names`); pictures to ``name + ".detections.png"``, pages to
+        ``name + ".detections.html"``.
     formats : sequence of {"csv", "json", "audacity", "raven"}
     plot : bool
+        Draw a picture per file (:func:`~earmark.detection.plots.plot_detections`).
+    html : bool
+        Write a page per file that zooms and plays each event
+        (:func:`~earmark.detection.page.write_detection_page`).
     on_file : callable, optional
         Called with ``(path, duration_s)`` as each file starts (duration None when its
         header cannot be read).
@@ -204,7 +211,7 @@ def detect_files(
     _prepare(scorer, backend, **detect_params)
     paths = [str(path) for path in paths]
     return _detect_each(
-        scorer, backend, paths, Path(output_dir), formats, plot, on_file, on_progress,
+        scorer, backend, paths, Path(output_dir), formats, plot, html, on_file, on_progress,
         detect_params, client,
     )
 
@@ -218,15 +225,15 @@ class DetectTask:
 
 
 def _detect_each(
-    scorer, backend, paths, output_dir, formats, plot, on_file, on_progress, detect_params,
-    client,
+    scorer, backend, paths, output_dir, formats, plot, html, on_file, on_progress,
+    detect_params, client,
 ) -> Iterator[FileDetection]:
     from ..pipeline import WorkerLost, make_executor
 
     tasks = [DetectTask(path, name) for path, name in zip(paths, output_names(paths))]
     shared = {
         "scorer": scorer, "output_dir": output_dir, "formats": formats, "plot": plot,
-        "detect_params": detect_params,
+        "html": html, "detect_params": detect_params,
     }
     if client is None:
         # Progress callbacks reach into this process; on a cluster, files are the unit.
@@ -249,6 +256,7 @@ def detect_task(
     formats: Sequence[str],
     plot: bool,
     detect_params: dict[str, Any],
+    html: bool = False,
     on_file: Callable[[str, float | None], None] | None = None,
     on_progress: Callable[[float], None] | None = None,
 ) -> FileDetection:
@@ -285,6 +293,11 @@ def detect_task(
         if plot:
             target = output_dir / (name + PLOT_SUFFIX)
             report.outputs["plot"] = str(_plot_atomically(report.result, target))
+        if html:
+            from .page import write_detection_page
+
+            target = output_dir / (name + PAGE_SUFFIX)
+            report.outputs["html"] = str(write_detection_page(report.result, target))
     except AudioError as error:
         report.error = str(error)
     except (EarmarkError, OSError, ValueError, RuntimeError, MemoryError) as error:
