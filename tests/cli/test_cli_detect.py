@@ -249,6 +249,10 @@ def test_detect_writes_one_combined_table_of_every_file_and_rewrites_it_on_a_rer
 
     raven = list(csv.DictReader(open(out / "all.selections.txt"), delimiter="\t"))
     assert [row["Selection"] for row in raven] == ["1", "2", "3", "4", "5"]
+    # The sound files to open in Raven as one sequence, in the table's order.
+    assert (out / "all.files.txt").read_text().splitlines() == [
+        os.path.abspath(r["path"]) for r in reports
+    ]
     durations = [sf.info(r["path"]).duration for r in reports]
     starts = [0.0, durations[0], durations[0] + durations[1]]
     expected = [(start, event) for start, events in zip(starts, per_file) for event in events]
@@ -283,6 +287,9 @@ def test_detect_writes_one_combined_table_of_every_file_and_rewrites_it_on_a_rer
     rerun = read_events(out / "all.events.csv")
     assert rerun == per_file[0] + per_file[2]
     raven = list(csv.DictReader(open(out / "all.selections.txt"), delimiter="\t"))
+    assert (out / "all.files.txt").read_text().splitlines() == [
+        os.path.abspath(folder / "all.wav"), os.path.abspath(folder / "c.wav")
+    ]
     assert float(raven[2]["Begin Time (s)"]) == pytest.approx(
         durations[0] + per_file[2][0].onset_s, abs=1e-6
     )

@@ -70,7 +70,8 @@ def detect(
     """Find where each class sounds in each file; one events file per input and format.
 
     Besides the per-file outputs, all.events.csv and all.selections.txt (a Raven table
-    with Begin Path and File Offset) list every scanned file's events.
+    with Begin Path and File Offset, over the files in all.files.txt) list every scanned
+    file's events.
     """
     from ..detection.batch import detect_files
     from ..detection.combined import write_combined

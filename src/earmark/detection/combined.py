@@ -7,7 +7,10 @@ stream, the files end to end in the order the table lists them; so each selectio
 ``Begin Time (s)`` and ``End Time (s)`` run on across files (the durations of the files
 before it added), ``Begin Path`` names the file it lies in (absolute, so Raven finds it
 wherever the table is opened from) and ``File Offset (s)`` is its onset within that file.
-BirdNET's combined tables follow the same convention.
+BirdNET's combined tables follow the same convention. ``all.files.txt`` lists those
+sound files in that order, one absolute path a line: the list to open in Raven as one
+sequence, so that the times line up (files without events included, since their
+lengths count).
 
 The tables list the files given, in the order given (the input order), including files
 without events (they still take their place in Raven's stream); a file that failed has
@@ -34,8 +37,12 @@ __all__ = [
 #: Base name of the combined tables; per-file outputs never take it
 #: (:func:`~earmark.detection.batch.output_names` reserves it).
 COMBINED_NAME = "all"
-#: The combined tables by format, as written in the output folder.
-COMBINED_FILES = {"csv": f"{COMBINED_NAME}.events.csv", "raven": f"{COMBINED_NAME}.selections.txt"}
+#: The combined tables by format, and the list of the sound files the Raven table runs over.
+COMBINED_FILES = {
+    "csv": f"{COMBINED_NAME}.events.csv",
+    "raven": f"{COMBINED_NAME}.selections.txt",
+    "files": f"{COMBINED_NAME}.files.txt",
+}
 #: A per-file Raven table's columns plus the two that place a selection in its file.
 COMBINED_RAVEN_COLUMNS = (*RAVEN_COLUMNS[:7], "Begin Path", "File Offset (s)", *RAVEN_COLUMNS[7:])
 
@@ -124,7 +131,8 @@ def write_combined(results: Sequence, output_dir) -> dict[str, Path]:
     Returns
     -------
     dict of str to Path
-        The written tables by format (``"csv"``, ``"raven"``).
+        The written files: the tables by format (``"csv"``, ``"raven"``) and
+        ``"files"``, the sound files in the Raven table's order.
 
     Examples
     --------
@@ -133,12 +141,16 @@ def write_combined(results: Sequence, output_dir) -> dict[str, Path]:
     >>> folder = tempfile.TemporaryDirectory()
     >>> quiet = Result(path="a.wav", duration_s=5.0, sample_rate=8000, events=[])
     >>> sorted(path.name for path in write_combined([quiet], folder.name).values())
-    ['all.events.csv', 'all.selections.txt']
+    ['all.events.csv', 'all.files.txt', 'all.selections.txt']
     >>> folder.cleanup()
     """
     output_dir = Path(output_dir)
     results = list(results)
-    texts = {"csv": combined_csv(results), "raven": combined_raven(results)}
+    texts = {
+        "csv": combined_csv(results),
+        "raven": combined_raven(results),
+        "files": "".join(f"{_one_line(os.path.abspath(result.path))}\n" for result in results),
+    }
     return {
         format: atomic_write(output_dir / COMBINED_FILES[format], text)
         for format, text in texts.items()
