@@ -9,6 +9,7 @@ zoom; dragging pans. Every wait is on a condition in the page, never a sleep.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from _browser import browser_page
@@ -70,7 +71,7 @@ def test_clicking_an_event_plays_it_and_the_timeline_zooms_and_pans(tmp_path):
         page.evaluate("""() => {
             const p = document.getElementById('player');
             window.seeks = [];
-            p.addEventListener('seeked', () => window.seeks.push(p.currentTime));
+            p.addEventListener('seeking', () => window.seeks.push(p.currentTime));
         }""")
         engine = boxes.nth(1)  # time order: bird 1.0, engine 3.0, bird 6.0, bird 10.5
         assert "engine" in engine.locator("title").text_content()
@@ -79,10 +80,10 @@ def test_clicking_an_event_plays_it_and_the_timeline_zooms_and_pans(tmp_path):
             "() => { const p = document.getElementById('player');"
             " return !p.paused && p.currentTime > 3.0; }"
         )
-        assert page.evaluate("window.seeks")[0] == 3.0
+        assert page.evaluate("window.seeks")[0] == pytest.approx(3.0, abs=0.02)
         page.wait_for_function("() => document.getElementById('player').paused")
         stopped = page.evaluate("document.getElementById('player').currentTime")
-        assert 4.15 <= stopped <= 4.45, stopped
+        assert 4.15 <= stopped <= 4.5, stopped
         assert page.eval_on_selector("#player", "p => p.error") is None
         expect(engine).to_have_class("event playing")
 
@@ -93,7 +94,7 @@ def test_clicking_an_event_plays_it_and_the_timeline_zooms_and_pans(tmp_path):
             " return !p.paused && p.currentTime > 10.5; }"
         )
         page.wait_for_function("() => document.getElementById('player').paused")
-        assert 10.95 <= page.evaluate("document.getElementById('player').currentTime") <= 11.25
+        assert 10.95 <= page.evaluate("document.getElementById('player').currentTime") <= 11.3
 
         def shown():
             return page.eval_on_selector(
