@@ -1,12 +1,13 @@
 """Detection over many files: one events file per input and format, bad files reported.
 
 :func:`detect_files` runs :func:`~earmark.detection.stream.detect_file` on each file
-in turn and writes its events (and picture) under one output folder; a file that cannot
+in turn and writes its events (and picture and page) under one output folder; a file that cannot
 be read is reported by name and the others go on. The per-file work is one task
 (:func:`detect_task`), run here or, given a Dask client, on the cluster's workers; each
 output file is written atomically (a temporary file renamed into place). Output names
 follow the inputs' paths below their common folder, so ``day1/001.wav`` and
-``day2/001.wav`` do not overwrite each other.
+``day2/001.wav`` do not overwrite each other. The tables of all the files together are
+:func:`~earmark.detection.combined.write_combined`'s, once the run is over.
 """
 
 from __future__ import annotations
