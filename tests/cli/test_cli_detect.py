@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import os
 import json
+from pathlib import Path
 
 import pytest
 
@@ -69,6 +70,7 @@ def test_detect_writes_every_format_per_file_and_reports_bad_files_by_name(
             "audacity": str(out / root.name / day / "site.labels.txt"),
             "raven": str(out / root.name / day / "site.selections.txt"),
             "plot": str(out / root.name / day / "site.detections.png"),
+            "html": str(out / root.name / day / "site.detections.html"),
         }
         from_csv = read_events(outputs["csv"])
         assert [(e.label, e.onset_s, e.offset_s) for e in from_csv] == [
@@ -84,6 +86,11 @@ def test_detect_writes_every_format_per_file_and_reports_bad_files_by_name(
         ]
         with open(outputs["plot"], "rb") as picture:
             assert picture.read(8) == PNG_SIGNATURE
+        page = open(outputs["html"], encoding="utf-8").read()
+        # The page reaches the recording by its path relative to the page.
+        relative = os.path.relpath(root / day / "site.wav", out / root.name / day)
+        assert f'<audio id="player" controls preload="metadata" src="{relative}">' in page
+        assert all(f'"{p.label}"' in page for p in placements)
     assert not list(out.rglob("*.tmp")) and not list(out.rglob(".*"))
 
 
@@ -99,7 +106,12 @@ def test_detect_tells_people_what_it_found_and_what_failed(
     assert run.code == 0 and run.stdout == ""
     assert "text-as-audio.wav" in run.stderr and "1 file(s) skipped" in run.stderr
     assert "event(s) in 1 file(s)" in run.stderr
-    assert [p.name for p in tmp_path.rglob("*.events.csv")] == ["site.events.csv"]
+    assert sorted(p.name for p in tmp_path.rglob("*.events.csv")) == [
+        "all.events.csv", "site.events.csv"
+    ]
+    assert [e.path for e in read_events(tmp_path / "all.events.csv")] == [
+        e.path for e in read_events(next(tmp_path.rglob("site.events.csv")))
+    ], "the file that failed is not in the combined table"
     assert not list(tmp_path.rglob("*.png"))
 
 
@@ -192,13 +204,93 @@ def test_detect_a_forged_rate_and_a_long_name_fail_alone_and_names_never_collide
     good = [row for path, row in rows.items() if not path.endswith("forged.wav")]
     assert all(row["error"] is None for row in good), [row["error"] for row in good]
     written = [path for row in good for path in row["outputs"].values()]
-    assert len(written) == len(set(written)) == 3 * 3  # csv, raven, picture for each
+    assert len(written) == len(set(written)) == 3 * 4  # csv, raven, picture, page for each
     assert all(len(os.path.basename(path).encode()) <= 255 for path in written)
     assert sorted(p.name for p in out.iterdir() if p.name.startswith("a.")) == sorted([
-        "a.events.csv", "a.selections.txt", "a.detections.png",
-        "a.wav.events.csv", "a.wav.selections.txt", "a.wav.detections.png",
+        "a.detections.html", "a.detections.png", "a.events.csv", "a.selections.txt",
+        "a.wav.detections.html", "a.wav.detections.png", "a.wav.events.csv",
+        "a.wav.selections.txt",
     ])
     # Both a.wav's and a.wav.wav's events were written from their own scan.
     for name in ("a.wav", "a.wav.wav"):
         events = read_events(rows[str(folder / name)]["outputs"]["csv"])
         assert events and {event.path for event in events} == {str(folder / name)}
+
+
+def test_detect_writes_one_combined_table_of_every_file_and_rewrites_it_on_a_rerun(
+    cli, model_path, recordings, tmp_path
+):
+    """all.events.csv holds every scanned file's rows; all.selections.txt places each
+    selection in its file (Begin Path, File Offset) on a time line that runs on across
+    files, as Raven opens them; an input named all.wav never overwrites either table."""
+    import shutil
+
+    import soundfile as sf
+
+    root, truth = recordings
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(root / "day2" / "site.wav", folder / "all.wav")
+    shutil.copy(root / "day1" / "site.wav", folder / "b.wav")
+    shutil.copy(root / "day2" / "site.wav", folder / "c.wav")
+    out = tmp_path / "out"
+
+    run = cli("detect", model_path, folder, "-o", out, "--no-plot", "--no-html",
+              "--json", "-t", "background=1.1")
+
+    assert run.code == 0, run.stderr
+    reports = run.json()
+    assert [Path(r["path"]).name for r in reports] == ["all.wav", "b.wav", "c.wav"]
+    per_file = [read_events(r["outputs"]["csv"]) for r in reports]
+    assert [len(events) for events in per_file] == [2, 1, 2]
+    assert reports[0]["outputs"]["csv"] == str(out / "all.wav.events.csv")
+    combined = read_events(out / "all.events.csv")
+    assert combined == [event for events in per_file for event in events]
+
+    raven = list(csv.DictReader(open(out / "all.selections.txt"), delimiter="\t"))
+    assert [row["Selection"] for row in raven] == ["1", "2", "3", "4", "5"]
+    # The sound files to open in Raven as one sequence, in the table's order.
+    assert (out / "all.files.txt").read_text().splitlines() == [
+        os.path.abspath(r["path"]) for r in reports
+    ]
+    durations = [sf.info(r["path"]).duration for r in reports]
+    starts = [0.0, durations[0], durations[0] + durations[1]]
+    expected = [(start, event) for start, events in zip(starts, per_file) for event in events]
+    for row, (start, event) in zip(raven, expected):
+        assert row["Begin Path"] == os.path.abspath(event.path)
+        assert float(row["File Offset (s)"]) == pytest.approx(event.onset_s, abs=1e-6)
+        assert float(row["Begin Time (s)"]) == pytest.approx(start + event.onset_s, abs=1e-6)
+        assert float(row["End Time (s)"]) == pytest.approx(start + event.offset_s, abs=1e-6)
+        assert row["Annotation"] == event.label
+    # Read back, the table gives each event in its own file's time.
+    assert [(e.path, e.label, round(e.onset_s, 4), round(e.offset_s, 4))
+            for e in read_events(out / "all.selections.txt")] == [
+        (os.path.abspath(e.path), e.label, round(e.onset_s, 4), round(e.offset_s, 4))
+        for events in per_file for e in events
+    ]
+    # evaluate-events reads the run's folder without counting the combined rows again.
+    truth_csv = tmp_path / "truth.csv"
+    truth_csv.write_text("path,label,onset_s,offset_s\n" + "".join(
+        f"{e.path},{e.label},{e.onset_s},{e.offset_s}\n" for events in per_file for e in events
+    ))
+    scored = cli("evaluate-events", truth_csv, out, "--json")
+    assert scored.code == 0, scored.stderr
+    assert scored.json()["overall"]["detected"] == 5
+
+    # A rerun over the same folder in which b.wav cannot be read: the tables are
+    # rewritten from this run's files, and b.wav is reported, not listed.
+    (folder / "b.wav").write_text("not audio")
+    again = cli("detect", model_path, folder, "-o", out, "--no-plot", "--no-html", "--json",
+                "-t", "background=1.1")
+    assert again.code == 0, again.stderr
+    assert [bool(r["error"]) for r in again.json()] == [False, True, False]
+    rerun = read_events(out / "all.events.csv")
+    assert rerun == per_file[0] + per_file[2]
+    raven = list(csv.DictReader(open(out / "all.selections.txt"), delimiter="\t"))
+    assert (out / "all.files.txt").read_text().splitlines() == [
+        os.path.abspath(folder / "all.wav"), os.path.abspath(folder / "c.wav")
+    ]
+    assert float(raven[2]["Begin Time (s)"]) == pytest.approx(
+        durations[0] + per_file[2][0].onset_s, abs=1e-6
+    )
+    assert not list(out.rglob("*.tmp"))

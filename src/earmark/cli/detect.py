@@ -57,13 +57,24 @@ def detect(
         None, "--hop", help="Hop in seconds (default: the backend's hop)."
     ),
     plot: bool = typer.Option(True, "--plot/--no-plot", help="Draw a picture per file."),
+    html: bool = typer.Option(
+        True, "--html/--no-html",
+        help="Write a page per file (NAME.detections.html) that zooms into the events and "
+        "plays each one; it finds the recording by its path relative to the page.",
+    ),
     json_output: bool = JsonOption,
     quiet: bool = QuietOption,
     cluster: Optional[str] = ClusterOption,
     workers: Optional[int] = WorkersOption,
 ) -> None:
-    """Find where each class sounds in each file; one events file per input and format."""
+    """Find where each class sounds in each file; one events file per input and format.
+
+    Besides the per-file outputs, all.events.csv and all.selections.txt (a Raven table
+    with Begin Path and File Offset, over the files in all.files.txt) list every scanned
+    file's events.
+    """
     from ..detection.batch import detect_files
+    from ..detection.combined import write_combined
     from ..detection.postprocessing import resolve_postprocessing
     from ..detection.stream import SlidingWindows
     from ..exceptions import ParameterError
@@ -101,7 +112,7 @@ def detect(
         # Checked here, before the progress display starts: a bad option is one clean line.
         each_file = detect_files(
             scorer, backend, paths, target,
-            formats=formats or ["csv"], plot=plot,
+            formats=formats or ["csv"], plot=plot, html=html,
             on_file=progress.start_file, on_progress=progress.advance,
             **settings, client=client,
         )
@@ -114,6 +125,10 @@ def detect(
     order = {str(path): index for index, path in enumerate(paths)}
     reports.sort(key=lambda report: order.get(report.path, len(order)))
     failures = [report for report in reports if report.error]
+    scanned = [report.result for report in reports if report.result is not None]
+    if scanned:
+        # With no file scanned the command fails and the folder keeps its last tables.
+        write_combined(scanned, target)
     if json_output:
         emit_json([report.to_dict() for report in reports])
     elif not quiet:

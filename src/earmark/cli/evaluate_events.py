@@ -27,6 +27,7 @@ def evaluate_events(
     from rich.table import Table
 
     from ..audio import info
+    from ..detection.combined import event_files
     from ..detection.events import read_events
     from ..detection.scoring import evaluate_events as evaluate
     from ..detection.scoring import events_frame, plot_threshold_curves, threshold_curves
@@ -38,13 +39,7 @@ def evaluate_events(
         reference = events_frame(pd.read_csv(truth))
     else:
         reference = events_frame(read_events(truth))
-    files = []
-    for path in detections:
-        if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.name.endswith((".events.csv",
-                                                                            ".events.json")))
-        else:
-            files.append(path)
+    files = event_files(detections)
     if not files:
         raise ParameterError(f"expected events files, found none in {[str(p) for p in detections]}")
     estimated = events_frame([event for file in files for event in read_events(file)])

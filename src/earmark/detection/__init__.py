@@ -6,18 +6,20 @@ import lazy_loader
 
 __getattr__, __dir__, __all__ = lazy_loader.attach(
     __name__,
-    submodules=['mil', 'batch', 'detector', 'envelope', 'events', 'metrics', 'plots', 'postprocessing',
+    submodules=['mil', 'batch', 'combined', 'detector', 'envelope', 'events', 'metrics', 'page', 'plots', 'postprocessing',
                 'scoring', 'soundscapes', 'stream'],
     submod_attrs={
         "mil": ['MILClassifier', 'POOLINGS'],
         "batch": ['DetectTask', 'FileDetection', 'detect_files', 'detect_task', 'output_names'],
+        "combined": ['COMBINED_FILES', 'event_files', 'write_combined'],
         "detector": ['DETECTOR_DEFAULTS', 'WeakItems', 'train_detector', 'weak_items', 'detector_frames'],
         "postprocessing": ['check_postprocessing', 'resolve_postprocessing', 'tune_postprocessing'],
         "scoring": ['evaluate_events', 'threshold_curves', 'plot_threshold_curves'],
         "envelope": ['Envelope'],
         "events": ['Event', 'FORMATS', 'frames_to_events', 'window_cells', 'write_events', 'read_events', 'resolve_thresholds'],
         "metrics": ['ClassScores', 'DetectionScores', 'PSDSResult', 'event_based_scores', 'segment_based_scores', 'psds'],
-        "plots": ['plot_detections'],
+        "page": ['detection_page', 'write_detection_page'],
+        "plots": ['lane_colours', 'plot_detections'],
         "soundscapes": ['SoundscapeSet', 'make_soundscapes', 'standard_soundscapes', 'load_soundscapes'],
         "stream": ['FrameScorer', 'SlidingWindows', 'DetectionResult', 'detect_file'],
     },

@@ -1,12 +1,13 @@
 """Detection over many files: one events file per input and format, bad files reported.
 
 :func:`detect_files` runs :func:`~earmark.detection.stream.detect_file` on each file
-in turn and writes its events (and picture) under one output folder; a file that cannot
+in turn and writes its events (and picture and page) under one output folder; a file that cannot
 be read is reported by name and the others go on. The per-file work is one task
 (:func:`detect_task`), run here or, given a Dask client, on the cluster's workers; each
 output file is written atomically (a temporary file renamed into place). Output names
 follow the inputs' paths below their common folder, so ``day1/001.wav`` and
-``day2/001.wav`` do not overwrite each other.
+``day2/001.wav`` do not overwrite each other. The tables of all the files together are
+:func:`~earmark.detection.combined.write_combined`'s, once the run is over.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from ..exceptions import AudioError, EarmarkError, ParameterError
+from .combined import COMBINED_NAME
 from .events import FORMATS
 from .stream import DetectionResult, _prepare, detect_file
 
@@ -35,6 +37,7 @@ OUTPUT_SUFFIXES = {
     "raven": ".selections.txt",
 }
 PLOT_SUFFIX = ".detections.png"
+PAGE_SUFFIX = ".detections.html"
 
 
 @dataclass
@@ -47,7 +50,7 @@ class FileDetection:
     result : DetectionResult or None
         None if the file failed.
     outputs : dict of str to str
-        Written files by format (and ``"plot"``).
+        Written files by format (and ``"plot"``, ``"html"``).
     error : str or None
         Why the file failed, naming it.
     """
@@ -79,7 +82,8 @@ def output_names(paths: Sequence) -> list[str]:
     """Output base names (relative paths, no suffix) for input files, all distinct.
 
     Distinct also where case is not (``A.wav``, ``a.wav``) and after the suffix is
-    dropped (``a.wav.wav`` and ``a.wav``); a name too long for a file system once the
+    dropped (``a.wav.wav`` and ``a.wav``), and never the combined tables' name
+    (:data:`~earmark.detection.combined.COMBINED_NAME`) at the top; a name too long for a file system once the
     output suffix and a temporary name's decorations are added is shortened and given a
     hash of the whole name.
 
@@ -93,6 +97,8 @@ def output_names(paths: Sequence) -> list[str]:
     ['a', 'a.wav']
     >>> output_names(["x/a.wav", "x/a.wav.wav", "x/a.flac"])
     ['a.wav', 'a.wav.wav', 'a.flac']
+    >>> output_names(["all.wav", "day1/all.wav"])  # "all" is the combined tables' name
+    ['all.wav', 'day1/all']
     """
     absolute = [Path(os.path.abspath(path)) for path in paths]
     if not absolute:
@@ -100,17 +106,20 @@ def output_names(paths: Sequence) -> list[str]:
     root = Path(os.path.commonpath([str(path.parent) for path in absolute]))
     relative = [path.relative_to(root).as_posix() for path in absolute]
     names = [fit_name(path.relative_to(root).with_suffix("").as_posix()) for path in absolute]
+    # The run's combined tables (all.events.csv) sit at the top of the folder: an input
+    # named all.wav there keeps its suffix, as if another file had its name.
+    reserved = Counter({COMBINED_NAME.casefold(): 1})
     # Same name, other suffix (a.wav, a.flac): keep the suffix in those names; again for
     # names that then meet a name kept whole (a.wav.wav's "a.wav" beside a.wav).
     for _ in range(2):
-        counts = Counter(name.casefold() for name in names)
+        counts = Counter(name.casefold() for name in names) + reserved
         names = [
             fit_name(whole) if counts[name.casefold()] > 1 else name
             for name, whole in zip(names, relative)
         ]
     # Only case can still make two names one (A.wav, a.wav on a case-blind disk):
     # number the later ones.
-    taken: set[str] = set()
+    taken: set[str] = set(reserved)
     unique = []
     for name in names:
         candidate, number = name, 1
@@ -152,6 +161,7 @@ def detect_files(
     *,
     formats: Sequence[str] = ("csv",),
     plot: bool = True,
+    html: bool = False,
     on_file: Callable[[str, float | None], None] | None = None,
     on_progress: Callable[[float], None] | None = None,
     client=None,
@@ -166,9 +176,14 @@ def detect_files(
     paths : sequence of str or Path
     output_dir : str or Path
         Events go to ``output_dir / (name + suffix)`` (see :data:`OUTPUT_SUFFIXES` and
-        :func:`output_names`); pictures to ``name + ".detections.png"``.
+        :func:`output_names`); pictures to ``name + ".detections.png"``, pages to
+        ``name + ".detections.html"``.
     formats : sequence of {"csv", "json", "audacity", "raven"}
     plot : bool
+        Draw a picture per file (:func:`~earmark.detection.plots.plot_detections`).
+    html : bool
+        Write a page per file that zooms and plays each event
+        (:func:`~earmark.detection.page.write_detection_page`).
     on_file : callable, optional
         Called with ``(path, duration_s)`` as each file starts (duration None when its
         header cannot be read).
@@ -197,7 +212,7 @@ def detect_files(
     _prepare(scorer, backend, **detect_params)
     paths = [str(path) for path in paths]
     return _detect_each(
-        scorer, backend, paths, Path(output_dir), formats, plot, on_file, on_progress,
+        scorer, backend, paths, Path(output_dir), formats, plot, html, on_file, on_progress,
         detect_params, client,
     )
 
@@ -211,15 +226,15 @@ class DetectTask:
 
 
 def _detect_each(
-    scorer, backend, paths, output_dir, formats, plot, on_file, on_progress, detect_params,
-    client,
+    scorer, backend, paths, output_dir, formats, plot, html, on_file, on_progress,
+    detect_params, client,
 ) -> Iterator[FileDetection]:
     from ..pipeline import WorkerLost, make_executor
 
     tasks = [DetectTask(path, name) for path, name in zip(paths, output_names(paths))]
     shared = {
         "scorer": scorer, "output_dir": output_dir, "formats": formats, "plot": plot,
-        "detect_params": detect_params,
+        "html": html, "detect_params": detect_params,
     }
     if client is None:
         # Progress callbacks reach into this process; on a cluster, files are the unit.
@@ -242,6 +257,7 @@ def detect_task(
     formats: Sequence[str],
     plot: bool,
     detect_params: dict[str, Any],
+    html: bool = False,
     on_file: Callable[[str, float | None], None] | None = None,
     on_progress: Callable[[float], None] | None = None,
 ) -> FileDetection:
@@ -278,6 +294,11 @@ def detect_task(
         if plot:
             target = output_dir / (name + PLOT_SUFFIX)
             report.outputs["plot"] = str(_plot_atomically(report.result, target))
+        if html:
+            from .page import write_detection_page
+
+            target = output_dir / (name + PAGE_SUFFIX)
+            report.outputs["html"] = str(write_detection_page(report.result, target))
     except AudioError as error:
         report.error = str(error)
     except (EarmarkError, OSError, ValueError, RuntimeError, MemoryError) as error:

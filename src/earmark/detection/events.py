@@ -455,7 +455,9 @@ def read_events(path, format: str | None = None, *, audio_path=None) -> list[Eve
         is read as ``raven``.
     audio_path : str or Path, optional
         The audio file the events belong to, for formats that do not name it
-        (Audacity, Raven).
+        (Audacity, Raven). A Raven table over many files (``Begin Path``,
+        ``File Offset (s)``; see :mod:`~earmark.detection.combined`) names each
+        selection's file, and its times are read as times within that file.
 
     Returns
     -------
@@ -489,11 +491,17 @@ def read_events(path, format: str | None = None, *, audio_path=None) -> list[Eve
         lines = text.splitlines()
         header = lines[0].split("\t")
         rows = [dict(zip(header, line.split("\t"))) for line in lines[1:] if line.strip()]
-        return [
-            Event(audio_path, row.get("Annotation", ""), float(row["Begin Time (s)"]),
-                  float(row["End Time (s)"]), _score(row.get("Score", "")))
-            for row in rows
-        ]
+        events = []
+        for row in rows:
+            onset, offset = float(row["Begin Time (s)"]), float(row["End Time (s)"])
+            if row.get("File Offset (s)"):
+                # A table over many files: times run on across them; the offset and the
+                # path place the selection in its own file.
+                start = float(row["File Offset (s)"])
+                onset, offset = start, start + offset - onset
+            events.append(Event(row.get("Begin Path") or audio_path, row.get("Annotation", ""),
+                                onset, offset, _score(row.get("Score", ""))))
+        return events
     except (KeyError, ValueError, TypeError) as error:
         raise ParameterError(f"{path}: not a {format} event file ({error})") from None
 
