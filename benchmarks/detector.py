@@ -59,6 +59,9 @@ def main() -> None:
     parser.add_argument("--field-minutes", type=float, default=25.0)
     parser.add_argument("--test-files", type=int, default=20)
     parser.add_argument("--ablations", action="store_true")
+    parser.add_argument("--snr", nargs=2, type=float, default=SNR_DB, metavar=("LOW", "HIGH"),
+                        help="event SNR range in dB over the speech bed (a diagnosis: how much "
+                             "of the difficulty is the bed)")
     parser.add_argument("--strong", action="store_true",
                         help="also train the detector with the training soundscapes' strong labels")
     args = parser.parse_args()
@@ -75,7 +78,7 @@ def main() -> None:
     with threadpool_limits(2):
         started = time.perf_counter()
         sets = build_sets(Path(args.shared), args.work / "audio", args.seed, args.recordings,
-                          args.field_minutes, args.test_files)
+                          args.field_minutes, args.test_files, snr_db=tuple(args.snr))
         weak, test, field, clean_train, speech_train = sets
         print(f"sets built in {time.perf_counter() - started:.0f} s: training "
               f"{len(weak.paths)} x 10 s; test {len(test.paths)} x 60 s, {len(test.truth)} "
@@ -205,7 +208,7 @@ def _figures(scapes, estimated) -> dict:
 
 
 def build_sets(shared: Path, out: Path, seed: int, n_recordings: int, field_minutes: float,
-               n_test: int = 20):
+               n_test: int = 20, snr_db: tuple[float, float] = SNR_DB):
     """The development set (see the module docstring); the same for the same seed."""
     from earmark.datasets import load_dataset
     from earmark.detection.soundscapes import make_soundscapes
@@ -228,7 +231,7 @@ def build_sets(shared: Path, out: Path, seed: int, n_recordings: int, field_minu
     speech = list(rng.permutation(speech))
     speech_test, speech_train = speech[:600], speech[600:]
 
-    common = dict(snr_db=SNR_DB, background_rms_db=-35.0, background_density=6.0,
+    common = dict(snr_db=snr_db, background_rms_db=-35.0, background_density=6.0,
                   min_gap_s=0.5, allow_overlap=False, sr=22050)
     # A fifth with no event (negatives), two fifths with one, two fifths with two
     # (of which 7 in 8 hold two classes).

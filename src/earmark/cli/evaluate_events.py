@@ -29,8 +29,8 @@ def evaluate_events(
     from ..audio import info
     from ..detection.combined import event_files
     from ..detection.events import read_events
+    from ..detection.scoring import align_paths, events_frame, plot_threshold_curves, threshold_curves
     from ..detection.scoring import evaluate_events as evaluate
-    from ..detection.scoring import events_frame, plot_threshold_curves, threshold_curves
     from ..exceptions import AudioError, ParameterError
 
     if truth.suffix.lower() == ".csv":  # a plain table: the score column is optional
@@ -43,6 +43,9 @@ def evaluate_events(
     if not files:
         raise ParameterError(f"expected events files, found none in {[str(p) for p in detections]}")
     estimated = events_frame([event for file in files for event in read_events(file)])
+    reference, estimated, matched_by = align_paths(reference, estimated, base=truth.parent)
+    if matched_by != "paths" and not json_output:
+        console.print(f"recordings matched by {matched_by}", style="dim", highlight=False)
     durations = {}
     for path in set(reference["path"].dropna()) | set(estimated["path"].dropna()):
         try:

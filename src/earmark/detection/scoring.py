@@ -20,7 +20,8 @@ import pandas as pd
 
 from .metrics import event_based_scores, segment_based_scores
 
-__all__ = ["evaluate_events", "threshold_curves", "plot_threshold_curves", "events_frame"]
+__all__ = ["align_paths", "evaluate_events", "threshold_curves", "plot_threshold_curves",
+           "events_frame"]
 
 _COLUMNS = ["path", "label", "onset_s", "offset_s", "score"]
 
@@ -35,6 +36,78 @@ def events_frame(events) -> pd.DataFrame:
         if column not in frame.columns:
             frame[column] = np.nan if column == "score" else None
     return frame[_COLUMNS].reset_index(drop=True)
+
+
+def align_paths(reference, estimated, *, base=None) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """Make the recordings of a reference table and of detections comparable.
+
+    A truth table usually names its recordings relative to its own folder (``earmark
+    soundscapes`` writes ``test_000.wav``) while ``earmark detect`` writes the paths it
+    was given; compared as strings, not one event would match and every figure would
+    read 0 without saying why. Relative reference paths are read against ``base`` (the
+    truth file's folder), both sides are resolved, and where they still share no
+    recording, recordings are matched by file name when every name is unique on both
+    sides.
+
+    Parameters
+    ----------
+    reference, estimated : DataFrame or sequence of events
+        As :func:`events_frame` takes them.
+    base : path, optional
+        Folder that relative reference paths are relative to.
+
+    Returns
+    -------
+    reference, estimated : pd.DataFrame
+        With comparable ``path`` values.
+    how : str
+        ``"paths"`` or ``"file names"``.
+
+    Raises
+    ------
+    ParameterError
+        When no detected recording is one of the reference's, naming an example of each.
+
+    Examples
+    --------
+    >>> ref = [{"path": "a.wav", "label": "dog", "onset_s": 1.0, "offset_s": 2.0}]
+    >>> est = [{"path": "/data/scapes/a.wav", "label": "dog", "onset_s": 1.1, "offset_s": 2.0}]
+    >>> r, e, how = align_paths(ref, est, base="/elsewhere")
+    >>> how, r["path"].tolist() == e["path"].tolist()
+    ('file names', True)
+    """
+    from pathlib import Path
+
+    from ..exceptions import ParameterError
+
+    reference, estimated = events_frame(reference), events_frame(estimated)
+    if estimated.empty or reference.empty:
+        return reference, estimated, "paths"
+
+    def resolved(path, folder=None) -> str:
+        path = Path(str(path)).expanduser()
+        if not path.is_absolute() and folder is not None:
+            path = Path(folder) / path
+        return str(path.resolve()) if path.is_absolute() else str(path)
+
+    reference["path"] = [resolved(p, base) for p in reference["path"]]
+    estimated["path"] = [resolved(p) for p in estimated["path"]]
+    truth_paths, found_paths = set(reference["path"]), set(estimated["path"])
+    if truth_paths & found_paths:
+        return reference, estimated, "paths"
+    names = {}
+    for path in truth_paths:
+        names.setdefault(Path(path).name, []).append(path)
+    found_names = [Path(p).name for p in found_paths]
+    unique = all(len(v) == 1 for v in names.values()) and len(set(found_names)) == len(found_names)
+    if unique and set(found_names) & set(names):
+        estimated["path"] = [names.get(Path(p).name, [p])[0] for p in estimated["path"]]
+        return reference, estimated, "file names"
+    raise ParameterError(
+        "no detected recording is in the reference table: it names e.g. "
+        f"{sorted(truth_paths)[0]!r}, the detections e.g. {sorted(found_paths)[0]!r}; "
+        "give the truth table's paths relative to its folder or as the paths detect was given"
+    )
 
 
 def evaluate_events(reference, estimated, *, durations: Mapping[str, float] | None = None,
