@@ -285,7 +285,8 @@ def fit_section(name: str, bags, *, detector, pooling: str = "mean", groups=None
     if domains.shape != (len(bags),):
         raise ParameterError(f"section {name!r}: expected {len(bags)} domains, got {domains.shape}")
     names, counts = np.unique(domains, return_counts=True)
-    for domain, count in zip(names, counts):
+    names = [str(n) for n in names]
+    for domain, count in zip(names, counts.tolist()):
         if count < min_domain_items:
             raise ParameterError(
                 f"section {name!r} domain {domain!r} has {count} usable normal recording(s); "
@@ -335,13 +336,13 @@ def fit_section(name: str, bags, *, detector, pooling: str = "mean", groups=None
             where = np.flatnonzero(domains == domain)
             clip, frame = normal[where], np.concatenate([frame_normal[i] for i in where])
             clip_shift, frame_shift = float(np.median(clip)), float(np.median(frame))
-            profile.domains[str(domain)] = DomainProfile(
-                str(domain), len(where),
+            profile.domains[domain] = DomainProfile(
+                domain, len(where),
                 clip_shift=clip_shift, clip_threshold=threshold_at(clip - clip_shift, false_alarm_rate),
                 frame_shift=frame_shift,
                 frame_threshold=threshold_at(frame - frame_shift, false_alarm_rate))
     else:
-        profile.domains = {str(names[0]): DomainProfile(
-            str(names[0]), len(bags), clip_threshold=profile.clip_threshold,
+        profile.domains = {names[0]: DomainProfile(
+            names[0], len(bags), clip_threshold=profile.clip_threshold,
             frame_threshold=profile.frame_threshold)}
     return profile
