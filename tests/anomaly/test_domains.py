@@ -119,3 +119,11 @@ def test_dcase_file_names_give_domains_and_labels(philharmonia_dir, tmp_path):
     assert found == {names[0]: ("source", False), names[1]: ("target", True),
                      names[2]: ("target", False), names[3]: (None, False)}
     assert set(recordings.sections) == {"fan"} and recordings.has_domains
+
+
+def test_a_model_without_domains_scores_a_test_set_with_them(models):
+    pooled, aware, _, target_test = models
+    np.testing.assert_array_equal(pooled.score_bags(target_test[:3], domain="target"),
+                                  pooled.score_bags(target_test[:3]))
+    with pytest.raises(ParameterError, match="no domain 'pump-room'"):
+        aware.score_bags(target_test[:1], domain="pump-room")

@@ -191,8 +191,11 @@ class SectionProfile:
         A recording of unknown domain is held to the domain under which it looks most
         normal, the one whose threshold lies highest on the section's scale: never more
         false alarms than any domain's own rate, at the cost of missing some anomalies of
-        the stricter domain.
+        the stricter domain. A section fitted without domains has one, which every
+        name gets (so a model without domains scores a test set with them).
         """
+        if len(self.domains) == 1:
+            return next(iter(self.domains.values()))
         if name is None:
             key = (lambda d: d.frame_shift + d.frame_threshold) if frames else \
                 (lambda d: d.clip_shift + d.clip_threshold)
