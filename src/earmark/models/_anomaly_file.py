@@ -79,6 +79,7 @@ def anomaly_from_parts(metadata: dict, arrays: dict[str, np.ndarray], *, where: 
             n_groups=int(record.get("n_groups", 0)), out_of_fold=out_of_fold, baseline=baseline,
             domains=_domains(record, where),
         )
+        _domain_examples(profiles[record["name"]], state, where)
     identity = metadata["backend"]
     dimension = identity.get("dimension")
     for profile in profiles.values():
@@ -115,3 +116,21 @@ def _domains(record: dict, where: str) -> dict:
         profiles[entry["name"]] = DomainProfile(entry["name"], n_items,
                                                 **{k: float(v) for k, v in values.items()})
     return profiles
+
+
+def _domain_examples(profile, state: dict, where: str) -> None:
+    """The examples that tell an unnamed recording's domain; optional (without them an
+    unknown domain gets the most lenient threshold), checked when present."""
+    examples, labels = state.get("domain_examples"), state.get("domain_labels")
+    if examples is None and labels is None:
+        return
+    d = profile.detector.n_features_in_
+    examples = np.asarray(examples) if examples is not None else None
+    labels = np.asarray(labels) if labels is not None else None
+    if examples is None or labels is None or examples.ndim != 2 or examples.shape[1] != d \
+            or labels.shape != (len(examples),) or labels.dtype.kind not in "iu" \
+            or examples.dtype.kind != "f" or not np.isfinite(examples).all() \
+            or not len(labels) or labels.min() < 0 or labels.max() >= len(profile.domains):
+        raise ModelFileError(f"{where}: section {profile.name!r} has inconsistent domain examples")
+    profile.domain_examples = examples.astype(np.float64)
+    profile.domain_labels = labels.astype(np.int64)

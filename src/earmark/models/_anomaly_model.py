@@ -250,7 +250,8 @@ class AnomalyModel:
                                  f"{', '.join(self.sections)}")
         return [self.sections[str(section)]]
 
-    def score_bags(self, bags, section=None, *, domain=None, with_section: bool = False):
+    def score_bags(self, bags, section=None, *, domain=None, with_section: bool = False,
+                   with_domain: bool = False):
         """Normalised anomaly score of each recording's frame embeddings.
 
         Parameters
@@ -262,18 +263,20 @@ class AnomalyModel:
             sounds most like).
         domain : str or sequence of str, optional
             The recordings' domain (one for all, or one each; None where unknown). Scores
-            are shifted to the domain's own normal recordings. Unknown: the section's most
-            lenient domain (:meth:`earmark.anomaly.SectionProfile.domain`).
-        with_section : bool
-            Also return the section each score came from.
+            are shifted to the domain's own normal recordings. Unknown: the domain of the
+            nearest normal recording (:meth:`earmark.anomaly.SectionProfile.domain`).
+        with_section, with_domain : bool
+            Also return the section, the domain, each score came from.
 
         Returns
         -------
         scores : np.ndarray [shape=(n_bags,)]
         sections : np.ndarray [shape=(n_bags,)], if ``with_section``
+        domains : np.ndarray [shape=(n_bags,)], if ``with_domain``
         """
-        scores, sections, _ = self._score(bags, section, domain)
-        return (scores, sections) if with_section else scores
+        scores, sections, domains = self._score(bags, section, domain)
+        extra = ((sections,) if with_section else ()) + ((domains,) if with_domain else ())
+        return (scores, *extra) if extra else scores
 
     def _score(self, bags, section, domain):
         """Scores, sections and domains of each bag (see :meth:`score_bags`)."""
@@ -295,7 +298,7 @@ class AnomalyModel:
                 continue
             raw, _ = pooled_scores(profile.detector, [bags[i] for i in index], self.pooling)
             for position, item in enumerate(index):
-                kept = profile.domain(domains[item])
+                kept = profile.domain(domains[item], like=bags[item].mean(axis=0))
                 z = float(profile.normalise_clip(raw[position], kept.name))
                 if z < scores[item]:
                     scores[item], chosen[item], chosen_domain[item] = z, profile.name, kept.name
@@ -315,7 +318,8 @@ class AnomalyModel:
         section : str, optional
             Unknown: the lowest over sections, frame by frame.
         domain : str, optional
-            Unknown: each section's most lenient domain.
+            Unknown: in each section, the domain of the normal recording nearest to the
+            recording's mean frame.
 
         Returns
         -------
@@ -324,13 +328,16 @@ class AnomalyModel:
         from ._embedding_model import check_matrix
 
         X = check_matrix(X, self.backend_identity.get("dimension")).astype(np.float64)
-        scores = [p.normalise_frames(p.detector.score_samples(X), p.domain(domain, frames=True).name)
+        scores = [p.normalise_frames(p.detector.score_samples(X),
+                                     p.domain(domain, like=X.mean(axis=0), frames=True).name)
                   for p in self._profiles(section)]
         return np.min(scores, axis=0)
 
-    def frame_threshold(self, section=None, domain=None) -> float:
-        """Frame score threshold (the highest over the sections considered)."""
-        return max(p.domain(domain, frames=True).frame_threshold for p in self._profiles(section))
+    def frame_threshold(self, section=None, domain=None, *, like=None) -> float:
+        """Frame score threshold (the highest over the sections considered); ``like``: the
+        recording's mean frame embedding, to infer its domain when not given."""
+        return max(p.domain(domain, like=like, frames=True).frame_threshold
+                   for p in self._profiles(section))
 
     def segments(self, path, *, section=None, domain=None, backend=None, threshold: float | None = None,
                  median_frames: int = 1, min_duration_s: float = 0.0, merge_gap_s: float = 0.0):
@@ -352,7 +359,8 @@ class AnomalyModel:
         backend = backend if backend is not None else self.backend()
         frames = embed_file(backend, path)
         scores = self.frame_scores(frames.X, section, domain)
-        level = self.frame_threshold(section, domain) if threshold is None else float(threshold)
+        level = self.frame_threshold(section, domain, like=frames.X.mean(axis=0)) \
+            if threshold is None else float(threshold)
         events = frames_to_events(scores[:, None], frames.start_s, frames.end_s, ["anomaly"],
                                   threshold=level, median_frames=median_frames,
                                   min_duration_s=min_duration_s, merge_gap_s=merge_gap_s,
@@ -451,6 +459,9 @@ class AnomalyModel:
             for name, value in profile.detector.get_state().items():
                 arrays[f"section{index}/{name}"] = value
             arrays[f"section{index}/out_of_fold"] = profile.out_of_fold
+            if profile.domain_examples is not None:
+                arrays[f"section{index}/domain_examples"] = profile.domain_examples
+                arrays[f"section{index}/domain_labels"] = profile.domain_labels
         return write_container(path, jsonable(self.metadata()), arrays=arrays)
 
     def __repr__(self) -> str:
