@@ -200,12 +200,12 @@ class SectionProfile:
         microphone or a noisier room is usually plain to hear, and DCASE 2022 does not
         say the domain at test time. (Dividing distances by each domain's own spacing,
         to favour the sparse target, told domains apart less often on the benchmark:
-        aiSFX, another microphone, 0.90 of test recordings against 0.97.) Without ``like`` (or examples), it is held to the
-        domain under which it looks most normal, the one whose threshold lies highest on
-        the section's scale: never more false alarms than any domain's own rate, at the
-        cost of missing anomalies of the stricter domain. A section fitted without
-        domains has one, which every name gets (so a model without domains scores a test
-        set with them).
+        aiSFX, another microphone, 0.90 of test recordings against 0.97.) Without
+        ``like`` (or examples), it is held to the domain under which it looks most
+        normal, the one whose threshold lies highest on the section's scale: never more
+        false alarms than any domain's own rate, at the cost of missing anomalies of the
+        stricter domain. A section fitted without domains has one, which every name gets
+        (so a model without domains scores a test set with them).
         """
         if len(self.domains) == 1:
             return next(iter(self.domains.values()))

@@ -80,8 +80,8 @@ def score(
     section: Optional[str] = typer.Option(None, "--section", "-s",
                                           help="The files' section (default: the nearest one)."),
     domain: Optional[str] = typer.Option(None, "--domain",
-                                         help="The files' domain, e.g. target (default: the "
-                                         "section's most lenient domain)."),
+                                         help="The files' domain, e.g. target (default: "
+                                         "that of the nearest normal training recording)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write .csv or .json here."),
     events_dir: Optional[Path] = typer.Option(
         None, "--events", help="Also write each file's anomalous segments (frames above the "
