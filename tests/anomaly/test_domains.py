@@ -136,3 +136,18 @@ def test_a_model_without_domains_scores_a_test_set_with_them(models):
                                   pooled.score_bags(target_test[:3]))
     with pytest.raises(ParameterError, match="no domain 'pump-room'"):
         aware.score_bags(target_test[:1], domain="pump-room")
+
+
+def test_a_file_with_inconsistent_domain_examples_is_refused(models, tmp_path):
+    from earmark.exceptions import ModelFileError
+
+    _, aware, _, _ = models
+    profile = aware.sections["default"]
+    labels = profile.domain_labels
+    try:
+        profile.domain_labels = labels + 5  # points past the two domains
+        path = aware.save(tmp_path / "bad.earmark")
+    finally:
+        profile.domain_labels = labels
+    with pytest.raises(ModelFileError, match="inconsistent domain examples"):
+        load_model(path)

@@ -24,7 +24,8 @@ source's many recordings. Measured on ``benchmarks/anomaly.py --domain-shift``: 
 detectors per domain (the target's fitted on its ten recordings alone) ranked worse,
 and pooling everything under one threshold let the false-alarm rate and the hit rate
 drift apart between domains (README, "Domain shift"). Folds are stratified by domain so
-that every fold's detector has seen some target recordings.
+that every fold's detector has seen some target recordings. A recording whose domain
+nobody gives takes the domain of its nearest normal recording (:meth:`SectionProfile.domain`).
 """
 
 from __future__ import annotations
