@@ -115,7 +115,8 @@ def evaluate(
     roc: Optional[Path] = typer.Option(None, "--roc", help="Write the ROC picture (PNG) here."),
     domain_unknown: bool = typer.Option(
         False, "--domain-unknown", help="Score without telling the model the test recordings' "
-        "domains (DCASE 2022's rule); AUC is still reported per domain."),
+        "domains (DCASE 2022's rule: each takes its nearest normal recording's); AUC is still "
+        "reported per domain."),
     backend_param: Optional[list[str]] = BackendParamOption,
     json_output: bool = JsonOption,
 ) -> None:

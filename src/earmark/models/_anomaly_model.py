@@ -412,7 +412,7 @@ class AnomalyModel:
 
         ``score`` is the normalised anomaly score (higher = more anomalous); an unreadable
         file gets ``score`` None and its ``error``. ``domain`` is the one whose threshold
-        applied (the given one, or the most lenient when not given).
+        applied (the given one, or the one inferred from the recording when not given).
         """
         paths = [str(p) for p in paths]
         scores = self.score_files(paths, backend=backend, store=store, section=section, domain=domain)
