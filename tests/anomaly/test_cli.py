@@ -87,6 +87,7 @@ def test_fit_score_evaluate(cli, sections):
     assert set(result["sections"]) == {"flute", "oboe"}
     assert 0 <= result["auc"] <= 1 and 0 <= result["pauc"] <= 1
     assert set(result["high_pass_baseline"]["sections"]) == {"flute", "oboe"}
+    assert "domains" not in result and "domains" not in result["sections"]["flute"]  # none given
     assert (sections / "roc.png").stat().st_size > 1000
 
     # `earmark explain` explains the anomaly score of a file.
@@ -108,4 +109,72 @@ def test_too_few_normal_recordings_is_one_clean_error(cli, sections):
     assert code == 2
     last = err.strip().splitlines()[-1]
     assert last.startswith("error:") and "section 'oboe' has 2 usable normal" in last
+    assert "Traceback" not in err
+
+
+def _dynamics(path):
+    return path.stem.split("_")[3]
+
+
+@pytest.fixture
+def shifted(philharmonia_dir, tmp_path):
+    """DCASE-named flute recordings: loud notes the source domain, quiet ones the target
+    (6 to train); a test manifest with a domain column, oboe notes as anomalies."""
+    flute = sorted(p for p in (philharmonia_dir / "flute").glob("*.mp3"))
+    loud = [p for p in flute if _dynamics(p) in ("forte", "fortissimo", "mezzo-forte")]
+    quiet = [p for p in flute if _dynamics(p) in ("mezzo-piano", "piano", "pianissimo")]
+    folder = tmp_path / "normal" / "flute"
+    folder.mkdir(parents=True)
+    for index, note in enumerate(loud[::2]):
+        shutil.copy(note, folder / f"section_00_source_train_normal_{index:04d}.mp3")
+    for index, note in enumerate(quiet[:6]):
+        shutil.copy(note, folder / f"section_00_target_train_normal_{index:04d}.mp3")
+    oboe = sorted((philharmonia_dir / "oboe").glob("*.mp3"))
+    rows = [{"path": str(p), "section": "flute", "domain": "source", "label": "normal"} for p in loud[1::2]]
+    rows += [{"path": str(p), "section": "flute", "domain": "target", "label": "normal"} for p in quiet[6:12]]
+    rows += [{"path": str(p), "section": "flute", "domain": "source" if _dynamics(p) != "piano" else "target",
+              "label": "anomaly"} for p in oboe[:8]]
+    with open(tmp_path / "test.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["path", "section", "domain", "label"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return tmp_path
+
+
+def test_domains_from_dcase_names_and_auc_per_domain(cli, shifted):
+    model = shifted / "m.earmark"
+    code, out, err = cli("anomaly", "fit", shifted / "normal", "-o", model, "-b", "mfcc", "--json")
+    assert code == 0, err
+    domains = {d["name"]: d for d in json.loads(out)["sections"][0]["domains"]}
+    assert domains["target"]["n_items"] == 6 and domains["source"]["n_items"] >= 6
+    assert domains["source"]["clip_threshold"] != domains["target"]["clip_threshold"]
+
+    code, out, err = cli("anomaly", "evaluate", model, shifted / "test.csv", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    per_domain = result["sections"]["flute"]["domains"]
+    assert set(per_domain) == {"source", "target"}
+    assert per_domain["target"]["n_normal"] == 6
+    assert per_domain["target"]["n_anomalous"] == per_domain["source"]["n_anomalous"] == 8
+    assert set(result["domains"]) == {"source", "target"} and 0 < result["score_hmean"] <= 1
+
+    code, out, err = cli("anomaly", "evaluate", model, shifted / "test.csv", "--domain-unknown")
+    assert code == 0, err
+    assert "  source: AUC" in err and "  target: AUC" in err and "DCASE 2022 score" in err  # the table goes to stderr
+
+    quiet = sorted((shifted / "normal" / "flute").glob("*target*"))[:2]
+    code, out, err = cli("anomaly", "score", model, *quiet, "--domain", "target", "--json")
+    assert code == 0, err
+    rows = json.loads(out)
+    assert [r["domain"] for r in rows] == ["target", "target"]
+    assert rows[0]["threshold"] == pytest.approx(domains["target"]["clip_threshold"])
+
+
+def test_too_few_target_recordings_is_one_clean_error(cli, shifted):
+    for extra in sorted((shifted / "normal" / "flute").glob("*target*"))[3:]:
+        extra.unlink()
+    code, out, err = cli("anomaly", "fit", shifted / "normal", "-o", shifted / "m.earmark", "-b", "mfcc")
+    assert code == 2
+    last = err.strip().splitlines()[-1]
+    assert "section 'flute' domain 'target' has 3 usable normal" in last
     assert "Traceback" not in err

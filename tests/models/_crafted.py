@@ -221,6 +221,11 @@ def nan_section_statistics(metadata):
     metadata["sections"][0]["clip_spread"] = float("nan")
 
 
+def nan_domain_threshold(metadata):
+    """An anomaly model whose domain threshold is NaN: the domain would flag nothing."""
+    metadata["sections"][0]["domains"][0]["clip_threshold"] = float("nan")
+
+
 def nan_normal_set(arrays):
     arrays["section0/normal_"] = arrays["section0/normal_"].copy()
     arrays["section0/normal_"][0, 0] = np.nan

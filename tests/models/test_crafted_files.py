@@ -138,6 +138,8 @@ def _cases(sources: dict, directory: Path) -> dict[str, Path]:
                                                 c.nan_normal_set),
         "anomaly-wrong-shape": c.with_arrays(sources["anomaly"], directory / "anomaly-shape.earmark",
                                              c.narrow_normal_set),
+        "anomaly-nan-domain-threshold": c.with_arrays(sources["anomaly"], directory / "anomaly-domain.earmark",
+                                                      change_metadata=c.nan_domain_threshold),
     }
     cases["not-a-zip"].write_text("just text")
     # NaN weights in the logistic regression's coefficients, hash made to match.
@@ -201,6 +203,7 @@ CASES = [
     "network-prototype-class", "network-wrong-shape", "network-wrong-shape-metadata-agrees",
     "network-absurd-patches", "not-a-zip", "truncated-0.1", "truncated-0.5", "truncated-0.9",
     "truncated-0.999", "anomaly-nan-statistics", "anomaly-nan-normal-set", "anomaly-wrong-shape",
+    "anomaly-nan-domain-threshold",
 ]
 
 

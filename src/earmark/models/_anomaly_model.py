@@ -5,7 +5,10 @@ recorder), a one-class detector fitted on the frame embeddings of its normal
 recordings, the normalisation of its scores and its thresholds
 (:class:`earmark.anomaly.SectionProfile`). Scores are normalised per section, so 0 is a
 typical normal recording and the threshold sits where the chosen fraction of held-out
-normal recordings lies above it.
+normal recordings lies above it. A section's recordings may come from several domains
+(DCASE's source and target conditions): one detector per section still, but each domain
+has its own location and threshold (:class:`earmark.anomaly.DomainProfile`), used when a
+recording's domain is given.
 
 Saved in the one file format as plain arrays (``arrays.npz``: every detector's fitted
 arrays) and ``model.json`` (sections, normalisation, thresholds, backend identity); no
@@ -21,18 +24,18 @@ from typing import Any
 
 import numpy as np
 
-from ..exceptions import ModelFileError, ParameterError
+from ..exceptions import ParameterError
 from ..files import jsonable
 from ._prediction import FileScores
 
-__all__ = ["AnomalyModel", "KIND", "anomaly_from_parts", "anomaly_defaults"]
+__all__ = ["AnomalyModel", "KIND", "anomaly_defaults"]
 
 KIND = "anomaly"
 LABELS = ("normal", "anomalous")
 #: What ``earmark anomaly fit`` uses when not told: the best combination on the
 #: development benchmark (``benchmarks/anomaly.py``; README, "Anomalous sounds").
 DEFAULTS = {"backend": "aisfx", "detector": "pca", "pooling": "mean"}
-_PROFILE_NUMBERS = ("clip_location", "clip_spread", "clip_threshold", "frame_location",
+PROFILE_NUMBERS = ("clip_location", "clip_spread", "clip_threshold", "frame_location",
                     "frame_spread", "frame_threshold")
 
 
@@ -88,8 +91,8 @@ class AnomalyModel:
 
     # ------------------------------------------------------------------ fitting
     @classmethod
-    def fit_bags(cls, bags, sections=None, groups=None, *, backend, detector: str = "knn",
-                 pooling: str = "mean", false_alarm_rate: float = 0.1,
+    def fit_bags(cls, bags, sections=None, groups=None, *, backend, domains=None,
+                 detector: str = "knn", pooling: str = "mean", false_alarm_rate: float = 0.1,
                  min_items: int | None = None, notes=(), **detector_params) -> "AnomalyModel":
         """Fit from the frame embeddings of normal recordings.
 
@@ -102,6 +105,11 @@ class AnomalyModel:
             Recordings held out together when thresholds are set (a machine, a recorder).
         backend : Backend or dict
             The backend (or its identity) that made the embeddings.
+        domains : array-like [shape=(n_bags,)], optional
+            Domain of each recording (``"source"``, ``"target"``; None or empty:
+            ``"source"``). Each domain of a section gets its own location and threshold;
+            one with fewer than :data:`earmark.anomaly.MIN_DOMAIN_ITEMS` recordings is
+            refused by section and domain.
         detector : {"knn", "gaussian", "mixture", "pca"}
         pooling : {"mean", "max", "clip"}
         false_alarm_rate : float
@@ -121,21 +129,23 @@ class AnomalyModel:
         sections = np.array(["default"] * len(bags) if sections is None else
                             [str(s) for s in sections], dtype=object)
         groups = np.arange(len(bags)) if groups is None else np.asarray(groups)
-        if sections.shape != (len(bags),) or groups.shape != (len(bags),):
-            raise ParameterError(f"expected one section and group per recording ({len(bags)})")
+        domains = np.array([None] * len(bags) if domains is None else list(domains), dtype=object)
+        if sections.shape != (len(bags),) or groups.shape != (len(bags),) or domains.shape != (len(bags),):
+            raise ParameterError(f"expected one section, group and domain per recording ({len(bags)})")
         template = make_detector(detector, **detector_params)
         profiles = {}
         for name in sorted(set(sections.tolist())):
             where = np.flatnonzero(sections == name)
             profiles[name] = fit_section(
                 name, [bags[i] for i in where], detector=template, pooling=pooling,
-                groups=groups[where], false_alarm_rate=false_alarm_rate,
+                groups=groups[where], domains=domains[where], false_alarm_rate=false_alarm_rate,
                 min_items=MIN_NORMAL_ITEMS if min_items is None else min_items,
             )
         training = {
             "n_items": len(bags),
             "n_frames": int(sum(len(bag) for bag in bags)),
-            "sections": {name: {"n_items": p.n_items, "n_frames": p.n_frames, "n_groups": p.n_groups}
+            "sections": {name: {"n_items": p.n_items, "n_frames": p.n_frames, "n_groups": p.n_groups,
+                                "domains": {d.name: d.n_items for d in p.domains.values()}}
                          for name, p in profiles.items()},
             "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "earmark_version": __version__,
@@ -146,14 +156,14 @@ class AnomalyModel:
                    false_alarm_rate=false_alarm_rate, training=training)
 
     @classmethod
-    def fit_files(cls, paths, sections=None, groups=None, *, backend, progress: bool = False,
-                  **kwargs) -> "AnomalyModel":
+    def fit_files(cls, paths, sections=None, groups=None, *, backend, domains=None,
+                  progress: bool = False, **kwargs) -> "AnomalyModel":
         """Fit from normal audio files; unreadable files are skipped and named.
 
         Parameters
         ----------
         paths : list of str or Path
-        sections, groups : array-like, optional
+        sections, groups, domains : array-like, optional
             As for :meth:`fit_bags`, one per path.
         backend : Backend
         **kwargs
@@ -177,7 +187,7 @@ class AnomalyModel:
         def keep(values):
             return None if values is None else np.asarray(values, dtype=object)[ok]
 
-        model = cls.fit_bags(bags, keep(sections), keep(groups), backend=backend,
+        model = cls.fit_bags(bags, keep(sections), keep(groups), backend=backend, domains=keep(domains),
                              notes=kwargs.pop("notes", ()) + tuple(notes), **kwargs)
         model.fit_baseline([p for p, good in zip(paths, ok) if good], keep(sections))
         return model
@@ -240,7 +250,8 @@ class AnomalyModel:
                                  f"{', '.join(self.sections)}")
         return [self.sections[str(section)]]
 
-    def score_bags(self, bags, section=None, *, with_section: bool = False):
+    def score_bags(self, bags, section=None, *, domain=None, with_section: bool = False,
+                   with_domain: bool = False):
         """Normalised anomaly score of each recording's frame embeddings.
 
         Parameters
@@ -250,45 +261,55 @@ class AnomalyModel:
             The recordings' section (one for all, or one each). Unknown: each recording
             is scored against every section and keeps its lowest score (the section it
             sounds most like).
-        with_section : bool
-            Also return the section each score came from.
+        domain : str or sequence of str, optional
+            The recordings' domain (one for all, or one each; None where unknown). Scores
+            are shifted to the domain's own normal recordings. Unknown: the domain of the
+            nearest normal recording (:meth:`earmark.anomaly.SectionProfile.domain`).
+        with_section, with_domain : bool
+            Also return the section, the domain, each score came from.
 
         Returns
         -------
         scores : np.ndarray [shape=(n_bags,)]
         sections : np.ndarray [shape=(n_bags,)], if ``with_section``
+        domains : np.ndarray [shape=(n_bags,)], if ``with_domain``
         """
+        scores, sections, domains = self._score(bags, section, domain)
+        extra = ((sections,) if with_section else ()) + ((domains,) if with_domain else ())
+        return (scores, *extra) if extra else scores
+
+    def _score(self, bags, section, domain):
+        """Scores, sections and domains of each bag (see :meth:`score_bags`)."""
         from ..anomaly import pooled_scores
         from ._embedding_model import check_matrix
 
         dimension = self.backend_identity.get("dimension")
         bags = [check_matrix(bag, dimension).astype(np.float64) for bag in bags]
-        if section is not None and not isinstance(section, str) and np.ndim(section) == 1:
-            per = np.asarray([str(s) for s in section], dtype=object)
-            if per.shape != (len(bags),):
-                raise ParameterError(f"expected {len(bags)} sections, got {per.shape[0]}")
-        else:
-            per = None
-        candidates = [self._profiles(None if per is not None else section)]
+        per = _per_item(section, len(bags), "sections")
+        domains = _per_item(domain, len(bags), "domains")
+        if domains is None:
+            domains = np.array([domain] * len(bags), dtype=object)
         scores = np.full(len(bags), np.inf)
         chosen = np.empty(len(bags), dtype=object)
-        for profile in candidates[0]:
+        chosen_domain = np.empty(len(bags), dtype=object)
+        for profile in self._profiles(None if per is not None else section):
             index = np.arange(len(bags)) if per is None else np.flatnonzero(per == profile.name)
             if not len(index):
                 continue
             raw, _ = pooled_scores(profile.detector, [bags[i] for i in index], self.pooling)
-            z = profile.normalise_clip(raw)
-            better = z < scores[index]
-            scores[index[better]] = z[better]
-            chosen[index[better]] = profile.name
+            for position, item in enumerate(index):
+                kept = profile.domain(domains[item], like=bags[item].mean(axis=0))
+                z = float(profile.normalise_clip(raw[position], kept.name))
+                if z < scores[item]:
+                    scores[item], chosen[item], chosen_domain[item] = z, profile.name, kept.name
         if per is not None:
             missing = sorted(set(per.tolist()) - set(self.sections))
             if missing:
                 raise ParameterError(f"the model has no section {missing[0]!r}; it has "
                                      f"{', '.join(self.sections)}")
-        return (scores, chosen) if with_section else scores
+        return scores, chosen, chosen_domain
 
-    def frame_scores(self, X, section=None) -> np.ndarray:
+    def frame_scores(self, X, section=None, domain=None) -> np.ndarray:
         """Normalised anomaly score of each frame of one recording.
 
         Parameters
@@ -296,6 +317,9 @@ class AnomalyModel:
         X : np.ndarray [shape=(n_frames, dimension)]
         section : str, optional
             Unknown: the lowest over sections, frame by frame.
+        domain : str, optional
+            Unknown: in each section, the domain of the normal recording nearest to the
+            recording's mean frame.
 
         Returns
         -------
@@ -304,14 +328,18 @@ class AnomalyModel:
         from ._embedding_model import check_matrix
 
         X = check_matrix(X, self.backend_identity.get("dimension")).astype(np.float64)
-        scores = [p.normalise_frames(p.detector.score_samples(X)) for p in self._profiles(section)]
+        scores = [p.normalise_frames(p.detector.score_samples(X),
+                                     p.domain(domain, like=X.mean(axis=0), frames=True).name)
+                  for p in self._profiles(section)]
         return np.min(scores, axis=0)
 
-    def frame_threshold(self, section=None) -> float:
-        """Frame score threshold (the highest over the sections considered)."""
-        return max(p.frame_threshold for p in self._profiles(section))
+    def frame_threshold(self, section=None, domain=None, *, like=None) -> float:
+        """Frame score threshold (the highest over the sections considered); ``like``: the
+        recording's mean frame embedding, to infer its domain when not given."""
+        return max(p.domain(domain, like=like, frames=True).frame_threshold
+                   for p in self._profiles(section))
 
-    def segments(self, path, *, section=None, backend=None, threshold: float | None = None,
+    def segments(self, path, *, section=None, domain=None, backend=None, threshold: float | None = None,
                  median_frames: int = 1, min_duration_s: float = 0.0, merge_gap_s: float = 0.0):
         """Anomalous stretches of a (long) recording, as events labelled ``"anomaly"``.
 
@@ -330,8 +358,9 @@ class AnomalyModel:
 
         backend = backend if backend is not None else self.backend()
         frames = embed_file(backend, path)
-        scores = self.frame_scores(frames.X, section)
-        level = self.frame_threshold(section) if threshold is None else float(threshold)
+        scores = self.frame_scores(frames.X, section, domain)
+        level = self.frame_threshold(section, domain, like=frames.X.mean(axis=0)) \
+            if threshold is None else float(threshold)
         events = frames_to_events(scores[:, None], frames.start_s, frames.end_s, ["anomaly"],
                                   threshold=level, median_frames=median_frames,
                                   min_duration_s=min_duration_s, merge_gap_s=merge_gap_s,
@@ -346,11 +375,12 @@ class AnomalyModel:
         return from_identity(self.backend_identity, params=params, strict=strict, source=source)
 
     def score_files(self, paths, *, store=None, backend=None, progress: bool = False,
-                    section=None) -> FileScores:
+                    section=None, domain=None) -> FileScores:
         """Scores of audio files for :func:`~earmark.models.predict_files`.
 
-        ``P`` is one-hot (``anomalous`` where the score reaches the section's threshold);
-        each prediction's extras hold ``anomaly_score``, ``threshold`` and ``section``.
+        ``P`` is one-hot (``anomalous`` where the score reaches the threshold of the
+        section and domain); each prediction's extras hold ``anomaly_score``,
+        ``threshold``, ``section`` and ``domain``.
         """
         from ..pipeline import frame_bags
 
@@ -363,32 +393,37 @@ class AnomalyModel:
             errors[index] = f"{paths[index]}: {next(failed, 'could not be read')}"
         if section is not None and not isinstance(section, str):
             section = np.asarray(section, dtype=object)[ok]
+        if domain is not None and not isinstance(domain, str):
+            domain = np.asarray(domain, dtype=object)[ok]
         if not bags:
             return FileScores(np.zeros((0, 2)), ok, errors, extra=[], has_proba=False)
-        scores, chosen = self.score_bags(bags, section, with_section=True)
-        thresholds = np.array([self.sections[name].clip_threshold for name in chosen])
+        scores, chosen, domains = self._score(bags, section, domain)
+        thresholds = np.array([self.sections[name].domains[d].clip_threshold
+                               for name, d in zip(chosen, domains)])
         anomalous = scores >= thresholds
         P = np.stack([~anomalous, anomalous], axis=1).astype(np.float64)
         extra = [{"anomaly_score": float(s), "threshold": float(t), "section": str(name),
-                  "anomalous": bool(a)}
-                 for s, t, name, a in zip(scores, thresholds, chosen, anomalous)]
+                  "domain": str(d), "anomalous": bool(a)}
+                 for s, t, name, d, a in zip(scores, thresholds, chosen, domains, anomalous)]
         return FileScores(P, ok, errors, extra=extra, has_proba=False)
 
-    def score_rows(self, paths, *, section=None, backend=None, store=None) -> list[dict]:
-        """One row per file: ``path, score, anomalous, threshold, section, error``.
+    def score_rows(self, paths, *, section=None, domain=None, backend=None, store=None) -> list[dict]:
+        """One row per file: ``path, score, anomalous, threshold, section, domain, error``.
 
         ``score`` is the normalised anomaly score (higher = more anomalous); an unreadable
-        file gets ``score`` None and its ``error``.
+        file gets ``score`` None and its ``error``. ``domain`` is the one whose threshold
+        applied (the given one, or the one inferred from the recording when not given).
         """
         paths = [str(p) for p in paths]
-        scores = self.score_files(paths, backend=backend, store=store, section=section)
+        scores = self.score_files(paths, backend=backend, store=store, section=section, domain=domain)
         extras = iter(scores.extra or [])
         rows = []
         for path, ok, error in zip(paths, scores.ok, scores.errors):
             extra = next(extras) if ok else {}
             rows.append({"path": path, "score": extra.get("anomaly_score"),
                          "anomalous": extra.get("anomalous"), "threshold": extra.get("threshold"),
-                         "section": extra.get("section"), "error": error})
+                         "section": extra.get("section"), "domain": extra.get("domain"),
+                         "error": error})
         return rows
 
     # ------------------------------------------------------------------ saving
@@ -404,9 +439,12 @@ class AnomalyModel:
             "false_alarm_rate": self.false_alarm_rate,
             "backend": self.backend_identity,
             "sections": [
-                {"name": p.name, **{key: float(getattr(p, key)) for key in _PROFILE_NUMBERS},
+                {"name": p.name, **{key: float(getattr(p, key)) for key in PROFILE_NUMBERS},
                  "n_items": p.n_items, "n_frames": p.n_frames, "n_groups": p.n_groups,
-                 "baseline": p.baseline}
+                 "baseline": p.baseline,
+                 "domains": [{"name": d.name, "n_items": d.n_items,
+                              **{key: float(getattr(d, key)) for key in d.NUMBERS}}
+                             for d in p.domains.values()]}
                 for p in self.sections.values()
             ],
             "training": self.training,
@@ -421,6 +459,9 @@ class AnomalyModel:
             for name, value in profile.detector.get_state().items():
                 arrays[f"section{index}/{name}"] = value
             arrays[f"section{index}/out_of_fold"] = profile.out_of_fold
+            if profile.domain_examples is not None:
+                arrays[f"section{index}/domain_examples"] = profile.domain_examples
+                arrays[f"section{index}/domain_labels"] = profile.domain_labels
         return write_container(path, jsonable(self.metadata()), arrays=arrays)
 
     def __repr__(self) -> str:
@@ -428,72 +469,11 @@ class AnomalyModel:
                 f"backend={self.backend_identity.get('backend')!r}, sections={list(self.sections)})")
 
 
-def anomaly_from_parts(metadata: dict, arrays: dict[str, np.ndarray], *, where: str) -> AnomalyModel:
-    """Build from a file's checked metadata and arrays (the reader's last step).
-
-    Raises
-    ------
-    ModelFileError
-        Unknown detector or pooling, missing or non-finite numbers, arrays whose shapes
-        do not match, sections that are not a list of named profiles.
-    """
-    from ..anomaly import DETECTORS, POOLINGS, SectionProfile
-
-    detector = metadata.get("detector")
-    if detector not in DETECTORS:
-        raise ModelFileError(f"{where}: unknown anomaly detector {detector!r}")
-    if metadata.get("pooling") not in POOLINGS:
-        raise ModelFileError(f"{where}: unknown pooling {metadata.get('pooling')!r}")
-    rate = metadata.get("false_alarm_rate")
-    if not isinstance(rate, (int, float)) or not 0 < rate < 1:
-        raise ModelFileError(f"{where}: false_alarm_rate {rate!r} is not in (0, 1)")
-    if list(metadata.get("classes", [])) != list(LABELS):
-        raise ModelFileError(f"{where}: an anomaly model's classes must be {list(LABELS)}")
-    params = metadata.get("detector_params") or {}
-    cls = DETECTORS[detector]
-    if not isinstance(params, dict) or not set(params) <= set(cls().get_params()):
-        raise ModelFileError(f"{where}: detector parameters {params!r} are not {detector}'s")
-    sections = metadata.get("sections")
-    if not isinstance(sections, list) or not sections:
-        raise ModelFileError(f"{where}: an anomaly model without sections")
-    profiles = {}
-    for index, record in enumerate(sections):
-        if not isinstance(record, dict) or not isinstance(record.get("name"), str):
-            raise ModelFileError(f"{where}: section {index} is not a named profile")
-        numbers = {key: record.get(key) for key in _PROFILE_NUMBERS}
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
-                   for v in numbers.values()) or numbers["clip_spread"] <= 0 or numbers["frame_spread"] <= 0:
-            raise ModelFileError(f"{where}: section {record['name']!r} has missing or non-finite "
-                                 f"normal-set statistics")
-        prefix = f"section{index}/"
-        state = {key[len(prefix):]: value for key, value in arrays.items() if key.startswith(prefix)}
-        try:
-            fitted = cls.from_state(params, state)
-        except (ParameterError, TypeError) as error:
-            raise ModelFileError(f"{where}: section {record['name']!r}: {error}") from None
-        out_of_fold = np.asarray(state.get("out_of_fold", np.zeros(0)), dtype=np.float64)
-        baseline = record.get("baseline")
-        if baseline is not None:
-            from ..anomaly import CUTOFFS_HZ
-
-            values = [baseline.get(k) if isinstance(baseline, dict) else None
-                      for k in ("cutoff_hz", "mean", "std")]
-            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
-                       for v in values) or values[0] not in CUTOFFS_HZ or values[2] <= 0:
-                raise ModelFileError(f"{where}: section {record['name']!r} has an invalid baseline")
-        profiles[record["name"]] = SectionProfile(
-            name=record["name"], detector=fitted, **{k: float(v) for k, v in numbers.items()},
-            n_items=int(record.get("n_items", 0)), n_frames=int(record.get("n_frames", 0)),
-            n_groups=int(record.get("n_groups", 0)), out_of_fold=out_of_fold, baseline=baseline,
-        )
-    identity = metadata["backend"]
-    dimension = identity.get("dimension")
-    for profile in profiles.values():
-        if dimension is not None and profile.detector.n_features_in_ != dimension:
-            raise ModelFileError(f"{where}: section {profile.name!r} expects dimension "
-                                 f"{profile.detector.n_features_in_}, the backend gives {dimension}")
-    model = AnomalyModel(profiles, backend_identity=identity, detector=detector,
-                         detector_params=params, pooling=metadata["pooling"],
-                         false_alarm_rate=float(rate), training=metadata.get("training") or {})
-    model.source_ = where
-    return model
+def _per_item(values, n: int, what: str):
+    """``values`` as one entry per item when it is a sequence; None when it is one value."""
+    if values is None or isinstance(values, str) or np.ndim(values) != 1:
+        return None
+    per = np.asarray([None if v is None else str(v) for v in values], dtype=object)
+    if per.shape != (n,):
+        raise ParameterError(f"expected {n} {what}, got {per.shape[0]}")
+    return per

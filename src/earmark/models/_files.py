@@ -124,7 +124,7 @@ def load_model(path, *, limits: Limits = Limits()):
         return trained_network_from_parts(metadata, read_npz(members[ARRAYS], limits=limits, where=where),
                                           where=where)
     if metadata["kind"] == "anomaly":
-        from ._anomaly_model import anomaly_from_parts
+        from ._anomaly_file import anomaly_from_parts
 
         _check_backend(metadata.get("backend"), where)
         if ARRAYS not in members:
