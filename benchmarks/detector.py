@@ -167,6 +167,7 @@ def _chosen(postprocessing) -> str:
 def _detect(model, scapes, frames, *, default: bool):
     """Events of each file as `earmark detect` writes them with defaults (scores on the
     whole file at once: the same as streaming, which tests/detection checks)."""
+    from earmark.detection.boundaries import refine_boundaries
     from earmark.detection.events import frames_to_events, median_frames_for, window_cells
     from earmark.detection.postprocessing import resolve_postprocessing
 
@@ -184,14 +185,30 @@ def _detect(model, scapes, frames, *, default: bool):
         if settings["cells"] is not None:
             rows = window_cells(*rows, reduce=settings["cells"])
         hop_s = float(np.median(np.diff(start_s)))
-        for event in frames_to_events(
+        events = frames_to_events(
             *rows, classes, threshold=settings["threshold"],
             median_frames=median_frames_for(settings["median_s"], hop_s),
             min_duration_s=settings["min_duration_s"], merge_gap_s=settings["merge_gap_s"],
-        ):
+        )
+        if settings["boundaries"] == "level" and not default:
+            level, bin_s = _level(path)
+            events = refine_boundaries(events, level, bin_s=bin_s, search_s=hop_s)
+        for event in events:
             out.append({"path": path, "label": event.label, "onset_s": event.onset_s,
                         "offset_s": event.offset_s})
     return pd.DataFrame(out, columns=["path", "label", "onset_s", "offset_s"])
+
+
+def _level(path) -> tuple:
+    """The file's level track and bin width, as `earmark detect` keeps them."""
+    import soundfile as sf
+
+    from earmark.detection.boundaries import LevelTrack
+
+    y, sr = sf.read(path, dtype="float32", always_2d=True)
+    track = LevelTrack(sr)
+    track.add(y.mean(axis=1))
+    return track.result(), track.bin_s
 
 
 def _figures(scapes, estimated) -> dict:

@@ -50,6 +50,13 @@ def detect(
         "not stretched by a window on each side. Default: learned, else runs of whole "
         "windows; 'none' for whole windows.",
     ),
+    boundaries: Optional[str] = typer.Option(
+        None, "--boundaries",
+        help="level: move each onset and offset (within one hop) to where the recording's "
+        "level crosses halfway between its background and the event's peak, where the event "
+        "stands 12 dB above the loud end of its background; frames: where the scores put them. "
+        "Default level.",
+    ),
     window_s: Optional[float] = typer.Option(
         None, "--window", help="Window in seconds (default: the backend's window)."
     ),
@@ -101,6 +108,7 @@ def detect(
     settings = resolve_postprocessing(
         getattr(model, "postprocessing", None), threshold=_thresholds(thresholds),
         median_s=median_s, min_duration_s=min_duration_s, merge_gap_s=merge_gap_s, cells=cells,
+        boundaries=boundaries,
     )
     paths = expand(files)
     target = output_dir(out_dir)

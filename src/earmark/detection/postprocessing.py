@@ -96,15 +96,17 @@ def check_postprocessing(value, classes: Sequence[str]) -> dict[str, Any]:
 
 
 def resolve_postprocessing(learned, *, threshold=None, median_s=None, min_duration_s=None,
-                           merge_gap_s=None, cells=None) -> dict[str, Any]:
+                           merge_gap_s=None, cells=None, boundaries=None) -> dict[str, Any]:
     """Detection settings: what the user gave, else what the model learned, else defaults.
 
     Parameters
     ----------
     learned : dict or None
         A model's ``postprocessing`` (:func:`check_postprocessing`), or None.
-    threshold, median_s, min_duration_s, merge_gap_s, cells
-        The user's values; ``None`` for "not given". ``cells="none"`` asks for whole
+    threshold, median_s, min_duration_s, merge_gap_s, cells, boundaries
+        The user's values; ``None`` for "not given" (``boundaries`` then ``"level"``:
+        onsets and offsets refined on the recording's level,
+        :mod:`earmark.detection.boundaries`). ``cells="none"`` asks for whole
         windows even where the model learned cells. A threshold mapping with ``"*"``
         replaces the learned thresholds; one that names classes only overrides those.
 
@@ -116,7 +118,7 @@ def resolve_postprocessing(learned, *, threshold=None, median_s=None, min_durati
     Examples
     --------
     >>> resolve_postprocessing(None)
-    {'threshold': 0.5, 'median_s': 0.0, 'min_duration_s': 0.0, 'merge_gap_s': 0.0, 'cells': None}
+    {'threshold': 0.5, 'median_s': 0.0, 'min_duration_s': 0.0, 'merge_gap_s': 0.0, 'cells': None, 'boundaries': 'level'}
     >>> learned = {"thresholds": {"a": 0.3, "b": 0.7}, "median_s": 1.0,
     ...            "min_duration_s": 0.5, "merge_gap_s": 0.0, "cells": "min"}
     >>> resolve_postprocessing(learned, threshold={"b": 0.9}, cells="none")["threshold"]
@@ -137,7 +139,8 @@ def resolve_postprocessing(learned, *, threshold=None, median_s=None, min_durati
         cells = None
     return {"threshold": threshold, "median_s": pick(median_s, "median_s"),
             "min_duration_s": pick(min_duration_s, "min_duration_s"),
-            "merge_gap_s": pick(merge_gap_s, "merge_gap_s"), "cells": cells}
+            "merge_gap_s": pick(merge_gap_s, "merge_gap_s"), "cells": cells,
+            "boundaries": boundaries or learned.get("boundaries", "level")}
 
 
 def _number(value) -> bool:
