@@ -55,15 +55,18 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
     batch_size : int
     learning_rate, weight_decay : float, optional
         AdamW's (default: the architecture's).
-    mixup : float
-        Beta parameter of mixup (0: none).
-    masks : int
-        SpecAugment-style time and frequency masks per clip.
+    mixup : float, optional
+        Beta parameter of mixup (0: none; default: the architecture's, none for the
+        networks from scratch).
+    masks : int, optional
+        SpecAugment-style time and frequency masks per clip (default: the
+        architecture's, none for the networks from scratch).
     crop : float, optional
         Fraction of the clip's length each training crop keeps (default: the
         architecture's).
     patience : int, optional
-        Epochs without a better validation loss before stopping (default: the
+        Epochs without a better validation accuracy (or, at equal accuracy, loss) before
+        stopping, counted after the first quarter of the epochs (default: the
         architecture's).
     validation_size : float
         Share of the training items (whole groups) held out for early stopping.
@@ -98,8 +101,8 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
     """
 
     def __init__(self, architecture: str = "vgg-small", *, input_shape=None, epochs=None,
-                 batch_size: int = 32, learning_rate=None, weight_decay=None, mixup: float = 0.2,
-                 masks: int = 2, crop=None, patience=None, validation_size: float = 0.2,
+                 batch_size: int = 32, learning_rate=None, weight_decay=None, mixup=None,
+                 masks=None, crop=None, patience=None, validation_size: float = 0.2,
                  n_threads: int = 2, random_state=0):  # fmt: skip
         self.architecture = architecture
         self.input_shape = input_shape
@@ -176,7 +179,9 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
                 epochs=int(self.epochs or spec.epochs), batch_size=int(self.batch_size),
                 learning_rate=float(self.learning_rate or spec.learning_rate),
                 weight_decay=float(spec.weight_decay if self.weight_decay is None else self.weight_decay),
-                mixup=float(self.mixup), masks=int(self.masks), crop=float(self.crop or spec.crop),
+                mixup=float(spec.mixup if self.mixup is None else self.mixup),
+                masks=int(spec.masks if self.masks is None else self.masks),
+                crop=float(self.crop or spec.crop),
                 gain=_GAIN_DB / self.scale_ if spec.frontend == "log-mel" else 0.0,
                 patience=int(self.patience or spec.patience), seed=seed,
             )  # fmt: skip
@@ -199,11 +204,11 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
                 raise ParameterError(f"expected {name} to be an integer >= 1, got {value!r}")
         if self.epochs is not None and (not isinstance(self.epochs, Integral) or self.epochs < 1):
             raise ParameterError(f"expected epochs >= 1 or None, got {self.epochs!r}")
-        if not isinstance(self.masks, Integral) or self.masks < 0:
+        if self.masks is not None and (not isinstance(self.masks, Integral) or self.masks < 0):
             raise ParameterError(f"expected masks >= 0, got {self.masks!r}")
         for name, low, high in (("mixup", 0.0, 10.0), ("crop", 0.05, 1.0), ("validation_size", 0.0, 0.5)):
             value = getattr(self, name)
-            if name == "crop" and value is None:
+            if name in ("crop", "mixup") and value is None:
                 continue
             if not isinstance(value, Real) or not low <= value <= high:
                 raise ParameterError(f"expected {name} in {low}..{high}, got {value!r}")
