@@ -592,6 +592,16 @@ def _inner_folds(codes, groups, random_state) -> list:
     )
 
 
+def _platt_targets(codes, n_classes: int) -> np.ndarray:
+    """One-hot targets with Platt's smoothing: the true class gets ``(n + 1) / (n + 2)``
+    of the weight, the rest shared out, [shape=(n, n_classes)]."""
+    n = len(codes)
+    smoothing = 1.0 / (n + 2)
+    targets = np.full((n, n_classes), smoothing / n_classes)
+    targets[np.arange(n), codes] += 1.0 - smoothing
+    return targets
+
+
 def _fit_temperature(S, codes) -> float:
     """The temperature minimising held-out cross-entropy against Platt-style targets:
     the true class gets ``(n + 1) / (n + 2)`` of the weight rather than all of it, so
@@ -599,10 +609,7 @@ def _fit_temperature(S, codes) -> float:
     temperature to zero and every answer to exactly 1.0."""
     from scipy.optimize import minimize_scalar
 
-    n, n_classes = S.shape
-    smoothing = 1.0 / (n + 2)
-    targets = np.full((n, n_classes), smoothing / n_classes)
-    targets[np.arange(n), codes] += 1.0 - smoothing
+    targets = _platt_targets(codes, S.shape[1])
     spread = float(np.std(S)) or 1.0
 
     def loss(log_t):
@@ -622,10 +629,7 @@ def _fit_smoothed_temperature(S, codes) -> np.ndarray:
     as :func:`_fit_temperature`), searched in log space from a light smoothing."""
     from scipy.optimize import minimize
 
-    n, n_classes = S.shape
-    smoothing = 1.0 / (n + 2)
-    targets = np.full((n, n_classes), smoothing / n_classes)
-    targets[np.arange(n), codes] += 1.0 - smoothing
+    targets = _platt_targets(codes, S.shape[1])
 
     def loss(params):
         alpha, temperature = np.exp(np.clip(params, -12.0, 8.0))

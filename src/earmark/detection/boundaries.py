@@ -25,6 +25,7 @@ speech is as loud as the notes, event and onset F stay at 0.040 and 0.183 (segme
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
@@ -172,11 +173,5 @@ def refine_boundaries(
         if offset <= onset:
             refined.append(event)
             continue
-        refined.append(_moved(event, onset, offset))
+        refined.append(replace(event, onset_s=float(onset), offset_s=float(offset)))
     return refined
-
-
-def _moved(event: Event, onset_s: float, offset_s: float) -> Event:
-    from dataclasses import replace
-
-    return replace(event, onset_s=float(onset_s), offset_s=float(offset_s))
