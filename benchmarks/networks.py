@@ -101,18 +101,31 @@ def _cached_inputs(manifest, dataset, architecture, steps=None):
 
 
 def curve(dataset: str, families: list[str], *, sizes=(1, 2, 4, 8, 16, "all"), draws: int = 1,
-          n_splits: int = 3, steps=None, tag: str = "", **params) -> None:
-    """The few-data study: one learning curve per family on the same splits and draws."""
+          n_splits: int = 3, steps=None, tag: str = "", keep: str = "", **params) -> None:
+    """The few-data study: one learning curve per family on the same splits and draws.
+
+    ``keep`` names families (comma-separated) read back from the saved JSON instead of
+    measured again, for redrawing after a change to one family: the splits and draws are
+    the same ones (seeded), so the curves stay comparable.
+    """
     from earmark.backends import get_backend
-    from earmark.curve import learning_curve
+    from earmark.curve import CurveResult, learning_curve
     from earmark.networks import family
     from earmark.pipeline import clip_embeddings
     from earmark.plots import plot_learning_curves
     from earmark.store import open_store
 
     manifest = load(dataset)
+    out = ROOT / "benchmarks" / "results"
+    saved = out / f"curve-{dataset}{tag}.json"
+    kept_names = [name for name in str(keep).split(",") if name]
+    previous = json.loads(saved.read_text()) if kept_names else {}
     curves = {}
     for name in families:
+        if name in kept_names:
+            curves[name] = CurveResult.from_dict(previous[name])
+            print(f"{name}: kept from {saved.name}", flush=True)
+            continue
         start = time.perf_counter()
         item = family(name)
         if item.architecture:
@@ -131,7 +144,6 @@ def curve(dataset: str, families: list[str], *, sizes=(1, 2, 4, 8, 16, "all"), d
         result.learner = name
         curves[name] = result
         print(result.summary(), f"({time.perf_counter() - start:.0f} s)", flush=True)
-        out = ROOT / "benchmarks" / "results"
         out.mkdir(exist_ok=True)
         (out / f"curve-{dataset}{tag}.json").write_text(json.dumps({n: c.to_dict() for n, c in curves.items()}, indent=2))
     plot_learning_curves(curves, ROOT / "docs" / f"few-data-{dataset}.png",
@@ -174,7 +186,7 @@ def main(dataset: str, architectures: list[str], steps=None, **params) -> None:
 
 if __name__ == "__main__":
     args = [a for a in sys.argv[1:] if "=" not in a]
-    params = {k: (v if k == "tag" else float(v) if "." in v else int(v))
+    params = {k: (v if k in ("tag", "keep") else float(v) if "." in v else int(v))
               for k, v in (a.split("=", 1) for a in sys.argv[1:] if "=" in a)}
     if args[0] == "curve":  # python benchmarks/networks.py curve DATASET FAMILY,FAMILY,... [k=v]
         curve(args[1], args[2].split(","), **params)

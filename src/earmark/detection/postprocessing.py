@@ -56,8 +56,9 @@ def check_postprocessing(value, classes: Sequence[str]) -> dict[str, Any]:
     value : dict
         Keys :data:`POSTPROCESSING_KEYS`; ``thresholds`` maps every class to a number
         in ``[0, 1]``; the three durations are seconds in ``[0, 3600]``; ``cells`` is
-        ``None``, ``"mean"``, ``"min"`` or ``"max"``. Other keys (``validation``) are
-        kept as they are.
+        ``None``, ``"mean"``, ``"min"`` or ``"max"``. ``calibration``, where present, is a
+        frame calibration (:func:`~earmark.detection.frame_calibration.check_frame_calibration`).
+        Other keys (``validation``) are kept as they are.
     classes : sequence of str
 
     Returns
@@ -92,7 +93,12 @@ def check_postprocessing(value, classes: Sequence[str]) -> dict[str, Any]:
     if value["cells"] not in (None, "mean", "min", "max"):
         raise ParameterError(f"expected post-processing cells None, mean, min or max, "
                              f"got {value['cells']!r}")
-    return dict(value)
+    value = dict(value)
+    if value.get("calibration") is not None:
+        from .frame_calibration import check_frame_calibration
+
+        value["calibration"] = check_frame_calibration(value["calibration"], classes)
+    return value
 
 
 def resolve_postprocessing(learned, *, threshold=None, median_s=None, min_duration_s=None,

@@ -271,20 +271,28 @@ class EarmarkModel:
         Returns
         -------
         np.ndarray [shape=(n_frames, n_classes)]
-            See :meth:`earmark.detection.mil.MILClassifier.segment_proba`.
+            See :meth:`earmark.detection.mil.MILClassifier.segment_proba`; calibrated
+            where the post-processing holds a frame calibration (a detector's,
+            :mod:`earmark.detection.frame_calibration`).
         """
         if self.kind != "frames":
             raise AttributeError(
                 f"a {self.learner!r} clip model has no segment_proba; slide it over the "
                 f"recording (earmark.detection.stream.SlidingWindows)"
             )
+        from ..detection.frame_calibration import apply_frame_calibration
+
         dimension = self.backend_identity.get("dimension")
         classifier = self.pipeline[-1]
+        calibration = (self.postprocessing or {}).get("calibration")
+        classes = [str(c) for c in self.classes_]
 
         def segment_proba(X, *, padded: bool = False) -> np.ndarray:
             if padded:
-                return classifier.segment_proba(check_matrix(X, dimension), padded=True)
-            return classifier.segment_proba(check_matrix(X, dimension))
+                scores = classifier.segment_proba(check_matrix(X, dimension), padded=True)
+            else:
+                scores = classifier.segment_proba(check_matrix(X, dimension))
+            return apply_frame_calibration(scores, calibration, classes)
 
         return segment_proba
 
