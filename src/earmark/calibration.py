@@ -73,6 +73,16 @@ AUTO_METHODS = ("temperature", "sigmoid", "isotonic")
 #: What ``method="auto"`` chooses from when the learner only gives probabilities.
 AUTO_METHODS_FOR_VOTES = ("temperature", "smoothed-temperature", "sigmoid", "isotonic")
 
+#: The fitted attributes of each map (what ``_fit_map`` sets); a fitted model keeps only
+#: its ``method_``'s.
+_MAP_ATTRIBUTES = {
+    "temperature": "temperature_",
+    "smoothed-temperature": "smoothed_",
+    "sigmoid": "sigmoid_",
+    "isotonic": "isotonic_",
+    "matrix": "matrix_",
+}
+
 # One-vs-rest probabilities are kept above this so a row never sums to zero and a
 # log-loss stays finite.
 _FLOOR = 1e-6
@@ -114,7 +124,8 @@ class CalibratedLearner(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         the copies fitted without each fold (a new item's probability is then the mean
         of the map over their scores).
     method_ : str
-        The map used (``"none"`` when there were too few items to calibrate).
+        The map used (``"none"`` when there were too few items to calibrate). Of the
+        map attributes below, only this map's is set.
     method_scores_ : dict
         Held-out log-loss of every map tried (``"raw"``: the learner's own softmax).
     temperature_ : float
@@ -205,6 +216,7 @@ class CalibratedLearner(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         estimator = self._base()
         groups = None if groups is None else np.asarray(groups)
         self.method_scores_ = {}
+        self._drop_maps()  # a previous fit's
         self._fold_models = []
         splits = self._splits(X, codes, groups)
         if self.method == "none" or splits is None:
@@ -214,6 +226,9 @@ class CalibratedLearner(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         else:
             S, known = self._heldout_scores(estimator, X, y, splits)
             self.method_ = self._choose(S, codes, groups)
+            # Every map tried on the inner folds left its attributes; keep only the
+            # chosen map's, fitted on all the held-out scores.
+            self._drop_maps()
             self._fit_map(self.method_, S, codes)
             self.heldout_proba_ = self._apply_map(self.method_, S)
             self.known_score_method_ = (
@@ -359,6 +374,10 @@ class CalibratedLearner(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
             if gap.mean() <= gap.std() / np.sqrt(len(gap)):
                 return method
         return best  # pragma: no cover - best itself is always within its own error
+
+    def _drop_maps(self) -> None:
+        for name in _MAP_ATTRIBUTES.values():
+            self.__dict__.pop(name, None)
 
     def _fit_map(self, method, S, codes) -> None:
         if method == "temperature":

@@ -167,7 +167,12 @@ def pretrained_network():
     BackendUnavailableError, BackendError
         Without the aisfx wheel, or with a checkpoint of another hash.
     """
-    backend = AisfxBackend()
+    return _checked_network(AisfxBackend())
+
+
+def _checked_network(backend: AisfxBackend):
+    """The embedding network with ``backend``'s checkpoint loaded after its SHA-256 is
+    checked, in inference mode (batch norms not folded)."""
     (path,) = backend.weights_paths()
     digest = file_sha256(path)
     if digest != CHECKPOINT_SHA256:
@@ -255,16 +260,8 @@ class AisfxBackend(Backend):
         import librosa
         import torch
 
-        (path,) = self.weights_paths()
-        digest = file_sha256(path)
-        if digest != CHECKPOINT_SHA256:
-            raise BackendError(
-                f"{path}: expected the aisfx 0.1.2 checkpoint (SHA-256 {CHECKPOINT_SHA256}), "
-                f"got SHA-256 {digest}; refusing to load it"
-            )
-        network = _embedding_network()
-        network.load_state_dict(_read_state_dict(path))
-        self._network = _fold_batch_norms(network.eval()).to(memory_format=torch.channels_last)
+        network = _fold_batch_norms(_checked_network(self))
+        self._network = network.to(memory_format=torch.channels_last)
         self._torch = torch
         self._window = torch.hann_window(_N_FFT)  # periodic, as librosa's "hann"
         # The package's librosa path: HTK mel scale, each filter scaled to unit sum.

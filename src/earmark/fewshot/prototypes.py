@@ -343,35 +343,31 @@ def _cross_fitted_nearest_distances(model, X, codes) -> tuple[np.ndarray, str]:
     if counts.max() < 2:
         return np.zeros(0), ""
     # Classes with fewer items than folds simply sit out of some folds' held-out part.
-    splits = _stratified_folds(codes, int(min(_CALIBRATION_FOLDS, counts.max())))
-    source = "held-out items"
-    state = {k: v for k, v in vars(model).items() if k.endswith("_")}
-    distances = []
-    try:
-        for train, test in splits:
-            present = np.bincount(codes[train], minlength=len(counts)) > 0
-            test = test[present[codes[test]]]
-            if len(test) == 0 or present.sum() < 1:
-                continue
-            model._fit_prototypes(X[train], codes[train])
-            Z = model._preprocess(X[test])
-            distances.append(np.sqrt(_sq_distances(Z, model.prototypes_[present]).min(axis=1)))
-    finally:
-        vars(model).update(state)
-    return (np.concatenate(distances) if distances else np.zeros(0)), source
+    D2 = _cross_fitted_sq_distances(model, X, codes, int(min(_CALIBRATION_FOLDS, counts.max())))
+    measured = np.isfinite(D2).any(axis=1)
+    return np.sqrt(D2[measured].min(axis=1)), "held-out items"
 
 
-def _cross_fitted_sq_distances(model, X, codes) -> np.ndarray:
+def _cross_fitted_sq_distances(model, X, codes, folds: int | None = None) -> np.ndarray:
     """Squared distances of each item to every prototype of a model fitted, preprocessing
     included, without the item's fold [shape=(n, n_classes)]; ``inf`` for a class the
-    fold's model did not have."""
+    fold's model did not have, and a whole row of ``inf`` for an item whose own class the
+    fold's model did not have (it is not measured).
+
+    ``folds`` defaults to as many as the smallest class allows, at most
+    ``_CALIBRATION_FOLDS`` (what the temperature is fitted on)."""
     counts = np.bincount(codes)
-    splits = _stratified_folds(codes, int(min(_CALIBRATION_FOLDS, counts.min())))
+    if folds is None:
+        folds = int(min(_CALIBRATION_FOLDS, counts.min()))
     state = {k: v for k, v in vars(model).items() if k.endswith("_")}
     D2 = np.full((len(codes), len(counts)), np.inf)
     try:
-        for train, test in splits:
-            present = np.flatnonzero(np.bincount(codes[train], minlength=len(counts)) > 0)
+        for train, test in _stratified_folds(codes, folds):
+            present = np.bincount(codes[train], minlength=len(counts)) > 0
+            test = test[present[codes[test]]]
+            if len(test) == 0:
+                continue
+            present = np.flatnonzero(present)
             model._fit_prototypes(X[train], codes[train])
             Z = model._preprocess(X[test])
             D2[np.ix_(test, present)] = _sq_distances(Z, model.prototypes_[present])
