@@ -62,6 +62,9 @@ def main() -> None:
     parser.add_argument("--snr", nargs=2, type=float, default=SNR_DB, metavar=("LOW", "HIGH"),
                         help="event SNR range in dB over the speech bed (a diagnosis: how much "
                              "of the difficulty is the bed)")
+    parser.add_argument("--bed-density", type=float, default=6.0,
+                        help="speech clips sounding at once in the bed (6: a crowded room; 1: "
+                             "one voice at a time, with pauses)")
     parser.add_argument("--strong", action="store_true",
                         help="also train the detector with the training soundscapes' strong labels")
     args = parser.parse_args()
@@ -78,7 +81,8 @@ def main() -> None:
     with threadpool_limits(2):
         started = time.perf_counter()
         sets = build_sets(Path(args.shared), args.work / "audio", args.seed, args.recordings,
-                          args.field_minutes, args.test_files, snr_db=tuple(args.snr))
+                          args.field_minutes, args.test_files, snr_db=tuple(args.snr),
+                          bed_density=args.bed_density)
         weak, test, field, clean_train, speech_train = sets
         print(f"sets built in {time.perf_counter() - started:.0f} s: training "
               f"{len(weak.paths)} x 10 s; test {len(test.paths)} x 60 s, {len(test.truth)} "
@@ -230,7 +234,7 @@ def _figures(scapes, estimated) -> dict:
 
 
 def build_sets(shared: Path, out: Path, seed: int, n_recordings: int, field_minutes: float,
-               n_test: int = 20, snr_db: tuple[float, float] = SNR_DB):
+               n_test: int = 20, snr_db: tuple[float, float] = SNR_DB, bed_density: float = 6.0):
     """The development set (see the module docstring); the same for the same seed."""
     from earmark.datasets import load_dataset
     from earmark.detection.soundscapes import make_soundscapes
@@ -253,7 +257,7 @@ def build_sets(shared: Path, out: Path, seed: int, n_recordings: int, field_minu
     speech = list(rng.permutation(speech))
     speech_test, speech_train = speech[:600], speech[600:]
 
-    common = dict(snr_db=snr_db, background_rms_db=-35.0, background_density=6.0,
+    common = dict(snr_db=snr_db, background_rms_db=-35.0, background_density=bed_density,
                   min_gap_s=0.5, allow_overlap=False, sr=22050)
     # A fifth with no event (negatives), two fifths with one, two fifths with two
     # (of which 7 in 8 hold two classes).

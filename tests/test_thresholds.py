@@ -55,3 +55,40 @@ def test_apply_and_errors():
     assert labels.tolist() == ["unknown", "b"]
     with pytest.raises(ParameterError):
         choose_thresholds(["a"], [[1.0]], ["a"])
+
+
+def test_precision_target_holds_within_each_speaker_not_only_in_the_pool():
+    """Four speakers; on one of them class b scores like a (its false alarms sit where the
+    pool's a items do). On the pool, 0.9 precision allows a low threshold; within that
+    speaker it does not, and with groups the threshold rises until it holds there too."""
+    rng = np.random.default_rng(0)
+    y, score, speaker = [], [], []
+    for s in range(4):
+        for label in ("a", "b"):
+            n = 60
+            y += [label] * n
+            speaker += [s] * n
+            if label == "a":
+                score += list(rng.uniform(0.5, 1.0, n))
+            elif s == 3:  # the speaker whose b sounds like a
+                score += list(rng.uniform(0.4, 0.8, n))
+            else:
+                score += list(rng.uniform(0.0, 0.55, n))
+    y, score, speaker = np.array(y), np.array(score), np.array(speaker)
+    proba = np.c_[score, 1 - score]
+
+    pooled = choose_thresholds(y, proba, ["a", "b"], target_precision=0.9)
+    grouped = choose_thresholds(y, proba, ["a", "b"], target_precision=0.9, groups=speaker)
+
+    def precision_within(threshold, s):
+        claimed = (score >= threshold) & (speaker == s)
+        return (y[claimed] == "a").mean()
+
+    assert precision_within(pooled.thresholds[0], 3) < 0.85
+    assert grouped.thresholds[0] > pooled.thresholds[0]
+    assert all(precision_within(grouped.thresholds[0], s) >= 0.9 for s in range(4)
+               if ((score >= grouped.thresholds[0]) & (speaker == s)).sum() >= 5)
+    # Groups that hold one class each (an instrument's dynamic) change nothing.
+    pure = np.char.add(y.astype(str), speaker.astype(str))
+    same = choose_thresholds(y, proba, ["a", "b"], target_precision=0.9, groups=pure)
+    np.testing.assert_array_equal(same.thresholds, pooled.thresholds)

@@ -247,10 +247,10 @@ class CalibratedLearner(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         if self.method_ == "none" or not self.ensemble:
             self.estimators_ = [clone(estimator).fit(X, y)]
         del self._fold_models
-        self._fit_class_thresholds(y)
+        self._fit_class_thresholds(y, groups)
         return self
 
-    def _fit_class_thresholds(self, y) -> None:
+    def _fit_class_thresholds(self, y, groups=None) -> None:
         self.class_thresholds_, self.threshold_notes_ = None, {}
         if self.target_precision is None and self.target_recall is None:
             return
@@ -266,6 +266,7 @@ class CalibratedLearner(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         chosen = choose_thresholds(
             y, self.heldout_proba_, self.classes_,
             target_precision=self.target_precision, target_recall=self.target_recall,
+            groups=groups,
         )
         self.class_thresholds_ = chosen.thresholds
         self.threshold_notes_ = {str(label): note for label, note in chosen.notes.items()}

@@ -187,8 +187,9 @@ def _evaluate_network(manifest, architecture, *, n_splits, epochs, output, json_
 
 def write_score_figures(result, target: Path, stem: str, name: str, files: dict) -> list:
     """Reliability diagram and precision/recall-against-threshold PNGs from the
-    out-of-fold probabilities; returns each class's threshold for precision 0.9 on them
-    (what ``train --target-precision 0.9`` would choose on cross-validated scores)."""
+    out-of-fold probabilities; returns each class's threshold for precision 0.9 on them,
+    pooled over the folds (``train --target-precision 0.9`` chooses on cross-validated
+    scores too, and with groups also asks the precision of each speaker or site)."""
     from ..plots import plot_operating_points, plot_reliability
     from ..thresholds import choose_thresholds, operating_curves
 
