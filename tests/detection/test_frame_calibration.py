@@ -121,3 +121,21 @@ def test_stored_calibration_is_checked_when_read_back(tmp_path):
         load_model(tmp_path / "bad.earmark")
     with pytest.raises(ParameterError, match="intercept for classes"):
         check_frame_calibration({"method": "platt", "slope": {"a": 1.0}, "intercept": {}}, ["a"])
+
+
+def test_calibration_moves_the_thresholds_so_the_same_frames_are_active():
+    from earmark.detection.postprocessing import THRESHOLDS
+
+    rng = np.random.default_rng(5)
+    frames, label_sets, _ = _confounded(rng, 60)
+    model = train_detector(frames, label_sets, backend=get_backend("placeholder"), hidden=8,
+                           epochs=30, validation_fraction=0.25, context=0)
+    calibration = model.postprocessing["calibration"]
+    stored = model.postprocessing["thresholds"]["a"]
+    grid = apply_frame_calibration(np.array(THRESHOLDS)[:, None], calibration, ["a"])[:, 0]
+    raw_threshold = THRESHOLDS[int(np.argmin(abs(grid - stored)))]
+    assert abs(grid - stored).min() < 1e-9  # a grid threshold, mapped
+    for X, _, _ in frames[:10]:
+        raw = model.pipeline[-1].segment_proba(X)[:, 0]
+        calibrated = model.segment_proba(X)[:, 0]
+        np.testing.assert_array_equal(raw >= raw_threshold, calibrated >= stored)

@@ -12,12 +12,14 @@ post-processing out.
 3. a multiple-instance model with temporal context (a width-5 convolution over the frame
    sequence, linear-softmax pooling: :class:`~earmark.detection.mil.MILClassifier`) learns
    from the training part's label sets, empty sets (negatives) included;
-4. the frame scores are calibrated on the validation part (Platt scaling per class,
-   :mod:`~earmark.detection.frame_calibration`), so a score reads as a probability;
-5. thresholds per class, median filter, minimum duration, merge gap and cells are
-   chosen on the validation part's (calibrated) scores and weak labels
+4. thresholds per class, median filter, minimum duration, merge gap and cells are
+   chosen on the validation part's weak labels
    (:func:`~earmark.detection.postprocessing.tune_postprocessing`) and stored in the
-   model, where ``earmark detect`` finds them.
+   model, where ``earmark detect`` finds them;
+5. the frame scores are calibrated on the same part (Platt scaling per class,
+   :mod:`~earmark.detection.frame_calibration`), so that a score reads as a
+   probability; the thresholds move with the (monotone) map, so the events found are
+   the same (up to cells averaged over windows, ``cells="mean"``).
 
 :func:`weak_items` reads what users have: a manifest whose labels cell holds ``a;b``
 (several classes) or nothing (a recording with none of them), and folders of negatives.
@@ -386,20 +388,7 @@ def train_detector(frames, label_sets, *, backend, groups=None, validation_fract
         backend=backend, random_state=random_state, frame_targets=frame_targets, **settings,
     )
     scorer = model.segment_proba
-    raw = [scorer(frames[i][0]) for i in validation_index]
-    # Calibrated on the validation part (frame targets where strong labels give them,
-    # each recording's top frame where only its label set does), then the post-processing
-    # is chosen on the calibrated scores that `detect` will see.
-    columns = [str(c) for c in model.classes_]
-    calibration = fit_frame_calibration(
-        raw, [label_sets[i] for i in validation_index], columns,
-        frame_targets=None if events is None else [
-            None if events[i] is None else frame_targets_for(events[i], frames[i][1], frames[i][2], columns)
-            for i in validation_index
-        ],
-    )
-    rows = [(apply_frame_calibration(scores, calibration, columns), frames[i][1], frames[i][2])
-            for scores, i in zip(raw, validation_index)]
+    rows = [(scorer(frames[i][0]), frames[i][1], frames[i][2]) for i in validation_index]
     event_counts = None
     if events is not None:
         from collections import Counter
@@ -410,6 +399,21 @@ def train_detector(frames, label_sets, *, backend, groups=None, validation_fract
         rows, [label_sets[i] for i in validation_index], classes, hop_s=backend.hop_s,
         overlapping=backend.window_samples > backend.hop_samples, event_counts=event_counts,
     )
+    # Frame scores calibrated on the same validation part (frame targets where strong
+    # labels give them, each recording's top frame where only its label set does). The
+    # map is monotone, so the thresholds chosen on the raw scores move with it and
+    # `detect` finds the same events; only what a score means changes.
+    columns = [str(c) for c in model.classes_]
+    calibration = fit_frame_calibration(
+        [row[0] for row in rows], [label_sets[i] for i in validation_index], columns,
+        frame_targets=None if events is None else [
+            None if events[i] is None else frame_targets_for(events[i], frames[i][1], frames[i][2], columns)
+            for i in validation_index
+        ],
+    )
+    raw_thresholds = np.array([[postprocessing["thresholds"][c] for c in columns]])
+    moved = apply_frame_calibration(raw_thresholds, calibration, columns)[0]
+    postprocessing["thresholds"] = {c: float(t) for c, t in zip(columns, moved)}
     postprocessing["calibration"] = calibration
     counts: dict[str, int] = {}
     for labels in label_sets:
