@@ -46,6 +46,7 @@ import pandas as pd
 INSTRUMENTS = ["cello", "clarinet", "double_bass", "flute", "french_horn", "oboe",
                "saxophone", "trombone"]
 SNR_DB = (0.0, 12.0)
+BOUNDARIES = "level"
 
 
 def main() -> None:
@@ -59,6 +60,12 @@ def main() -> None:
     parser.add_argument("--field-minutes", type=float, default=25.0)
     parser.add_argument("--test-files", type=int, default=20)
     parser.add_argument("--ablations", action="store_true")
+    parser.add_argument("--boundaries", default="level", choices=["frames", "windows", "level"],
+                        help="event boundaries of the learned systems, as `earmark detect "
+                             "--boundaries`)")
+    parser.add_argument("--cells", action="store_true",
+                        help="also train detectors whose cells are fixed to min and to mean "
+                             "(weak labels cannot judge timing, so the tuner's choice is blind to it)")
     parser.add_argument("--snr", nargs=2, type=float, default=SNR_DB, metavar=("LOW", "HIGH"),
                         help="event SNR range in dB over the speech bed (a diagnosis: how much "
                              "of the difficulty is the bed)")
@@ -68,6 +75,8 @@ def main() -> None:
     parser.add_argument("--strong", action="store_true",
                         help="also train the detector with the training soundscapes' strong labels")
     args = parser.parse_args()
+    global BOUNDARIES
+    BOUNDARIES = args.boundaries
 
     from threadpoolctl import threadpool_limits
 
@@ -121,6 +130,12 @@ def main() -> None:
             )
             print(f"detector (strong labels) trained in {time.perf_counter() - started:.0f} s; "
                   f"chosen: {_chosen(systems['detector strong'].postprocessing)}", flush=True)
+        if args.cells:
+            for cells in ("min", "mean"):
+                name = f"detector cells={cells}"
+                systems[name] = train_detector(frames, label_sets, backend=backend,
+                                               random_state=args.seed, cells=cells)
+                print(f"{name}: {_chosen(systems[name].postprocessing)}", flush=True)
         if args.ablations:
             for name, params in {"detector context=0": dict(context=0),
                                  "detector attention": dict(pooling="attention"),
@@ -181,7 +196,8 @@ def _detect(model, scapes, frames, *, default: bool, threshold=None):
     from earmark.detection.postprocessing import resolve_postprocessing
 
     learned = None if default else getattr(model, "postprocessing", None)
-    settings = resolve_postprocessing(learned, threshold=None if threshold is None else {"*": threshold})
+    settings = resolve_postprocessing(learned, threshold=None if threshold is None else {"*": threshold},
+                                      boundaries=BOUNDARIES)
     classes = [str(c) for c in model.classes_]
     out = []
     for path, f in zip(scapes.paths, frames):
@@ -198,8 +214,9 @@ def _detect(model, scapes, frames, *, default: bool, threshold=None):
             *rows, classes, threshold=settings["threshold"],
             median_frames=median_frames_for(settings["median_s"], hop_s),
             min_duration_s=settings["min_duration_s"], merge_gap_s=settings["merge_gap_s"],
+            windows="span" if settings["boundaries"] == "frames" else "agree",
         )
-        if settings["boundaries"] == "level" and not default:
+        if settings["boundaries"] == "level":
             level, bin_s = _level(path)
             events = refine_boundaries(events, level, bin_s=bin_s, search_s=hop_s)
         for event in events:

@@ -278,3 +278,37 @@ def test_writing_replaces_a_file_whole_or_not_at_all(tmp_path, monkeypatch):
     write_events(EVENTS[:1], path)
     assert len(read_events(path)) == 1
     assert oct(path.stat().st_mode & 0o777) == "0o644"
+
+
+@pytest.mark.parametrize("onset, offset", [(10.2, 10.7), (20.0, 22.4), (30.3, 37.9)])
+@pytest.mark.parametrize("holds", [1.0, 0.5])
+def test_overlapping_windows_put_a_sound_where_they_agree(onset, offset, holds):
+    """3 s windows at a 0.5 s hop, active where a window holds the sound (``holds`` = 1:
+    all of it, or all of itself for a long one; 0.5: half of that). The run's whole span
+    starts a second or more early. Where the windows agree is centred on the sound
+    within one hop whatever the rule; its edges are within one hop where windows are
+    active only when they hold the whole sound, and within a quarter window (plus the
+    grid's step) for a sound longer than a window.
+    (How long a short sound is cannot be read from windows active when they hold half
+    of it: every such run is one window long.)"""
+    start = np.arange(0, 50, 0.5)
+    end = start + 3.0
+    overlap = np.clip(np.minimum(end, offset) - np.maximum(start, onset), 0, None)
+    held = overlap >= holds * np.minimum(offset - onset, 3.0) - 1e-9
+    scores = held.astype(float)[:, None]
+
+    (span,) = frames_to_events(scores, start, end, ["a"])
+    (agreed,) = frames_to_events(scores, start, end, ["a"], windows="agree")
+
+    assert span.onset_s <= agreed.onset_s < agreed.offset_s <= span.offset_s
+    middle = (agreed.onset_s + agreed.offset_s) / 2
+    assert abs(middle - (onset + offset) / 2) <= 0.5
+    if offset - onset > 3.0:  # long: a quarter window from the truth, plus the grid's step
+        assert abs(agreed.onset_s - onset) <= 1.25 and abs(agreed.offset_s - offset) <= 1.25
+    elif holds == 1.0:
+        assert abs(agreed.onset_s - onset) <= 0.5 and abs(agreed.offset_s - offset) <= 0.5
+    # Frames that do not overlap are left as they are.
+    (plain,) = frames_to_events(scores, start, start + 0.5, ["a"], windows="agree")
+    assert (plain.onset_s, plain.offset_s) == (span.onset_s, start[np.flatnonzero(held)[-1]] + 0.5)
+    with pytest.raises(ParameterError, match="windows"):
+        frames_to_events(scores, start, end, ["a"], windows="middle")

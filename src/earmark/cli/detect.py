@@ -52,10 +52,12 @@ def detect(
     ),
     boundaries: Optional[str] = typer.Option(
         None, "--boundaries",
-        help="level: move each onset and offset (within one hop) to where the recording's "
-        "level crosses halfway between its background and the event's peak, where the event "
-        "stands 12 dB above the loud end of its background; frames: where the scores put them. "
-        "Default level.",
+        help="windows: for windows longer than their hop, put each event where its run of "
+        "active windows agree (a short sound lies inside every one of them), not over their "
+        "whole span; level: that, then move each onset and offset (within one hop) to where "
+        "the recording's level crosses halfway between its background and the event's peak, "
+        "where the event stands 12 dB above the loud end of its background; frames: over the "
+        "run of frames. Default level.",
     ),
     window_s: Optional[float] = typer.Option(
         None, "--window", help="Window in seconds (default: the backend's window)."

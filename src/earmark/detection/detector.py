@@ -316,7 +316,7 @@ def frame_targets_for(events, start_s, end_s, classes: Sequence[str]) -> np.ndar
 
 
 def train_detector(frames, label_sets, *, backend, groups=None, validation_fraction: float = 0.2,
-                   random_state: int = 0, events=None, **params):
+                   random_state: int = 0, events=None, cells="auto", **params):
     """Train a frame detector and learn its post-processing on a group-aware validation split.
 
     Parameters
@@ -338,6 +338,10 @@ def train_detector(frames, label_sets, *, backend, groups=None, validation_fract
         soundscape earmark synthesised): the detector also learns frame by frame from
         those (:func:`frame_targets_for`); None for a recording known only by its label
         set. A recording's label set must hold its events' labels.
+    cells : {"auto", None, "mean", "min", "max"}
+        For windows longer than their hop: score the cells between window edges
+        (:func:`~earmark.detection.events.window_cells`); ``"auto"`` lets the validation
+        part choose among None, mean and min.
     **params
         Override :data:`DETECTOR_DEFAULTS` (passed to
         :class:`~earmark.detection.mil.MILClassifier`).
@@ -398,6 +402,7 @@ def train_detector(frames, label_sets, *, backend, groups=None, validation_fract
     postprocessing = tune_postprocessing(
         rows, [label_sets[i] for i in validation_index], classes, hop_s=backend.hop_s,
         overlapping=backend.window_samples > backend.hop_samples, event_counts=event_counts,
+        cells_options=None if cells == "auto" else (cells,),
     )
     # Frame scores calibrated on the same validation part (frame targets where strong
     # labels give them, each recording's top frame where only its label set does). The

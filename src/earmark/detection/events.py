@@ -15,6 +15,14 @@ into events in four steps, per class:
 3. runs of consecutive active frames become events: the onset is the start of the
    run's first frame and the offset the end of its last, taken from the frame
    timestamps given (exact integer sample arithmetic in :mod:`earmark.embedding`).
+   With ``windows="agree"`` and frames that overlap (a window longer than its hop,
+   BirdNET's 3 s at 0.5 s), a run says less than its span: every window of a short
+   sound's run holds the sound, so the sound lies where they all agree, from the run's
+   last window start to its first window end; a run longer than one window (a long
+   sound) loses a quarter window at each end. Taking the whole span instead puts a
+   short sound's onset up to a window length early. (The middle of a short sound is
+   what a run tells well; its length depends on how much of it a window must hold to
+   score high, which the scores do not say.)
    Events of one class that overlap or lie at most ``merge_gap_s`` apart are merged;
 4. events shorter than ``min_duration_s`` are dropped.
 
@@ -47,6 +55,7 @@ __all__ = [
     "Event",
     "FORMATS",
     "frames_to_events",
+    "WINDOW_RULES",
     "window_cells",
     "WINDOW_REDUCTIONS",
     "median_frames_for",
@@ -165,6 +174,10 @@ def median_frames_for(median_s: float, hop_s: float) -> int:
     return rows if rows % 2 else rows + 1
 
 
+#: Where a run of overlapping frames puts its event (:func:`frames_to_events`).
+WINDOW_RULES = ("span", "agree")
+
+
 def frames_to_events(
     scores,
     start_s,
@@ -176,6 +189,7 @@ def frames_to_events(
     min_duration_s: float = 0.0,
     merge_gap_s: float = 0.0,
     path=None,
+    windows: str = "span",
 ) -> list[Event]:
     """Events from per-frame class scores (see the module docstring for the rules).
 
@@ -198,6 +212,10 @@ def frames_to_events(
         Events of one class at most this far apart are merged into one.
     path : str or Path, optional
         Recorded in every event.
+    windows : {"span", "agree"}
+        Where a run of overlapping frames puts its event: over the frames' whole span,
+        or where they agree (step 3 above; the same as ``"span"`` for frames that do
+        not overlap).
 
     Returns
     -------
@@ -214,6 +232,16 @@ def frames_to_events(
     >>> [e.onset_s for e in frames_to_events(scores, start, start + 0.5, ["bird"],
     ...                                      median_frames=3)]
     [0.5]
+
+    Three 3 s windows at a 0.5 s hop hold a sound: it lies where all three agree.
+
+    >>> start = np.arange(8) * 0.5
+    >>> held = np.array([[0.1], [0.1], [0.9], [0.9], [0.9], [0.1], [0.1], [0.1]])
+    >>> [(e.onset_s, e.offset_s) for e in frames_to_events(held, start, start + 3.0, ["bird"])]
+    [(1.0, 5.0)]
+    >>> [(e.onset_s, e.offset_s) for e in frames_to_events(held, start, start + 3.0, ["bird"],
+    ...                                                    windows="agree")]
+    [(2.0, 4.0)]
     """
     scores = np.asarray(scores, dtype=np.float64)
     start_s = np.asarray(start_s, dtype=np.float64)
@@ -237,15 +265,19 @@ def frames_to_events(
             f"expected min_duration_s >= 0 and merge_gap_s >= 0, got {min_duration_s} "
             f"and {merge_gap_s}"
         )
+    if windows not in WINDOW_RULES:
+        raise ParameterError(f"windows: expected one of {WINDOW_RULES}, got {windows!r}")
     thresholds = resolve_thresholds(threshold, classes)
     smoothed = median_filter_scores(scores, median_frames)
     active = smoothed >= thresholds
     path = None if path is None else str(path)
+    agree = windows == "agree" and _overlapping(start_s, end_s)
     found: list[tuple[float, int, Event]] = []
     for column, label in enumerate(classes):
         runs = _runs(active[:, column])
         spans = [
-            [start_s[first], end_s[last], smoothed[first : last + 1, column].max()]
+            [*(_agreed(start_s, end_s, first, last) if agree else (start_s[first], end_s[last])),
+             smoothed[first : last + 1, column].max()]
             for first, last in runs
         ]
         merged: list[list[float]] = []
@@ -351,6 +383,24 @@ def median_filter_scores(scores: np.ndarray, median_frames: int) -> np.ndarray:
     from scipy.ndimage import median_filter
 
     return median_filter(scores, size=(median_frames, 1), mode="nearest")
+
+
+def _overlapping(start_s: np.ndarray, end_s: np.ndarray) -> bool:
+    """Whether consecutive frames overlap (a window longer than its hop)."""
+    return len(start_s) > 1 and bool(np.median(end_s[:-1] - start_s[1:]) > _TIME_TOLERANCE_S)
+
+
+def _agreed(start_s, end_s, first: int, last: int) -> tuple[float, float]:
+    """Where a run of overlapping windows places its sound (module docstring, step 3):
+    the windows' intersection when it is not empty, else the run's span less a quarter
+    window at each end. Never outside the run's span."""
+    if start_s[last] < end_s[first]:
+        return float(start_s[last]), float(end_s[first])
+    # A long sound: windows inside it are active, and those it covers partly may be.
+    # Trimming a quarter window from each end is at most a quarter window off whether
+    # the edge windows count (then the truth is half a window in) or not (at the edge).
+    quarter = (end_s[first] - start_s[first]) / 4
+    return float(start_s[first] + quarter), float(end_s[last] - quarter)
 
 
 def _runs(active: np.ndarray) -> list[tuple[int, int]]:

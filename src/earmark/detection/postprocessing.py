@@ -154,7 +154,7 @@ def _number(value) -> bool:
 
 
 def tune_postprocessing(rows, label_sets, classes, *, hop_s: float, overlapping: bool,
-                        event_counts=None):
+                        event_counts=None, cells_options=None):
     """Choose post-processing on weakly labelled validation recordings.
 
     Parameters
@@ -169,6 +169,8 @@ def tune_postprocessing(rows, label_sets, classes, *, hop_s: float, overlapping:
         Frame hop, for the median filter's length in frames.
     overlapping : bool
         Whether frames overlap (window longer than hop): cells are then tried too.
+    cells_options : sequence, optional
+        The cells settings to try where frames overlap (default: None, "mean", "min").
     event_counts : sequence of (dict or None), optional
         Per recording, how many events of each class it holds, where strong labels say
         so; None where only its label set is known (then one event per labelled class
@@ -189,7 +191,10 @@ def tune_postprocessing(rows, label_sets, classes, *, hop_s: float, overlapping:
     for index, known in enumerate(event_counts or []):
         if known is not None:
             expected[index] = [int(known.get(c, 0)) for c in classes]
-    cells_options = (None, "mean", "min") if overlapping else (None,)
+    if cells_options is None:
+        cells_options = (None, "mean", "min") if overlapping else (None,)
+    elif not overlapping:
+        cells_options = (None,)
     best: tuple | None = None
     for cells, median_s in itertools.product(cells_options, MEDIANS_S):
         median_frames = median_frames_for(median_s, hop_s)

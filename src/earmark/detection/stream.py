@@ -262,8 +262,9 @@ def _session(scorer, backend):
     )
 
 
-#: How event boundaries are placed: on the scores' frames, or refined on the level.
-BOUNDARIES = ("frames", "level")
+#: How event boundaries are placed: on the frames' edges, where overlapping windows
+#: agree, or there and then refined on the level.
+BOUNDARIES = ("frames", "windows", "level")
 
 
 def _prepare(scorer, backend, *, threshold=0.5, median_s=0.0, min_duration_s=0.0,
@@ -380,8 +381,11 @@ def detect_file(
         edges by reducing the windows over each (:func:`~earmark.detection.events.
         window_cells`) before finding events, so an event is not stretched by a window
         on each side. ``None`` finds runs of whole windows.
-    boundaries : {"frames", "level"}
-        ``"level"`` moves each onset and offset, within one hop, to where the
+    boundaries : {"frames", "windows", "level"}
+        ``"frames"`` puts an event over its run of frames; ``"windows"``, for windows
+        longer than their hop, where the run's windows agree
+        (:func:`~earmark.detection.events.frames_to_events`, ``windows="agree"``);
+        ``"level"`` does that and then moves each onset and offset, within one hop, to where the
         recording's level crosses halfway between its background and the event's peak
         (:func:`~earmark.detection.boundaries.refine_boundaries`; a 10 ms level track is
         kept while the audio streams, 4 MB for three hours). ``earmark detect`` uses it.
@@ -440,6 +444,7 @@ def detect_file(
         *event_rows, classes,
         threshold=thresholds, median_frames=median_frames,
         min_duration_s=min_duration_s, merge_gap_s=merge_gap_s, path=path,
+        windows="span" if boundaries == "frames" else "agree",
     )
     if level is not None:
         events = refine_boundaries(events, level.result(), bin_s=level.bin_s,
