@@ -19,7 +19,7 @@ into events in four steps, per class:
    BirdNET's 3 s at 0.5 s), a run says less than its span: every window of a short
    sound's run holds the sound, so the sound lies where they all agree, from the run's
    last window start to its first window end; a run longer than one window (a long
-   sound) loses a quarter window at each end. Taking the whole span instead puts a
+   sound) runs from its first window's centre to its last one's. Taking the whole span instead puts a
    short sound's onset up to a window length early. (The middle of a short sound is
    what a run tells well; its length depends on how much of it a window must hold to
    score high, which the scores do not say.)
@@ -392,15 +392,16 @@ def _overlapping(start_s: np.ndarray, end_s: np.ndarray) -> bool:
 
 def _agreed(start_s, end_s, first: int, last: int) -> tuple[float, float]:
     """Where a run of overlapping windows places its sound (module docstring, step 3):
-    the windows' intersection when it is not empty, else the run's span less a quarter
-    window at each end. Never outside the run's span."""
+    the windows' intersection when it is not empty, else from the first window's centre
+    to the last one's. Never outside the run's span."""
     if start_s[last] < end_s[first]:
         return float(start_s[last]), float(end_s[first])
-    # A long sound: windows inside it are active, and those it covers partly may be.
-    # Trimming a quarter window from each end is at most a quarter window off whether
-    # the edge windows count (then the truth is half a window in) or not (at the edge).
-    quarter = (end_s[first] - start_s[first]) / 4
-    return float(start_s[first] + quarter), float(end_s[last] - quarter)
+    # A long sound: from the first window's centre to the last one's, right where a
+    # window scores high once the sound fills half of it. (Trimming a quarter window,
+    # which hedges towards windows that must be full, lost onset F on the development
+    # soundscapes: BirdNET, weak labels, 0.217 -> 0.168.)
+    half = (end_s[first] - start_s[first]) / 2
+    return float(start_s[first] + half), float(end_s[last] - half)
 
 
 def _runs(active: np.ndarray) -> list[tuple[int, int]]:
