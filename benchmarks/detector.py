@@ -218,7 +218,8 @@ def _detect(model, scapes, frames, *, default: bool, threshold=None):
         )
         if settings["boundaries"] == "level":
             level, bin_s = _level(path)
-            events = refine_boundaries(events, level, bin_s=bin_s, search_s=hop_s)
+            reach = 1 + int(getattr(model, "context_frames", 0) or 0)
+            events = refine_boundaries(events, level, bin_s=bin_s, search_s=reach * hop_s)
         for event in events:
             out.append({"path": path, "label": event.label, "onset_s": event.onset_s,
                         "offset_s": event.offset_s})

@@ -158,13 +158,14 @@ def test_detect_with_longer_windows_scores_fewer_rows(cli, model_path, recording
 
 
 def test_detect_cells_shorten_events_of_overlapping_windows(cli, model_path, recordings, tmp_path):
-    """mfcc windows are 1 s at hop 0.5 s: runs of windows give events at least a window
-    long; cells (min over the windows covering each 0.5 s) never make them longer."""
+    """mfcc windows are 1 s at hop 0.5 s: runs of windows, on the frames' edges, give
+    events at least a window long; cells (min over the windows covering each 0.5 s)
+    never make them longer."""
     root, _ = recordings
     runs = {}
     for name, extra in (("windows", ()), ("cells", ("--cells", "min"))):
         run = cli("detect", model_path, root / "day1", "--json", "--no-plot", "-t", "0.3",
-                  "-o", tmp_path / name, *extra)
+                  "--boundaries", "frames", "-o", tmp_path / name, *extra)
         assert run.code == 0, run.stderr
         (report,) = run.json()
         runs[name] = sum(e["offset_s"] - e["onset_s"] for e in report["events"])

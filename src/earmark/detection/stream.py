@@ -385,7 +385,8 @@ def detect_file(
         ``"frames"`` puts an event over its run of frames; ``"windows"``, for windows
         longer than their hop, where the run's windows agree
         (:func:`~earmark.detection.events.frames_to_events`, ``windows="agree"``);
-        ``"level"`` does that and then moves each onset and offset, within one hop, to where the
+        ``"level"`` does that and then moves each onset and offset, within one hop (and
+        the frames a context model reads on each side), to where the
         recording's level crosses halfway between its background and the event's peak
         (:func:`~earmark.detection.boundaries.refine_boundaries`; a 10 ms level track is
         kept while the audio streams, 4 MB for three hours). ``earmark detect`` uses it.
@@ -447,8 +448,11 @@ def detect_file(
         windows="span" if boundaries == "frames" else "agree",
     )
     if level is not None:
+        # An edge is uncertain by a hop, and by the frames a context model reads on each
+        # side (their scores rise before the sound does).
+        reach = 1 + int(getattr(scorer, "context_frames", 0) or 0)
         events = refine_boundaries(events, level.result(), bin_s=level.bin_s,
-                                   search_s=session.hop_s)
+                                   search_s=reach * session.hop_s)
     return DetectionResult(
         path=str(path),
         classes=classes,
