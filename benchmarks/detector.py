@@ -46,7 +46,6 @@ import pandas as pd
 INSTRUMENTS = ["cello", "clarinet", "double_bass", "flute", "french_horn", "oboe",
                "saxophone", "trombone"]
 SNR_DB = (0.0, 12.0)
-BOUNDARIES = "level"
 
 
 def main() -> None:
@@ -75,8 +74,6 @@ def main() -> None:
     parser.add_argument("--strong", action="store_true",
                         help="also train the detector with the training soundscapes' strong labels")
     args = parser.parse_args()
-    global BOUNDARIES
-    BOUNDARIES = args.boundaries
 
     from threadpoolctl import threadpool_limits
 
@@ -160,15 +157,18 @@ def main() -> None:
         for name, model in systems.items():
             for set_name, scapes, set_frames in (("test", test, test_frames),
                                                  ("field", field, field_frames)):
-                events = _detect(model, scapes, set_frames, default=name.endswith("default"))
+                events = _detect(model, scapes, set_frames, default=name.endswith("default"),
+                                 boundaries=args.boundaries)
                 rows.append({"system": name, "set": set_name, **_figures(scapes, events)})
                 if name in ("detector", "detector strong"):
                     # Issue 16's line: calibrated scores at 0.5, with no learned rules and
                     # with the learned median/duration/gap/cells.
-                    default = _detect(model, scapes, set_frames, default=True)
+                    default = _detect(model, scapes, set_frames, default=True,
+                                      boundaries=args.boundaries)
                     rows.append({"system": f"{name}, calibrated 0.5, no rules", "set": set_name,
                                  **_figures(scapes, default)})
-                    half = _detect(model, scapes, set_frames, default=False, threshold=0.5)
+                    half = _detect(model, scapes, set_frames, default=False, threshold=0.5,
+                                   boundaries=args.boundaries)
                     rows.append({"system": f"{name}, calibrated 0.5 + rules", "set": set_name,
                                  **_figures(scapes, half)})
         table = pd.DataFrame(rows)
@@ -188,7 +188,7 @@ def _chosen(postprocessing) -> str:
             f"gap {postprocessing['merge_gap_s']} s, cells {postprocessing['cells']}")
 
 
-def _detect(model, scapes, frames, *, default: bool, threshold=None):
+def _detect(model, scapes, frames, *, default: bool, boundaries: str, threshold=None):
     """Events of each file as `earmark detect` writes them with defaults (scores on the
     whole file at once: the same as streaming, which tests/detection checks)."""
     from earmark.detection.boundaries import refine_boundaries
@@ -197,7 +197,7 @@ def _detect(model, scapes, frames, *, default: bool, threshold=None):
 
     learned = None if default else getattr(model, "postprocessing", None)
     settings = resolve_postprocessing(learned, threshold=None if threshold is None else {"*": threshold},
-                                      boundaries=BOUNDARIES)
+                                      boundaries=boundaries)
     classes = [str(c) for c in model.classes_]
     out = []
     for path, f in zip(scapes.paths, frames):
