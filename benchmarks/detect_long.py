@@ -221,22 +221,16 @@ def child(task: str, audio_path: str, model_path: str) -> None:
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     cpu_started = time.process_time()
     started = time.perf_counter()
-    if task == "detect" and model.kind == "frames":
-        # What `earmark detect` runs for a detector: its learned settings, level boundaries.
+    if task == "detect":
         from earmark.detection.postprocessing import resolve_postprocessing
-        from earmark.detection.stream import detect_file
-
-        result = detect_file(model, backend, audio_path,
-                             **resolve_postprocessing(model.postprocessing))
-        wall = time.perf_counter() - started
-        out = {"audio_s": result.duration_s, "n_rows": int(result.scores.shape[0]),
-               "hop_s": result.hop_s, "events": [e.to_dict() for e in result.events]}
-    elif task == "detect":
         from earmark.detection.stream import SlidingWindows, detect_file
 
-        result = detect_file(
-            SlidingWindows(model), backend, audio_path, threshold={"background": 1.1}
-        )
+        if model.kind == "frames":
+            # What `earmark detect` runs for a detector: its learned settings, level boundaries.
+            scorer, settings = model, resolve_postprocessing(model.postprocessing)
+        else:
+            scorer, settings = SlidingWindows(model), {"threshold": {"background": 1.1}}
+        result = detect_file(scorer, backend, audio_path, **settings)
         wall = time.perf_counter() - started
         out = {"audio_s": result.duration_s, "n_rows": int(result.scores.shape[0]),
                "hop_s": result.hop_s, "events": [e.to_dict() for e in result.events]}
