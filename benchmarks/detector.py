@@ -194,6 +194,7 @@ def _detect(model, scapes, frames, *, default: bool, boundaries: str, threshold=
     from earmark.detection.boundaries import refine_boundaries
     from earmark.detection.events import frames_to_events, median_frames_for, window_cells
     from earmark.detection.postprocessing import resolve_postprocessing
+    from earmark.detection.stream import level_search_s
 
     learned = None if default else getattr(model, "postprocessing", None)
     settings = resolve_postprocessing(learned, threshold=None if threshold is None else {"*": threshold},
@@ -218,8 +219,8 @@ def _detect(model, scapes, frames, *, default: bool, boundaries: str, threshold=
         )
         if settings["boundaries"] == "level":
             level, bin_s = _level(path)
-            reach = 1 + int(getattr(model, "context_frames", 0) or 0)
-            events = refine_boundaries(events, level, bin_s=bin_s, search_s=reach * hop_s)
+            events = refine_boundaries(events, level, bin_s=bin_s,
+                                       search_s=level_search_s(model, hop_s))
         for event in events:
             out.append({"path": path, "label": event.label, "onset_s": event.onset_s,
                         "offset_s": event.offset_s})

@@ -38,7 +38,7 @@ from .events import Event, frames_to_events, median_filter_scores, median_frames
 from .events import WINDOW_REDUCTIONS, resolve_thresholds, window_cells, write_events
 
 __all__ = ["FrameScorer", "SlidingWindows", "DetectionResult", "detect_file", "CELL_REDUCTIONS",
-           "BOUNDARIES"]
+           "BOUNDARIES", "level_search_s"]
 
 #: Values of ``detect_file(cells=...)``: runs of whole windows, or cells between them.
 CELL_REDUCTIONS = (None, *WINDOW_REDUCTIONS)
@@ -307,6 +307,13 @@ def _prepare(scorer, backend, *, threshold=0.5, median_s=0.0, min_duration_s=0.0
     return session, classes, thresholds, median_frames
 
 
+def level_search_s(scorer, hop_s: float) -> float:
+    """How far the level refinement looks for an event's edges: an edge is uncertain by a
+    hop, and by the frames a context model reads on each side (its scores rise before
+    the sound does)."""
+    return (1 + int(getattr(scorer, "context_frames", 0) or 0)) * hop_s
+
+
 # ------------------------------------------------------------------------ detection
 @dataclass
 class DetectionResult:
@@ -469,11 +476,8 @@ def detect_file(
         windows="span" if boundaries == "frames" else "agree",
     )
     if level is not None:
-        # An edge is uncertain by a hop, and by the frames a context model reads on each
-        # side (their scores rise before the sound does).
-        reach = 1 + int(getattr(scorer, "context_frames", 0) or 0)
         events = refine_boundaries(events, level.result(), bin_s=level.bin_s,
-                                   search_s=reach * session.hop_s)
+                                   search_s=level_search_s(scorer, session.hop_s))
     return DetectionResult(
         path=str(path),
         classes=classes,
