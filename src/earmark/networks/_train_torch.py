@@ -53,7 +53,7 @@ def train(module, X: np.ndarray, targets: np.ndarray, *, fit_rows: np.ndarray,
     x_all = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
     y_all = torch.from_numpy(targets.astype(np.int64))
     n_classes = module.head.out_features
-    probe = _linear_probe(module, x_all[fit_rows], y_all[fit_rows], weight_decay) if hasattr(module, "pooled") else None
+    probe = _linear_probe(module, x_all[fit_rows], y_all[fit_rows]) if hasattr(module, "pooled") else None
     trainable = [p for p in module.parameters() if p.requires_grad]
     optimiser = torch.optim.AdamW(trainable, lr=learning_rate, weight_decay=weight_decay)
     n_batches = max(1, math.ceil(len(fit_rows) / batch_size))
@@ -116,24 +116,49 @@ def train(module, X: np.ndarray, targets: np.ndarray, *, fit_rows: np.ndarray,
     return history
 
 
-def _linear_probe(module, x, y, weight_decay: float, steps: int = 300) -> dict:
+def _linear_probe(module, x, y) -> dict:
     """Fit the new head on the pretrained block's pooled output before fine-tuning it
     (linear probing, then fine-tuning: Kumar et al., ICLR 2022). A random head would
     send large, meaningless gradients into pretrained weights for the first epochs, and
     on a CPU budget of a few epochs the network never recovers (28 % on FSDD's
-    validation speakers after 8 epochs, against 60 % or more for the probe alone)."""
+    validation speakers after 8 epochs, against 60 % or more for the probe alone).
+
+    The probe is the frozen probe earmark offers (``--learner logreg``): the pooled
+    features standardised, an L2 logistic regression (C=1) fitted to convergence by
+    scikit-learn, folded into the head's one linear layer (weights over the spread,
+    the mean moved into the bias), so the model file keeps its shape. A head trained by
+    300 AdamW steps on the raw features instead, whose dimensions differ in scale by
+    orders of magnitude, stopped far short of it (fine-tuned aiSFX at 75.9 % on
+    Philharmonia, first 2.35 s, 5 group folds, where the standardised regression on
+    the same pooled maps reaches 87.1 %), and fine-tuning started from that deficit."""
+    from sklearn.linear_model import LogisticRegression
+
     start = time.perf_counter()
     module.eval()
     with torch.no_grad():
         features = torch.cat([module.pooled(x[i : i + 64].to(_device_of(module))) for i in range(0, len(x), 64)])
-    y = y.to(features.device)
-    optimiser = torch.optim.AdamW(module.head.parameters(), lr=1e-2, weight_decay=weight_decay)
-    for _ in range(steps):
-        loss = functional.cross_entropy(module.head(features), y)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-    accuracy = float((module.head(features).argmax(dim=1) == y).float().mean())
+    F = features.cpu().double().numpy()
+    codes = y.cpu().numpy()
+    mean, scale = F.mean(axis=0), F.std(axis=0)
+    # Dimensions (nearly) constant over the training clips carry nothing here; dividing
+    # by their spread would blow their weights up.
+    scale = np.where(scale > 1e-6 * max(float(scale.max()), 1e-12), scale, np.inf)
+    present = np.unique(codes)
+    weight = np.zeros((module.head.out_features, F.shape[1]))
+    bias = np.full(module.head.out_features, -30.0)  # a class with no training clip
+    if present.size == 1:
+        bias[present[0]] = 0.0
+    else:
+        regression = LogisticRegression(C=1.0, max_iter=5000).fit((F - mean) / scale, codes)
+        coef, intercept = regression.coef_, regression.intercept_
+        if present.size == 2:  # one signed margin: the two logits +-margin / 2
+            coef, intercept = np.r_[-coef, coef] / 2, np.r_[-intercept, intercept] / 2
+        weight[present] = coef / scale
+        bias[present] = intercept - (coef * (mean / scale)).sum(axis=1)
+    with torch.no_grad():
+        module.head.weight.copy_(torch.from_numpy(weight).to(module.head.weight))
+        module.head.bias.copy_(torch.from_numpy(bias).to(module.head.bias))
+        accuracy = float((module.head(features).argmax(dim=1).cpu() == y.cpu()).float().mean())
     return {"train_accuracy": accuracy, "seconds": time.perf_counter() - start}
 
 
