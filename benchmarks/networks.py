@@ -119,7 +119,7 @@ def curve(dataset: str, families: list[str], *, sizes=(1, 2, 4, 8, 16, "all"), d
     out = ROOT / "benchmarks" / "results"
     saved = out / f"curve-{dataset}{tag}.json"
     kept_names = [name for name in str(keep).split(",") if name]
-    previous = json.loads(saved.read_text()) if kept_names else {}
+    previous = json.loads(saved.read_text()) if saved.exists() else {}
     curves = {}
     for name in families:
         if name in kept_names:
@@ -144,10 +144,20 @@ def curve(dataset: str, families: list[str], *, sizes=(1, 2, 4, 8, 16, "all"), d
         result.learner = name
         curves[name] = result
         print(result.summary(), f"({time.perf_counter() - start:.0f} s)", flush=True)
-        out.mkdir(exist_ok=True)
-        (out / f"curve-{dataset}{tag}.json").write_text(json.dumps({n: c.to_dict() for n, c in curves.items()}, indent=2))
+        _save_curves(saved, curves, previous)
+    # Kept families are written back too (saving after measured ones only lost the kept
+    # families that came after the last measured one).
+    _save_curves(saved, curves, previous)
     plot_learning_curves(curves, ROOT / "docs" / f"few-data-{dataset}.png",
                          title=f"{dataset}: accuracy against examples per class (same splits and draws)")
+
+
+def _save_curves(path: Path, curves: dict, previous: dict) -> None:
+    """Every family measured or kept so far, then the saved ones not redrawn."""
+    out = {n: c.to_dict() for n, c in curves.items()}
+    out.update({n: c for n, c in previous.items() if n not in out})
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(out, indent=2))
 
 
 def main(dataset: str, architectures: list[str], steps=None, **params) -> None:
