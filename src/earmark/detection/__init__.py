@@ -6,8 +6,8 @@ import lazy_loader
 
 __getattr__, __dir__, __all__ = lazy_loader.attach(
     __name__,
-    submodules=['mil', 'batch', 'combined', 'detector', 'envelope', 'events', 'metrics', 'page', 'plots', 'postprocessing',
-                'scoring', 'soundscapes', 'stream'],
+    submodules=['mil', 'batch', 'boundaries', 'combined', 'detector', 'envelope', 'events', 'frame_calibration',
+                'metrics', 'page', 'plots', 'postprocessing', 'scoring', 'soundscapes', 'stream'],
     submod_attrs={
         "mil": ['MILClassifier', 'POOLINGS'],
         "batch": ['DetectTask', 'FileDetection', 'detect_files', 'detect_task', 'output_names'],
@@ -16,6 +16,8 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
         "postprocessing": ['check_postprocessing', 'resolve_postprocessing', 'tune_postprocessing'],
         "scoring": ['evaluate_events', 'threshold_curves', 'plot_threshold_curves'],
         "envelope": ['Envelope'],
+        "boundaries": ['LevelTrack', 'refine_boundaries', 'LEVEL_BIN_S'],
+        "frame_calibration": ['apply_frame_calibration', 'check_frame_calibration', 'fit_frame_calibration'],
         "events": ['Event', 'FORMATS', 'frames_to_events', 'window_cells', 'write_events', 'read_events', 'resolve_thresholds'],
         "metrics": ['ClassScores', 'DetectionScores', 'PSDSResult', 'event_based_scores', 'segment_based_scores', 'psds'],
         "page": ['detection_page', 'write_detection_page'],
