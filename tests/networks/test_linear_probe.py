@@ -66,3 +66,22 @@ def test_a_class_missing_from_the_probe_rows_is_never_answered():
     with torch.no_grad():
         answers = module(torch.from_numpy(X)).argmax(dim=1).numpy()
     assert set(answers.tolist()) <= {0, 1}
+
+
+def test_fine_tuning_replaces_its_probe_only_beyond_the_noise_of_the_validation_clips():
+    from earmark.networks._train_torch import _paired_gain
+
+    rng = np.random.default_rng(0)
+    probe = rng.random(400) < 0.6
+    same = probe.copy()
+    gain, noise = _paired_gain(same, probe)
+    assert gain == 0.0 and gain <= noise  # no better: the probe stays
+    shuffled = probe.copy()
+    flip = np.r_[rng.choice(np.flatnonzero(probe), 20, replace=False),
+                 rng.choice(np.flatnonzero(~probe), 20, replace=False)]
+    shuffled[flip] = ~shuffled[flip]  # as many new mistakes as new right answers
+    gain, noise = _paired_gain(shuffled, probe)
+    assert abs(gain) <= noise
+    better = probe | (rng.random(400) < 0.5)  # right wherever the probe was, and more
+    gain, noise = _paired_gain(better, probe)
+    assert gain > 3 * noise > 0
