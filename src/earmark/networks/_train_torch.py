@@ -111,7 +111,7 @@ def train(module, X: np.ndarray, targets: np.ndarray, *, fit_rows: np.ndarray,
             waited += 1
             if waited >= patience:
                 break
-    if probe is not None and best_epoch > 0 and best_right is not None and len(validation_rows):
+    if probe is not None and best_right is not None:  # a fine-tuned epoch beat the probe
         # Fine-tuning must beat its own probe by more than the noise of the validation
         # clips (one standard error of the paired difference, the rule calibration uses
         # to choose its map), or the simpler model stays.
@@ -163,7 +163,7 @@ def _linear_probe(module, x, y) -> dict:
     orders of magnitude, stopped far short of it (fine-tuned aiSFX at 75.9 % on
     Philharmonia, first 2.35 s, 5 group folds, where the standardised regression on
     the same pooled maps reaches 87.1 %), and fine-tuning started from that deficit."""
-    from sklearn.linear_model import LogisticRegression
+    from ..learners import make_learner
 
     start = time.perf_counter()
     module.eval()
@@ -171,22 +171,21 @@ def _linear_probe(module, x, y) -> dict:
         features = torch.cat([module.pooled(x[i : i + 64].to(_device_of(module))) for i in range(0, len(x), 64)])
     F = features.cpu().double().numpy()
     codes = y.cpu().numpy()
-    mean, scale = F.mean(axis=0), F.std(axis=0)
-    # Dimensions (nearly) constant over the training clips carry nothing here; dividing
-    # by their spread would blow their weights up.
-    scale = np.where(scale > 1e-6 * max(float(scale.max()), 1e-12), scale, np.inf)
     present = np.unique(codes)
     weight = np.zeros((module.head.out_features, F.shape[1]))
     bias = np.full(module.head.out_features, -30.0)  # a class with no training clip
     if present.size == 1:
         bias[present[0]] = 0.0
     else:
-        regression = LogisticRegression(C=1.0, max_iter=5000).fit((F - mean) / scale, codes)
+        # ``--learner logreg`` itself, without its calibration map: the head keeps the
+        # regression's own logits.
+        probe_learner = make_learner("logreg", calibrate=False).fit(F, codes)
+        scaler, regression = probe_learner.named_steps["scale"], probe_learner.named_steps["classifier"]
         coef, intercept = regression.coef_, regression.intercept_
         if present.size == 2:  # one signed margin: the two logits +-margin / 2
             coef, intercept = np.r_[-coef, coef] / 2, np.r_[-intercept, intercept] / 2
-        weight[present] = coef / scale
-        bias[present] = intercept - (coef * (mean / scale)).sum(axis=1)
+        weight[present] = coef / scaler.scale_
+        bias[present] = intercept - (coef * (scaler.mean_ / scaler.scale_)).sum(axis=1)
     with torch.no_grad():
         module.head.weight.copy_(torch.from_numpy(weight).to(module.head.weight))
         module.head.bias.copy_(torch.from_numpy(bias).to(module.head.bias))
