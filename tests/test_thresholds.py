@@ -92,3 +92,21 @@ def test_precision_target_holds_within_each_speaker_not_only_in_the_pool():
     pure = np.char.add(y.astype(str), speaker.astype(str))
     same = choose_thresholds(y, proba, ["a", "b"], target_precision=0.9, groups=pure)
     np.testing.assert_array_equal(same.thresholds, pooled.thresholds)
+
+
+def test_a_class_whose_precision_target_is_out_of_reach_is_never_answered():
+    """b is on top of every item and right on half of them: no threshold gives it 0.9
+    precision, so it gets an infinite one and is never answered (answering it freely
+    would break the promise the user asked for); a keeps its finite threshold."""
+    y = np.array(["a"] * 40 + ["b"] * 40)
+    p_a = np.r_[np.linspace(0.95, 1.0, 20), np.full(20, 0.3), np.full(40, 0.3)]
+    proba = np.c_[p_a, 1 - p_a]
+    chosen = choose_thresholds(y, proba, ["a", "b"], target_precision=0.9)
+    assert np.isfinite(chosen.thresholds[0])
+    assert chosen.thresholds[1] == np.inf and "never answered" in chosen.notes["b"]
+    assert chosen.table()[1]["threshold"] is None
+    answers = apply_thresholds(proba, ["a", "b"], chosen)
+    assert set(answers[:20]) == {"a"} and set(answers[20:]) == {"unknown"}
+    # A recall target is always reachable at some threshold: nothing is withheld.
+    assert not np.isinf(choose_thresholds(y, proba, ["a", "b"],
+                                          target_recall=0.9).thresholds).any()

@@ -148,8 +148,11 @@ class CalibratedLearner(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         Known-ness of each training item from a model that did not see it; ``threshold_``
         keeps ``unknown_coverage`` of it.
     class_thresholds_ : np.ndarray [shape=(n_classes,)] or None
-        Per-class probability thresholds for the target (NaN: too few items or target
-        out of reach, see ``threshold_notes_``); None without a target.
+        Per-class probability thresholds for the target; None without a target. Always
+        finite, so that a model file holds no NaN: 0 where too few items promise
+        anything (answered whenever on top), see ``threshold_notes_``.
+    class_withheld_ : np.ndarray [shape=(n_classes,)] of bool or None
+        Classes whose precision target no threshold reaches: never answered.
     threshold_notes_ : dict
         Class label -> why it has no threshold.
     heldout_proba_ : np.ndarray [shape=(n_train, n_classes)]
@@ -251,13 +254,14 @@ class CalibratedLearner(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         return self
 
     def _fit_class_thresholds(self, y, groups=None) -> None:
-        self.class_thresholds_, self.threshold_notes_ = None, {}
+        self.class_thresholds_, self.class_withheld_, self.threshold_notes_ = None, None, {}
         if self.target_precision is None and self.target_recall is None:
             return
         from .thresholds import choose_thresholds
 
         if self.heldout_proba_ is None:
-            self.class_thresholds_ = np.full(len(self.classes_), np.nan)
+            self.class_thresholds_ = np.zeros(len(self.classes_))
+            self.class_withheld_ = np.zeros(len(self.classes_), dtype=bool)
             self.threshold_notes_ = {
                 str(label): "a class has 1 training item: no held-out scores to choose on"
                 for label in self.classes_.tolist()
@@ -268,7 +272,11 @@ class CalibratedLearner(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
             target_precision=self.target_precision, target_recall=self.target_recall,
             groups=groups,
         )
-        self.class_thresholds_ = chosen.thresholds
+        # A model file refuses NaN and infinite numbers (they would make predictions
+        # meaningless if a stranger's file held them), so "no promise" is stored as 0
+        # (every probability clears it) and "never" as a flag.
+        self.class_withheld_ = np.isposinf(chosen.thresholds)
+        self.class_thresholds_ = np.where(np.isfinite(chosen.thresholds), chosen.thresholds, 0.0)
         self.threshold_notes_ = {str(label): note for label, note in chosen.notes.items()}
 
     def _check_params(self) -> None:
@@ -459,7 +467,9 @@ class CalibratedLearner(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
     def predict_thresholded(self, X, *, unknown_label="unknown") -> np.ndarray:
         """Labels under the per-class thresholds: the top calibrated class where its
         probability clears that class's threshold, else ``unknown_label``. Classes
-        without a threshold (see ``threshold_notes_``) answer whenever they are on top.
+        with too few items for a threshold (see ``threshold_notes_``) answer whenever
+        they are on top; classes whose precision target is out of reach
+        (``class_withheld_``) never answer.
 
         Returns
         -------
@@ -473,10 +483,12 @@ class CalibratedLearner(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
                 "this model has no per-class thresholds; fit it with target_precision= "
                 "or target_recall= (earmark train --target-precision P)"
             )
-        return apply_thresholds(
-            self.predict_proba(X), self.classes_, self.class_thresholds_,
-            unknown_label=unknown_label,
-        )
+        thresholds = self.class_thresholds_
+        withheld = getattr(self, "class_withheld_", None)  # absent from older model files
+        if withheld is not None:
+            thresholds = np.where(withheld, np.inf, thresholds)
+        return apply_thresholds(self.predict_proba(X), self.classes_, thresholds,
+                                unknown_label=unknown_label)
 
     def known_score(self, X) -> np.ndarray:
         """How sure the model is that each item is one of its classes (higher: surer).

@@ -5,8 +5,11 @@ precision there, a rare one 60 %. :func:`choose_thresholds` reads held-out proba
 (cross-validated, never the test items) and gives each class the lowest threshold at
 which its one-vs-rest precision reaches the target (the most recall that keeps the
 promise; with groups such as speakers, within each group too), or the highest at which
-recall still does. A class with too few items, or
-whose target no threshold reaches, gets no threshold and a note saying so.
+recall still does. A class with too few items to judge gets no threshold (NaN: answered
+whenever it is on top, promising nothing) and a note saying so. A class whose precision
+target no threshold reaches gets an infinite one: it is never answered, since any
+answer would break the promise the user asked for (FSDD, BirdNET: digit 1 of one fold
+answered freely at 0.80 precision before).
 
 :func:`apply_thresholds` turns probabilities into answers: the top class where its
 probability clears that class's threshold, else ``unknown_label``.
@@ -46,7 +49,8 @@ class ClassThresholds:
     ----------
     classes : np.ndarray [shape=(n_classes,)]
     thresholds : np.ndarray [shape=(n_classes,)]
-        NaN where the target cannot be honoured.
+        NaN where too few items promise anything (answered whenever on top); +inf where
+        no threshold reaches a precision target (never answered).
     target : str
         ``"precision"`` or ``"recall"``.
     value : float
@@ -199,6 +203,9 @@ def choose_thresholds(
             index = good[-1] if good.size else None
         if index is None:
             notes[label] = f"no threshold reaches {target} {value:.2f} on held-out items"
+            if target == "precision":
+                thresholds[k] = np.inf
+                notes[label] += ": never answered"
             continue
         thresholds[k] = curve["thresholds"][index]
         expected[k] = curve["precision"][index], curve["recall"][index]
@@ -213,7 +220,8 @@ def apply_thresholds(proba, classes, thresholds, *, unknown_label="unknown") -> 
     proba : np.ndarray [shape=(n, n_classes)]
     classes : array-like [shape=(n_classes,)]
     thresholds : np.ndarray [shape=(n_classes,)] or ClassThresholds
-        NaN: the class keeps no promise and is answered whenever it is on top.
+        NaN: the class keeps no promise and is answered whenever it is on top; +inf: the
+        class is never answered.
     unknown_label : str
         The answer where the top class is below its threshold.
 
@@ -224,6 +232,8 @@ def apply_thresholds(proba, classes, thresholds, *, unknown_label="unknown") -> 
     Examples
     --------
     >>> apply_thresholds([[0.7, 0.3], [0.55, 0.45]], ["a", "b"], [0.6, 0.5]).tolist()
+    ['a', 'unknown']
+    >>> apply_thresholds([[0.7, 0.3], [0.2, 0.8]], ["a", "b"], [np.nan, np.inf]).tolist()
     ['a', 'unknown']
     """
     if isinstance(thresholds, ClassThresholds):
@@ -237,7 +247,7 @@ def apply_thresholds(proba, classes, thresholds, *, unknown_label="unknown") -> 
             f"{proba.shape} and {thresholds.shape}"
         )
     top = np.argmax(proba, axis=1)
-    limit = np.nan_to_num(thresholds, nan=-np.inf)[top]
+    limit = np.where(np.isnan(thresholds), -np.inf, thresholds)[top]
     labels = classes[top].copy()
     labels[proba[np.arange(len(top)), top] < limit] = unknown_label
     return labels

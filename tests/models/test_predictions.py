@@ -61,6 +61,30 @@ def test_per_class_thresholds_answer_unknown_below_them(digits, tmp_path):
     assert 0 < sum(strict_unknown) < len(paths)
 
 
+def test_a_model_with_classes_that_cannot_keep_the_target_saves_and_answers(digits, tmp_path):
+    """Digit 9 with 6 clips (fewer than thresholds need), and 3 and 8 swapped on half
+    of their clips (so at least one of them cannot reach 0.99 precision): the model file still loads
+    (it once held NaN, which loading refuses), 9 is answered whenever on top, and a
+    class marked withheld is never answered."""
+    manifest, X, backend = digits
+    y = manifest.y.copy()
+    keep = (y != "9") | (np.cumsum(y == "9") <= 6)
+    threes, eights = np.flatnonzero(y == "3"), np.flatnonzero(y == "8")
+    y[threes[::2]], y[eights[::2]] = "8", "3"
+    model = EarmarkModel.train(X[keep], y[keep], backend=backend, groups=manifest.groups[keep],
+                               target_precision=0.99)
+    model = load_model(model.save(tmp_path / "strict.earmark"))
+    final = model.pipeline[-1]
+    assert np.isfinite(final.class_thresholds_).all()
+    classes = final.classes_.tolist()
+    assert "fewer than 20" in final.threshold_notes_["9"] and not final.class_withheld_[classes.index("9")]
+    withheld = [label for label, never in zip(classes, final.class_withheld_) if never]
+    assert withheld and set(withheld) <= {"3", "8"}, final.threshold_notes_
+    predictions = predict_files(model, manifest.paths, backend=backend)
+    answered = {p.top_k[0][0] for p in predictions if not p.unknown}
+    assert "9" in answered and not answered & set(withheld)
+
+
 def test_every_calibrated_learner_answers_unknown_when_asked(digits, tmp_path):
     """`predict --unknown` with a logistic regression: trained on digits 0-4 of five
     speakers and asked about the sixth speaker's 0-9 (each speaker in turn), it keeps

@@ -189,10 +189,14 @@ def show_class_thresholds(classifier) -> None:
     target = ("precision", classifier.target_precision)
     if classifier.target_precision is None:
         target = ("recall", classifier.target_recall)
-    for label, threshold in zip(classifier.classes_.tolist(), classifier.class_thresholds_):
+    withheld = getattr(classifier, "class_withheld_", None)
+    for k, (label, threshold) in enumerate(zip(classifier.classes_.tolist(),
+                                               classifier.class_thresholds_)):
         note = classifier.threshold_notes_.get(str(label))
         if note:
-            console.print(f"{label}: no threshold ({note}); answered whenever on top",
+            never = withheld is not None and withheld[k]
+            console.print(f"{label}: {note}" if never else
+                          f"{label}: no threshold ({note}); answered whenever on top",
                           style="yellow", highlight=False)
         else:
             console.print(f"{label}: {target[0]} {target[1]:.2f} at probability >= "
