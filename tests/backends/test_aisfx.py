@@ -254,3 +254,53 @@ def test_feature_maps_pool_to_the_embedding(backend, reference):
     np.testing.assert_allclose(maps.mean(axis=3).max(axis=2), backend.embed_windows(window), rtol=1e-5, atol=1e-6)
     with pytest.raises(ParameterError, match="100, 96"):
         backend.feature_maps(blocks[:, :50])
+
+
+# ------------------------------------------------------------- the step grid
+def test_the_step_grid_declares_one_map_step_per_frame_centred_in_its_window():
+    steps = get_backend("aisfx", grid="steps")
+    assert steps.dimension == 1024  # band mean and band maximum of 512 channels
+    assert steps.hop_samples == 8 * MEL_HOP  # one step of the last block's map
+    assert steps.window_samples == 2048 + 39 * MEL_HOP  # 40 STFT frames, 5 steps
+    # Frame i's window is centred on the middle of step i.
+    assert steps.window_samples / 2 - steps.lead_samples == steps.hop_samples / 2
+    assert steps.params == {"normalize": "window", "grid": "steps"}
+    # The default grid keeps the parameters (and cache keys) it had before grids existed.
+    assert get_backend("aisfx").params == {"normalize": "window"}
+    assert steps.cache_key() != get_backend("aisfx").cache_key()
+    with pytest.raises(ParameterError, match="grid"):
+        get_backend("aisfx", grid="frames")
+
+
+@needs_model
+def test_a_step_frame_depends_on_its_window_alone(reference):
+    steps = get_backend("aisfx", grid="steps").load()
+    y, _ = reference["long"]
+    windows = np.stack([y[i * 8192: i * 8192 + steps.window_samples] for i in range(5)])
+    together = steps.embed_windows(windows)
+    alone = np.concatenate([steps.embed_windows(w[None]) for w in windows])
+    np.testing.assert_allclose(together, alone, rtol=1e-4, atol=1e-5)
+    # The centre step's band maximum is at least its band mean, channel by channel.
+    assert (together[:, 512:] >= together[:, :512] - 1e-6).all()
+
+
+@needs_model
+def test_the_step_grid_places_a_short_note_to_within_a_step(philharmonia_dir):
+    """A 0.5 s oboe note at 3.0 s in 7 s of quiet noise: the step frames whose centres
+    lie inside the note are the ones that differ from the noise; the 2.3 s blocks
+    cannot say where in their window it was."""
+    steps = get_backend("aisfx", grid="steps").load()
+    note, sr = audio.load(sorted((philharmonia_dir / "oboe").glob("*.mp3"))[0], sr=44100)
+    note = note[np.argmax(np.abs(note) > 0.1 * np.abs(note).max()):][: sr // 2]
+    rng = np.random.default_rng(0)
+    y = (0.003 * rng.standard_normal(7 * sr)).astype(np.float32)
+    y[3 * sr: 3 * sr + note.size] += 0.5 * note / np.abs(note).max()
+    out = embed_signal(steps, y, sr)
+    centres = (out.start_s + out.end_s) / 2
+    interior = (out.start_s > 0) & (out.end_s < out.duration_s)
+    np.testing.assert_allclose(centres[interior], (np.flatnonzero(interior) + 0.5) * 8192 / sr)
+    noise = np.median(out.X[centres < 2.0], axis=0)
+    distance = np.linalg.norm(out.X - noise, axis=1)
+    inside = (centres > 3.0) & (centres < 3.0 + note.size / sr)
+    outside = (centres < 2.4) | (centres > 4.1)
+    assert distance[inside].min() > distance[outside].max()

@@ -169,3 +169,19 @@ def test_soundscapes_needs_background_audio(cli, words_dir, tmp_path):
     (tmp_path / "empty").mkdir()
     run = cli("soundscapes", words_dir, "--backgrounds", tmp_path / "empty", "-o", tmp_path / "o")
     assert run.code == 2 and "expected audio files" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_a_detector_by_default_reads_aisfx_on_its_step_grid(cli, words_dir, tmp_path):
+    """No backend named: the detector's frames come every 0.186 s (aiSFX map steps), the
+    grid that placed events best on the development soundscapes."""
+    manifest, _ = _weak_set(words_dir, tmp_path)
+    model_path = tmp_path / "m.earmark"
+    trained = cli("train", manifest, "--detector", "-o", model_path)
+    assert trained.code == 0, trained.stderr
+    assert "aisfx frames every 0.18576 s" in " ".join((trained.stdout + trained.stderr).split())
+    model = EarmarkModel.load(model_path)
+    assert model.backend_identity["backend"] == "aisfx"
+    assert model.backend_identity["params"]["grid"] == "steps"
+    run = cli("detect", model_path, manifest.parent / "rec1.wav", "-o", tmp_path / "out",
+              "--no-plot", "--json")
+    assert run.code == 0, run.stderr

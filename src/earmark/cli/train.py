@@ -44,7 +44,7 @@ def train(
         False, "--detector",
         help="Sound event detector for `detect`: learns from label sets per recording "
         "(a;b, or an empty cell for none of the classes), with context over frames, on "
-        "the backend's finest time grid; thresholds, median filter, minimum duration "
+        "the backend's finest time grid (default backend: aisfx, a frame every 0.19 s); thresholds, median filter, minimum duration "
         "and merge gap are chosen on a validation split by group and stored in the model.",
     ),
     negatives: Optional[list[Path]] = typer.Option(
@@ -216,12 +216,13 @@ def _train_frames(data, output, backend_name, backend_params, layout, cache_dir,
         console.print(f"skipped {reason}", style="yellow", highlight=False)
     params = list(backend_params or [])
     from ..backends.registry import DEFAULT_BACKEND
+    from ..detection.detector import DETECTOR_BACKEND
 
-    name = backend_name or DEFAULT_BACKEND
+    name = backend_name or (DETECTOR_BACKEND if pooling is None else DEFAULT_BACKEND)
     if pooling is None and name in FINE_GRID:
         given = parse_params(params)
         params += [f"{k}={v}" for k, v in FINE_GRID[name].items() if k not in given]
-    backend = open_backend(backend_name, params, quiet=quiet)
+    backend = open_backend(name, params, quiet=quiet)
     if not quiet:
         console.print(
             f"{len(items.paths)} recordings, {len(items.classes)} classes, "

@@ -38,7 +38,7 @@ import numpy as np
 from ..audio import SUPPORTED_EXTENSIONS
 from ..exceptions import EarmarkError, ParameterError
 
-__all__ = ["DETECTOR_DEFAULTS", "WeakItems", "train_detector", "weak_items", "detector_frames",
+__all__ = ["DETECTOR_BACKEND", "DETECTOR_DEFAULTS", "FINE_GRID", "WeakItems", "train_detector", "weak_items", "detector_frames",
            "frame_targets_for"]
 
 #: What ``earmark train --detector`` trains, chosen on the development soundscapes
@@ -46,8 +46,13 @@ __all__ = ["DETECTOR_DEFAULTS", "WeakItems", "train_detector", "weak_items", "de
 DETECTOR_DEFAULTS: dict[str, Any] = {
     "pooling": "linear-softmax", "context": 2, "hidden": 128, "epochs": 60, "dropout": 0.2,
 }
+#: The backend ``earmark train --detector`` uses when the user names none: aiSFX on its
+#: step grid (a frame every 0.186 s). On the development soundscapes, weak labels:
+#: segment F 0.55 and onset F 0.52 against BirdNET's 0.31 and 0.22 at its 0.5 s hop,
+#: whose 3 s windows hold a 0.9 s note as a third of what they hear.
+DETECTOR_BACKEND = "aisfx"
 #: Finest frame grid each backend offers for detection when the user gives none.
-FINE_GRID = {"birdnet": {"hop_s": 0.5}}
+FINE_GRID = {"birdnet": {"hop_s": 0.5}, "aisfx": {"grid": "steps"}}
 
 
 @dataclass
