@@ -261,9 +261,10 @@ def test_the_step_grid_declares_one_map_step_per_frame_centred_in_its_window():
     steps = get_backend("aisfx", grid="steps")
     assert steps.dimension == 1024  # band mean and band maximum of 512 channels
     assert steps.hop_samples == 8 * MEL_HOP  # one step of the last block's map
-    assert steps.window_samples == 2048 + 39 * MEL_HOP  # 40 STFT frames, 5 steps
-    # Frame i's window is centred on the middle of step i.
+    assert steps.window_samples == 2048 + 23 * MEL_HOP  # 24 STFT frames, 3 steps
+    # Frame i's window is centred on step i, and the frame describes that step only.
     assert steps.window_samples / 2 - steps.lead_samples == steps.hop_samples / 2
+    assert steps.span_samples == steps.hop_samples
     assert steps.params == {"normalize": "window", "grid": "steps"}
     # The default grid keeps the parameters (and cache keys) it had before grids existed.
     assert get_backend("aisfx").params == {"normalize": "window"}
@@ -296,11 +297,12 @@ def test_the_step_grid_places_a_short_note_to_within_a_step(philharmonia_dir):
     y = (0.003 * rng.standard_normal(7 * sr)).astype(np.float32)
     y[3 * sr: 3 * sr + note.size] += 0.5 * note / np.abs(note).max()
     out = embed_signal(steps, y, sr)
+    # Frame i spans step i, [i * 8192, (i + 1) * 8192) samples, clipped to the signal.
+    np.testing.assert_allclose(out.start_s, np.arange(len(out.X)) * 8192 / sr)
+    np.testing.assert_allclose(out.end_s, np.minimum(np.arange(1, len(out.X) + 1) * 8192, y.size) / sr)
     centres = (out.start_s + out.end_s) / 2
-    interior = (out.start_s > 0) & (out.end_s < out.duration_s)
-    np.testing.assert_allclose(centres[interior], (np.flatnonzero(interior) + 0.5) * 8192 / sr)
     noise = np.median(out.X[centres < 2.0], axis=0)
     distance = np.linalg.norm(out.X - noise, axis=1)
     inside = (centres > 3.0) & (centres < 3.0 + note.size / sr)
-    outside = (centres < 2.4) | (centres > 4.1)
+    outside = (centres < 2.6) | (centres > 3.9)
     assert distance[inside].min() > distance[outside].max()

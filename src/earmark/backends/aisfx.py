@@ -33,14 +33,15 @@ Grid (``grid``): the package's 2.3 s blocks (``"blocks"``, the default) say what
 in a clip, but not when: a 0.4 s note is a sixth of its block. ``grid="steps"`` is the
 detection grid: one frame per time step of the last convolution block's map (8 STFT
 frames, 0.186 s), read at the centre of a window of :data:`STEP_WINDOW_FRAMES` frames
-(0.95 s: the step's receptive field, about 1.4 s, mostly inside it) and described by
-its 512 channels' mean and maximum over the 12 band groups (1024 numbers, so that
-where in frequency a channel fires still counts). Frame ``i`` is centred on the middle
-of step ``i`` (``lead_samples`` places it). Each window is computed on its own (the
-backend contract: a frame depends on its window only), 5 steps for the 1 kept, which
-costs about 5 times the blocks' compute per second of audio. On the detector
-development soundscapes (``benchmarks/detector.py``) it took the weakly labelled
-detector from BirdNET's segment F 0.31 to 0.55.
+(0.58 s, 3 steps) and described by its 512 channels' mean and maximum over the 12 band
+groups (1024 numbers, so that where in frequency a channel fires still counts). The
+frame describes its step, not the whole window it heard (``span_samples``): frame ``i``
+spans ``[i * 8192, (i + 1) * 8192)`` samples. Each window is computed on its own (the
+backend contract: a frame depends on its window only), 3 steps for the 1 kept, about 3
+times the blocks' compute per second of audio. Chosen on the detector development
+soundscapes (``benchmarks/detector.py``, weak labels): segment F 0.61 and onset F 0.57
+with 0.58 s windows, 0.55 and 0.52 with 0.95 s windows (5 steps), 0.46 and 0.38 with
+the steps of whole 2.3 s blocks, against BirdNET's 0.31 and 0.22 at its 0.5 s hop.
 
 The network (``EmbeddingNet`` of ``aisfx/models/cnn2d.py``, itself the 9-layer CNN of
 the DCASE 2018 cross-task baseline, Kong et al.) and the spectrogram
@@ -77,8 +78,8 @@ _BLOCK_FRAMES = 100  # what the network was trained on (aisfx.inference.EMB_BLOC
 _LOG_MEL_MAX = 9.457798957824707
 _NORMALIZE = ("window", "none")
 _GRIDS = ("blocks", "steps")
-#: STFT frames per window of the ``"steps"`` grid (5 map steps; the centre one is kept).
-STEP_WINDOW_FRAMES = 40
+#: STFT frames per window of the ``"steps"`` grid (3 map steps; the centre one is kept).
+STEP_WINDOW_FRAMES = 24
 _STEP_FRAMES = 8  # STFT frames per time step of the last block's map (three 2x pools)
 
 
@@ -224,7 +225,7 @@ class AisfxBackend(Backend):
     (512, 103424, 51200)
     >>> steps = get_backend("aisfx", grid="steps")
     >>> steps.dimension, steps.window_samples, steps.hop_samples, round(steps.hop_s, 3)
-    (1024, 41984, 8192, 0.186)
+    (1024, 25600, 8192, 0.186)
     """
 
     name = "aisfx"
@@ -274,8 +275,8 @@ class AisfxBackend(Backend):
         if grid == "steps":
             self.dimension = 2 * 512
             self.window_samples = _N_FFT + (STEP_WINDOW_FRAMES - 1) * _MEL_HOP
-            self.hop_samples = _STEP_FRAMES * _MEL_HOP
-            # Frame i's window is centred on the middle of step i.
+            self.hop_samples = self.span_samples = _STEP_FRAMES * _MEL_HOP
+            # Frame i's window is centred on step i, [i * hop, (i + 1) * hop).
             self.lead_samples = (self.window_samples - self.hop_samples) // 2
             self.batch_size = 64
 
@@ -381,6 +382,6 @@ class AisfxBackend(Backend):
             blocks = self._log_mel(self._torch.from_numpy(windows))
             if self.grid == "blocks":
                 return self._network(blocks).numpy()
-            maps = self._network.feature_maps(blocks)  # (batch, 512, 5 steps, 12 bands)
+            maps = self._network.feature_maps(blocks)  # (batch, 512, 3 steps, 12 bands)
             centre = maps[:, :, maps.shape[2] // 2, :]
             return self._torch.cat([centre.mean(dim=2), centre.amax(dim=2)], dim=1).numpy()

@@ -24,7 +24,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..embedding import FrameEmbeddings, embed_file, n_frames, stream_file
+from ..embedding import FrameEmbeddings, embed_file, frame_spans, n_frames, stream_file
 from ..exceptions import AudioError, BackendUnavailableError, StoreError
 from ..store.base import StoredEmbedding
 
@@ -260,14 +260,12 @@ def assemble_blocks(
     ordered = sorted(outcomes, key=lambda outcome: outcome.task.part.number)
     task = ordered[0].task
     X = np.concatenate([outcome.X for outcome in ordered])
-    hop, lead, window = backend.hop_samples, backend.lead_samples, backend.window_samples
-    starts = np.arange(X.shape[0], dtype=np.int64) * hop - lead
-    sr = backend.sample_rate
+    start_s, end_s = frame_spans(backend, 0, X.shape[0], n_samples)
     frames = FrameEmbeddings(
         X=X,
-        start_s=np.maximum(starts, 0) / sr,
-        end_s=np.minimum(starts + window, n_samples) / sr,
-        duration_s=n_samples / sr,
+        start_s=start_s,
+        end_s=end_s,
+        duration_s=n_samples / backend.sample_rate,
         clip=backend.pool(X),
     )
     whole_start = task.start_s if task.part.number == 0 else None
