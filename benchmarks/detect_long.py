@@ -28,6 +28,7 @@ Run on demand, not as a test (about 5 minutes with mfcc on two cores)::
 
     python benchmarks/detect_long.py
     python benchmarks/detect_long.py --detector
+    python benchmarks/detect_long.py --detector --backend aisfx -p grid=steps --rounds 1
     python benchmarks/detect_long.py --hours 3 --backend mfcc --sr 44100 --keep /tmp/long
 """
 
@@ -55,6 +56,8 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--hours", type=float, default=3.0)
     parser.add_argument("--backend", default="mfcc")
+    parser.add_argument("-p", "--backend-param", action="append", default=[],
+                        help="backend parameter KEY=VALUE, e.g. grid=steps for aisfx")
     parser.add_argument("--sr", type=int, default=None,
                         help="the file's sample rate (default: the backend's, no resampling)")
     parser.add_argument("--keep", type=Path, default=None, help="write the file here and keep it")
@@ -72,8 +75,10 @@ def main(argv=None) -> None:
     from _pasted import Placement, clips, write_soundscape
 
     from earmark.backends import get_backend
+    from earmark.cli._common import parse_params
 
-    backend = get_backend(args.backend)
+    params = parse_params(args.backend_param)
+    backend = get_backend(args.backend, **params)
     sr = args.sr or backend.sample_rate
     folder = args.keep or Path(tempfile.mkdtemp(prefix="earmark-detect-long-"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -93,7 +98,7 @@ def main(argv=None) -> None:
           f"{audio_path.stat().st_size / 2**20:.0f} MiB) in {time.perf_counter() - started:.0f} s")
     model_path = folder / "model.earmark"
     trainer = train_detector_model if args.detector else train_model
-    trainer(args.backend, speech_dir, music_dir).save(model_path)
+    trainer(args.backend, speech_dir, music_dir, params).save(model_path)
 
     # Rounds alternate which task goes first, and the best of each is kept, so that
     # other work on the machine hits both alike.
@@ -150,14 +155,14 @@ def main(argv=None) -> None:
         folder.rmdir()
 
 
-def train_model(backend_name: str, speech_dir: Path, music_dir: Path):
+def train_model(backend_name: str, speech_dir: Path, music_dir: Path, params=None):
     from _pasted import N_TRAIN, clips, load_clip, noise
 
     from earmark.backends import get_backend
     from earmark.embedding import embed_signal
     from earmark.models import EarmarkModel
 
-    backend = get_backend(backend_name)
+    backend = get_backend(backend_name, **(params or {}))
     sr = backend.sample_rate
     train, _ = clips(speech_dir, music_dir)
     X, y = [], []
@@ -172,7 +177,7 @@ def train_model(backend_name: str, speech_dir: Path, music_dir: Path):
     return EarmarkModel.train(np.stack(X), y, backend=backend)
 
 
-def train_detector_model(backend_name: str, speech_dir: Path, music_dir: Path):
+def train_detector_model(backend_name: str, speech_dir: Path, music_dir: Path, params=None):
     """A detector (`earmark train --detector`) from weakly labelled 10 s recordings: the
     training words or notes pasted at a random time into the benchmark's noise, a third
     of the recordings with neither (negatives); each recording its own group."""
@@ -182,7 +187,7 @@ def train_detector_model(backend_name: str, speech_dir: Path, music_dir: Path):
     from earmark.detection.detector import train_detector
     from earmark.embedding import embed_signal
 
-    backend = get_backend(backend_name)
+    backend = get_backend(backend_name, **(params or {}))
     sr = backend.sample_rate
     train, _ = clips(speech_dir, music_dir)
     rng = np.random.default_rng(0)

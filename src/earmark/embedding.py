@@ -8,8 +8,8 @@ signal starts at sample ``i * hop_samples`` (at the backend's rate) and spans
 the audio. Its timestamps are computed from those integers, so they do not drift however
 long the file, and are clipped to the audio (``start_s = max(i * hop - lead, 0) / sr``,
 ``end_s = min(i * hop - lead + window, n) / sr``); a backend whose frames describe only
-the middle of their window (``span_samples``) gets that middle's timestamps instead
-(:func:`frame_spans`). A padded signal of ``n`` samples
+the middle of their window (``focus_samples``) gets that middle's timestamps instead
+(:func:`frame_times`). A padded signal of ``n`` samples
 gives ``1`` frame if ``n <= window`` and ``ceil((n - window) / hop) + 1`` frames
 otherwise, but never a frame that starts at or past the end (which only matters when
 ``hop > window``); the last window is zero-padded past the end of the signal.
@@ -35,7 +35,7 @@ from .exceptions import AudioError, BackendError, EarmarkError, ParameterError
 
 __all__ = [
     "cut_frames",
-    "frame_spans",
+    "frame_times",
     "with_lead",
     "FrameEmbeddings",
     "FrameBatch",
@@ -89,12 +89,12 @@ def n_frames(
     return min(reaching_the_end, starting_inside)
 
 
-def frame_spans(backend: Backend, first: int, count: int, n_samples: int):
+def frame_times(backend: Backend, first: int, count: int, n_samples: int):
     """Timestamps of frames ``first`` to ``first + count - 1`` of a signal of ``n_samples``
     (at the backend's rate), clipped to it.
 
     Frame ``i``'s window covers samples ``[i * hop - lead, i * hop - lead + window)``; the
-    frame describes all of it, or only the ``span_samples`` in its middle where the
+    frame describes all of it, or only the ``focus_samples`` in its middle where the
     backend declares them.
 
     Returns
@@ -105,13 +105,13 @@ def frame_spans(backend: Backend, first: int, count: int, n_samples: int):
     --------
     >>> from earmark.backends import get_backend
     >>> backend = get_backend("placeholder")  # 0.5 s windows, 0.5 s hop, 16 kHz
-    >>> [s.tolist() for s in frame_spans(backend, 0, 3, 20000)]
+    >>> [s.tolist() for s in frame_times(backend, 0, 3, 20000)]
     [[0.0, 0.5, 1.0], [0.5, 1.0, 1.25]]
     """
     hop, lead, window = backend.hop_samples, backend.lead_samples, backend.window_samples
-    span = backend.span_samples or window
-    starts = np.arange(first, first + count, dtype=np.int64) * hop - lead + (window - span) // 2
-    ends = np.minimum(starts + span, n_samples)
+    focus = backend.focus_samples or window
+    starts = np.arange(first, first + count, dtype=np.int64) * hop - lead + (window - focus) // 2
+    ends = np.minimum(starts + focus, n_samples)
     starts = np.clip(starts, 0, n_samples)
     return starts / backend.sample_rate, ends / backend.sample_rate
 
@@ -282,7 +282,7 @@ class FrameStream:
             # The framing rule emits a frame that ends inside the samples read so far,
             # or, once the blocks are exhausted, one that reaches the end: clipping to
             # what has been read is exact either way.
-            start_s, end_s = frame_spans(backend, first, real, read - lead)
+            start_s, end_s = frame_times(backend, first, real, read - lead)
             out = FrameBatch(first=first, X=X[:real], start_s=start_s, end_s=end_s,
                              scores=scores)
             first += real

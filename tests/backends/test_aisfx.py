@@ -264,7 +264,7 @@ def test_the_step_grid_declares_one_map_step_per_frame_centred_in_its_window():
     assert steps.window_samples == 2048 + 23 * MEL_HOP  # 24 STFT frames, 3 steps
     # Frame i's window is centred on step i, and the frame describes that step only.
     assert steps.window_samples / 2 - steps.lead_samples == steps.hop_samples / 2
-    assert steps.span_samples == steps.hop_samples
+    assert steps.focus_samples == steps.hop_samples
     assert steps.params == {"normalize": "window", "grid": "steps"}
     # The default grid keeps the parameters (and cache keys) it had before grids existed.
     assert get_backend("aisfx").params == {"normalize": "window"}

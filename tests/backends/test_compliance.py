@@ -229,13 +229,13 @@ def test_embed_file_timestamps_follow_window_and_hop(backend, speech, tmp_path):
     )
     # Frame i covers [i * hop - lead, i * hop - lead + window), clipped to the audio; a
     # backend whose frames describe only the middle of their window gives that middle.
-    span = backend.span_samples or window
-    assert 0 < span <= window, f"{name}: expected 0 < span_samples <= {window}, got {span}"
-    starts = np.arange(count) * hop - lead + (window - span) // 2
+    focus = backend.focus_samples or window
+    assert 0 < focus <= window, f"{name}: expected 0 < focus_samples <= {window}, got {focus}"
+    starts = np.arange(count) * hop - lead + (window - focus) // 2
     np.testing.assert_array_equal(
         out.start_s, np.maximum(starts, 0) / sr, err_msg=f"{name}: start_s"
     )
-    ends = np.minimum(starts + span, n)
+    ends = np.minimum(starts + focus, n)
     np.testing.assert_array_equal(out.end_s, ends / sr, err_msg=f"{name}: end_s")
     assert out.duration_s == n / sr, f"{name}: expected duration {n / sr}, got {out.duration_s}"
     assert np.isfinite(out.X).all(), f"{name}: expected finite frame embeddings"

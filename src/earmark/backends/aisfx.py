@@ -35,7 +35,7 @@ detection grid: one frame per time step of the last convolution block's map (8 S
 frames, 0.186 s), read at the centre of a window of :data:`STEP_WINDOW_FRAMES` frames
 (0.58 s, 3 steps) and described by its 512 channels' mean and maximum over the 12 band
 groups (1024 numbers, so that where in frequency a channel fires still counts). The
-frame describes its step, not the whole window it heard (``span_samples``): frame ``i``
+frame describes its step, not the whole window it heard (``focus_samples``): frame ``i``
 spans ``[i * 8192, (i + 1) * 8192)`` samples. Each window is computed on its own (the
 backend contract: a frame depends on its window only), 3 steps for the 1 kept, about 3
 times the blocks' compute per second of audio. Chosen on the detector development
@@ -275,7 +275,7 @@ class AisfxBackend(Backend):
         if grid == "steps":
             self.dimension = 2 * 512
             self.window_samples = _N_FFT + (STEP_WINDOW_FRAMES - 1) * _MEL_HOP
-            self.hop_samples = self.span_samples = _STEP_FRAMES * _MEL_HOP
+            self.hop_samples = self.focus_samples = _STEP_FRAMES * _MEL_HOP
             # Frame i's window is centred on step i, [i * hop, (i + 1) * hop).
             self.lead_samples = (self.window_samples - self.hop_samples) // 2
             self.batch_size = 64

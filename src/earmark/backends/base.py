@@ -112,11 +112,11 @@ class Backend(ABC):
     #: that a model trained on ``center=True`` spectrograms sees its own frame grid.
     #: Must be smaller than ``window_samples``.
     lead_samples: int = 0
-    #: The part of its window a frame describes, centred in the window; None: the whole
-    #: window. A model that reads context around what it labels declares it (aiSFX's
-    #: step grid: 0.19 s described in 0.58 s heard), and a frame's timestamps are then
-    #: that part's (:func:`earmark.embedding.frame_spans`).
-    span_samples: int | None = None
+    #: The frame's focus: the part of its window it describes, centred in the window;
+    #: None: the whole window. A model that reads context around what it labels declares
+    #: it (aiSFX's step grid: 0.19 s described in 0.58 s heard), and a frame's
+    #: timestamps are then its focus's (:func:`earmark.embedding.frame_times`).
+    focus_samples: int | None = None
 
     def __init__(self, **params: Any):
         self._params = dict(params)

@@ -406,7 +406,7 @@ def train_detector(frames, label_sets, *, backend, groups=None, validation_fract
                         for i in validation_index]
     postprocessing = tune_postprocessing(
         rows, [label_sets[i] for i in validation_index], classes, hop_s=backend.hop_s,
-        overlapping=(backend.span_samples or backend.window_samples) > backend.hop_samples,
+        overlapping=(backend.focus_samples or backend.window_samples) > backend.hop_samples,
         event_counts=event_counts,
         cells_options=None if cells == "auto" else (cells,),
     )

@@ -24,7 +24,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..embedding import FrameEmbeddings, embed_file, frame_spans, n_frames, stream_file
+from ..embedding import FrameEmbeddings, embed_file, frame_times, n_frames, stream_file
 from ..exceptions import AudioError, BackendUnavailableError, StoreError
 from ..store.base import StoredEmbedding
 
@@ -260,7 +260,7 @@ def assemble_blocks(
     ordered = sorted(outcomes, key=lambda outcome: outcome.task.part.number)
     task = ordered[0].task
     X = np.concatenate([outcome.X for outcome in ordered])
-    start_s, end_s = frame_spans(backend, 0, X.shape[0], n_samples)
+    start_s, end_s = frame_times(backend, 0, X.shape[0], n_samples)
     frames = FrameEmbeddings(
         X=X,
         start_s=start_s,
