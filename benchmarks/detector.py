@@ -29,6 +29,8 @@ of length), onset-only F (1 s collar), segment F (1 s), and detected / true even
 
 Run on demand::
 
+    python benchmarks/detector.py --backend aisfx -p grid=steps --strong   # the default detector
+    python benchmarks/detector.py --backend aisfx -p grid=steps --seed 1   # a set never tuned on
     python benchmarks/detector.py --backend mfcc
     python benchmarks/detector.py --backend birdnet -p hop_s=0.5
 """
