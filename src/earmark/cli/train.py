@@ -44,8 +44,9 @@ def train(
         False, "--detector",
         help="Sound event detector for `detect`: learns from label sets per recording "
         "(a;b, or an empty cell for none of the classes), with context over frames, on "
-        "the backend's finest time grid (default backend: aisfx, a frame every 0.19 s); thresholds, median filter, minimum duration "
-        "and merge gap are chosen on a validation split by group and stored in the model.",
+        "the backend's finest time grid (default backend: aisfx, a frame every 0.19 s); "
+        "thresholds, median filter, minimum duration and merge gap are chosen on a "
+        "validation split by group and stored in the model.",
     ),
     negatives: Optional[list[Path]] = typer.Option(
         None, "--negatives",

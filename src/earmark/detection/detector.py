@@ -38,8 +38,8 @@ import numpy as np
 from ..audio import SUPPORTED_EXTENSIONS
 from ..exceptions import EarmarkError, ParameterError
 
-__all__ = ["DETECTOR_BACKEND", "DETECTOR_DEFAULTS", "FINE_GRID", "WeakItems", "train_detector", "weak_items", "detector_frames",
-           "frame_targets_for"]
+__all__ = ["DETECTOR_BACKEND", "DETECTOR_DEFAULTS", "FINE_GRID", "WeakItems", "train_detector",
+           "weak_items", "detector_frames", "frame_targets_for"]
 
 #: What ``earmark train --detector`` trains, chosen on the development soundscapes
 #: (benchmarks/detector.py): see docs and the README.
