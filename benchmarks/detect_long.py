@@ -125,6 +125,7 @@ def main(argv=None) -> None:
           f"(goal >= 0.8)")
     print(f"{len(detect['events'])} events")
     worst = 0.0
+    errors = {}
     for placement in placements:
         near = [e for e in detect["events"] if e["label"] == "speech"
                 and abs(e["onset_s"] - placement.onset_s) <= 2.0]
@@ -133,18 +134,23 @@ def main(argv=None) -> None:
             worst = float("inf")
             continue
         error = near[0]["onset_s"] - placement.onset_s
+        # A Speech Commands clip is 1 s with the word somewhere inside: the word's own
+        # onset is where it becomes audible, not the clip's first sample.
+        audible = placement.onset_s + audible_onset_s(placement.clip, sr)
+        errors[placement.onset_s] = near[0]["onset_s"] - audible
         worst = max(worst, abs(error))
-        print(f"  word at {clock(placement.onset_s)}: event at {clock(near[0]['onset_s'])} "
-              f"(error {error:+.3f} s, score {near[0]['score']:.2f})")
+        print(f"  word at {clock(placement.onset_s)} (audible from {clock(audible)}): event at "
+              f"{clock(near[0]['onset_s'])} (error {error:+.3f} s from the clip's first "
+              f"sample, {errors[placement.onset_s]:+.3f} s from the word's, score "
+              f"{near[0]['score']:.2f})")
     stray = [e for e in detect["events"]
              if not any(abs(e["onset_s"] - p.onset_s) <= 2.0 for p in placements)]
     print(f"  events away from any word: {len(stray)}")
     last = placements[-1]
     verdict = {  # throughput judged by wall time, the stricter when nothing else runs
         "peak memory < 1 GiB": detect["peak_rss_mib"] < 1024,
-        "event at the end within one hop": any(
-            abs(e["onset_s"] - last.onset_s) <= hop for e in detect["events"]
-        ),
+        "event at the end within one hop of the word's onset": last.onset_s in errors
+        and abs(errors[last.onset_s]) <= hop,
         "throughput >= 0.8 x embed": ratio >= 0.8,
     }
     for goal, met in verdict.items():
@@ -153,6 +159,16 @@ def main(argv=None) -> None:
         audio_path.unlink()
         model_path.unlink()
         folder.rmdir()
+
+
+def audible_onset_s(path, sr: int) -> float:
+    """Seconds into a clip where it first comes within 20 dB of its loudest 10 ms."""
+    from _pasted import load_clip
+
+    y = load_clip(path, sr)
+    frame = max(1, sr // 100)
+    rms = np.sqrt(np.convolve(np.square(y, dtype=np.float64), np.ones(frame) / frame, mode="same"))
+    return float(np.argmax(rms >= rms.max() * 0.1) / sr)
 
 
 def train_model(backend_name: str, speech_dir: Path, music_dir: Path, params=None):
