@@ -306,3 +306,28 @@ def test_the_step_grid_places_a_short_note_to_within_a_step(philharmonia_dir):
     inside = (centres > 3.0) & (centres < 3.0 + note.size / sr)
     outside = (centres < 2.6) | (centres > 3.9)
     assert distance[inside].min() > distance[outside].max()
+
+
+@needs_model
+def test_a_fused_backend_on_the_step_grid_keeps_the_steps_focus(philharmonia_dir):
+    """aiSFX steps (hop 0.186 s) beside MFCC at a 0.1 s hop: the steps are the coarser
+    grid, so the fused frames are the steps', timestamped by their focus, and the
+    fused backend declares that focus (a detector reads it to know frames do not
+    overlap)."""
+    from earmark.embedding import frame_times
+
+    fused = get_backend("aisfx+mfcc", **{"aisfx.grid": "steps", "mfcc.hop_s": 0.1,
+                                         "mfcc.window_s": 0.2})
+    steps = get_backend("aisfx", grid="steps")
+    assert fused.reference.name == "aisfx"
+    assert fused.focus_samples == steps.focus_samples == fused.hop_samples
+    path = sorted((philharmonia_dir / "oboe").glob("*.mp3"))[0]
+    out = embed_file(fused, path)
+    alone = embed_file(steps.load(), path)
+    np.testing.assert_array_equal(out.start_s, alone.start_s)
+    np.testing.assert_array_equal(out.end_s, alone.end_s)
+    n_samples = int(round(out.duration_s * fused.sample_rate))
+    start_s, end_s = frame_times(fused, 0, len(out.X), n_samples)
+    np.testing.assert_allclose(start_s, out.start_s)
+    np.testing.assert_allclose(end_s, out.end_s)
+    assert out.X.shape[1] == 1024 + get_backend("mfcc").dimension

@@ -13,8 +13,9 @@ birdnet+aisfx+musicnn``), and it never embeds anything itself:
   grid of the part with the coarsest hop (the *reference*; the first such part on a
   tie): fused frame ``j`` spans the reference's frame ``j``, and each other part
   contributes the mean of its frames whose centre falls in that span, or its frame with
-  the nearest centre if none does (:func:`align_frames`). Frame models and detectors
-  read these.
+  the nearest centre if none does (:func:`align_frames`). A reference that describes
+  only the middle of each window (aiSFX's step grid) lends the fused backend its focus
+  too. Frame models and detectors read these.
 - **Learning.** The parts' scales differ by orders of magnitude, and a 8448-d part would
   drown a 512-d one in any distance or L2 penalty. ``blocks`` gives each part's width;
   ``logreg`` then fits one regression per part and averages their log-probabilities
@@ -219,6 +220,8 @@ class FusedBackend(Backend):
         self.window_samples = reference.window_samples
         self.hop_samples = reference.hop_samples
         self.lead_samples = reference.lead_samples
+        # Fused frames carry the reference's timestamps, its focus's where it has one.
+        self.focus_samples = reference.focus_samples
         self.batch_size = reference.batch_size
 
     # ----------------------------------------------------------------- identity
