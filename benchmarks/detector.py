@@ -73,6 +73,10 @@ def main() -> None:
     parser.add_argument("--bed-density", type=float, default=6.0,
                         help="speech clips sounding at once in the bed (6: a crowded room; 1: "
                              "one voice at a time, with pauses)")
+    parser.add_argument("--min-note-s", type=float, default=0.0,
+                        help="only notes whose nominal length (Philharmonia's name: 025, 05, 1, "
+                             "15, long) is at least this (a diagnosis: how much of the difficulty "
+                             "is short notes; environmental events mostly last 1-5 s)")
     parser.add_argument("--strong", action="store_true",
                         help="also train the detector with the training soundscapes' strong labels")
     args = parser.parse_args()
@@ -90,7 +94,7 @@ def main() -> None:
         started = time.perf_counter()
         sets = build_sets(Path(args.shared), args.work / "audio", args.seed, args.recordings,
                           args.field_minutes, args.test_files, snr_db=tuple(args.snr),
-                          bed_density=args.bed_density)
+                          bed_density=args.bed_density, min_note_s=args.min_note_s)
         weak, test, field, clean_train, speech_train = sets
         print(f"sets built in {time.perf_counter() - started:.0f} s: training "
               f"{len(weak.paths)} x 10 s; test {len(test.paths)} x 60 s, {len(test.truth)} "
@@ -255,7 +259,8 @@ def _figures(scapes, estimated) -> dict:
 
 
 def build_sets(shared: Path, out: Path, seed: int, n_recordings: int, field_minutes: float,
-               n_test: int = 20, snr_db: tuple[float, float] = SNR_DB, bed_density: float = 6.0):
+               n_test: int = 20, snr_db: tuple[float, float] = SNR_DB, bed_density: float = 6.0,
+               min_note_s: float = 0.0):
     """The development set (see the module docstring); the same for the same seed."""
     from earmark.datasets import load_dataset
     from earmark.detection.soundscapes import make_soundscapes
@@ -265,6 +270,8 @@ def build_sets(shared: Path, out: Path, seed: int, n_recordings: int, field_minu
     labels = np.array([labels[0] for labels in notes.frame["labels"]])
     paths = np.array([str(p) for p in notes.paths])
     chosen = np.isin(labels, INSTRUMENTS)
+    if min_note_s > 0:
+        chosen &= np.array([_nominal_length(p) >= min_note_s for p in paths])
     pitch = np.array([f"{label}:{re.split('_', Path(p).name)[1]}" for p, label in zip(paths, labels)])
     pitches = np.array(sorted(set(pitch[chosen])))
     test_pitches = set(rng.choice(pitches, len(pitches) * 2 // 5, replace=False))
@@ -297,6 +304,14 @@ def build_sets(shared: Path, out: Path, seed: int, n_recordings: int, field_minu
                              seed=seed + 3, prefix="field", **common)
     speech_clips = [(p, "background") for p in speech_train[:120]]
     return weak, test, field, train_events, speech_clips
+
+
+def _nominal_length(path: str) -> float:
+    """A Philharmonia note's nominal length in seconds, from its name's third field
+    (``025`` is 0.25 s, ``15`` 1.5 s; ``long`` and ``very-long`` count as 2 and 3 s)."""
+    field = Path(path).stem.split("_")[2] if Path(path).stem.count("_") >= 3 else ""
+    named = {"025": 0.25, "05": 0.5, "1": 1.0, "15": 1.5, "long": 2.0, "very-long": 3.0}
+    return named.get(field, 0.0)
 
 
 class _Joined:
