@@ -31,6 +31,7 @@ Run on demand::
 
     python benchmarks/detector.py --backend aisfx -p grid=steps --strong   # the default detector
     python benchmarks/detector.py --backend aisfx -p grid=steps --seed 1   # a set never tuned on
+    python benchmarks/detector.py --backend aisfx -p grid=steps --min-note-s 1   # notes of 1 s and longer
     python benchmarks/detector.py --backend mfcc
     python benchmarks/detector.py --backend birdnet -p hop_s=0.5
 """
