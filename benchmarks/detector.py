@@ -310,7 +310,8 @@ def build_sets(shared: Path, out: Path, seed: int, n_recordings: int, field_minu
 def _nominal_length(path: str) -> float:
     """A Philharmonia note's nominal length in seconds, from its name's third field
     (``025`` is 0.25 s, ``15`` 1.5 s; ``long`` and ``very-long`` count as 2 and 3 s)."""
-    field = Path(path).stem.split("_")[2] if Path(path).stem.count("_") >= 3 else ""
+    fields = Path(path).stem.split("_")
+    field = fields[2] if len(fields) >= 4 else ""
     named = {"025": 0.25, "05": 0.5, "1": 1.0, "15": 1.5, "long": 2.0, "very-long": 3.0}
     return named.get(field, 0.0)
 
