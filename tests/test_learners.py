@@ -98,7 +98,7 @@ def test_svm_with_two_examples_per_class_calibrates_on_two_folds(fsdd):
 def test_svm_with_one_example_per_class_says_its_probabilities_are_uncalibrated(fsdd):
     X, y = _per_class(fsdd, 1)
     fitted, notes = fit_learner(make_learner("svm-linear"), X, y)
-    assert notes == ["a class has 1 training example: probabilities not calibrated"]
+    assert notes == ["10 classes with 1 training example: probabilities not calibrated"]
     assert fitted.named_steps["classifier"].method_ == "none"
     assert set(fitted.predict(fsdd.X)) <= set(y)
 

@@ -70,6 +70,9 @@ CALIBRATION_METHODS = ("temperature", "smoothed-temperature", "sigmoid", "isoton
 #: accuracy on the test groups.
 AUTO_METHODS = ("temperature", "sigmoid", "isotonic")
 
+#: Maps with the same parameters for every class (the others fit a map per class).
+SHARED_MAPS = ("temperature", "smoothed-temperature")
+
 #: What ``method="auto"`` chooses from when the learner only gives probabilities.
 AUTO_METHODS_FOR_VOTES = ("temperature", "smoothed-temperature", "sigmoid", "isotonic")
 
@@ -99,8 +102,9 @@ class CalibratedLearner(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         The map from scores to probabilities; ``"auto"`` chooses by held-out log-loss.
     cv : int
         Folds for the held-out scores, lowered to the smallest class count (and to the
-        number of groups when ``fit`` gets groups). A class with a single item leaves
-        the scores uncalibrated (``method_ == "none"``).
+        number of groups when ``fit`` gets groups). Classes with a single item are
+        calibrated with the others by one temperature; with fewer than two classes of
+        two items or more the scores stay uncalibrated (``method_ == "none"``).
     ensemble : bool
         False: one copy fitted on every training item answers, through the map fitted on
         the held-out copies' scores (keeps the learner's full accuracy). True: the
@@ -228,11 +232,16 @@ class CalibratedLearner(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
             self.threshold_, self.threshold_source_ = -np.inf, "none (too few items)"
         else:
             S, known = self._heldout_scores(estimator, X, y, splits)
-            self.method_ = self._choose(S, codes, groups)
+            # A class's only item, held out, was scored by a copy that never heard of
+            # the class: it says nothing about how sure the learner's answers are.
+            mapped = np.bincount(codes)[codes] >= 2
+            self.method_ = self._choose(S[mapped], codes[mapped],
+                                        None if groups is None else groups[mapped],
+                                        per_class=bool(mapped.all()))
             # Every map tried on the inner folds left its attributes; keep only the
             # chosen map's, fitted on all the held-out scores.
             self._drop_maps()
-            self._fit_map(self.method_, S, codes)
+            self._fit_map(self.method_, S[mapped], codes[mapped])
             self.heldout_proba_ = self._apply_map(self.method_, S)
             self.known_score_method_ = (
                 "own" if known is not None
@@ -308,13 +317,21 @@ class CalibratedLearner(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         return self.estimator
 
     def _splits(self, X, codes, groups):
-        """Held-out folds, or None when some class has a single item."""
+        """Held-out folds, or None when fewer than two classes have two items or more.
+
+        A class with a single item lands in one fold, whose training part then lacks it
+        (its column is that fold's floor, :meth:`_heldout_scores`); the other classes'
+        held-out scores still calibrate the learner (:meth:`_choose` then keeps to one
+        temperature). Leaving the whole model uncalibrated for one rare class made it
+        overconfident everywhere (Speech Commands, 30 words, official folds: a training
+        part with one word held once gave ECE 0.21, confidence 0.42 at accuracy 0.21).
+        """
         from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
-        smallest = int(np.bincount(codes).min())
-        if smallest < 2:
+        counts = np.bincount(codes)
+        if (counts >= 2).sum() < 2:
             return None
-        folds = min(int(self.cv), smallest)
+        folds = min(int(self.cv), int(counts[counts >= 2].min()))
         if groups is not None:
             groups = np.asarray(groups)
             if groups.shape != codes.shape:
@@ -327,9 +344,9 @@ class CalibratedLearner(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
                     n_splits=min(int(self.cv), n_groups), shuffle=True,
                     random_state=self.random_state,
                 )
-                return list(splitter.split(X, codes, groups))
+                return _quietly_split(splitter, X, codes, groups)
         splitter = StratifiedKFold(folds, shuffle=True, random_state=self.random_state)
-        return list(splitter.split(X, codes))
+        return _quietly_split(splitter, X, codes)
 
     def _heldout_scores(self, estimator, X, y, splits):
         """Scores of every item from a copy fitted without its fold, [shape=(n, n_classes)],
@@ -352,7 +369,7 @@ class CalibratedLearner(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
             S[test] = self._raw(X[test])[0]
         return S, known
 
-    def _choose(self, S, codes, groups=None) -> str:
+    def _choose(self, S, codes, groups=None, per_class=True) -> str:
         """The simplest map whose held-out log-loss is within one standard error of the
         best (the scores split once more, by group when groups are known).
 
@@ -369,6 +386,10 @@ class CalibratedLearner(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         losses = {}
         votes_only = not hasattr(self._base(), "decision_function")
         candidates = AUTO_METHODS_FOR_VOTES if votes_only else AUTO_METHODS
+        if not per_class:
+            # A class whose only item is its own has no held-out scores to fit a map of
+            # its own on: the maps shared by every class only.
+            candidates = tuple(m for m in candidates if m in SHARED_MAPS)
         for method in candidates:
             per_item = np.zeros(len(codes))
             for train, test in inner:
@@ -602,6 +623,16 @@ def _pairwise_sums(pairwise: np.ndarray, n_classes: int) -> np.ndarray:
     np.add.at(sums.T, first, pairwise.T)
     np.add.at(sums.T, second, -pairwise.T)
     return sums / (n_classes - 1)
+
+
+def _quietly_split(splitter, X, codes, groups=None) -> list:
+    """``splitter``'s folds, without its warning that a class has fewer items than folds
+    (classes with a single item are expected here: :meth:`CalibratedLearner._splits`)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The least populated class")
+        return list(splitter.split(X, codes, groups))
 
 
 def _inner_folds(codes, groups, random_state) -> list:

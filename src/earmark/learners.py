@@ -404,11 +404,17 @@ def fit_learner(learner, X, y, *, groups=None) -> tuple[Any, list[str]]:
     fit_params = {}
     last = steps[-1][1] if steps else fitted
     if isinstance(last, CalibratedLearner):
+        several = counts[counts >= 2]
         if smallest < 2 and last.method != "none":
-            notes.append("a class has 1 training example: probabilities not calibrated")
-        elif last.cv > smallest:
+            singles = int((counts < 2).sum())
             notes.append(
-                f"calibration folds lowered from {last.cv} to {smallest} (smallest class)"
+                f"{singles} class{'es' if singles > 1 else ''} with 1 training example: "
+                + ("probabilities calibrated by one temperature on the other classes' "
+                   "held-out scores" if several.size >= 2 else "probabilities not calibrated")
+            )
+        if several.size >= 2 and last.cv > several.min() and last.method != "none":
+            notes.append(
+                f"calibration folds lowered from {last.cv} to {several.min()} (smallest class)"
             )
         if groups is not None:
             groups = np.asarray(groups)
