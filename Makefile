@@ -31,8 +31,10 @@ browser:
 	  SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium; }
 
+# Two worker processes (pytest-xdist), each test module whole in one of them so that
+# its fixtures are made once: 8.7 min instead of 13-15 on two cores.
 test: $(STAMP) browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadscope
 
 clean:
 	rm -rf $(VENV) demo-output

@@ -8,6 +8,12 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+# Rich fixes a console's width from COLUMNS when the console is made, and earmark's
+# command line makes its consoles at import, in whichever test comes first; without a
+# terminal they fold at 80 columns, splitting the long temporary paths (longer still in
+# pytest-xdist's workers) that tests look for in the output.
+os.environ["COLUMNS"] = "200"
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("EARMARK_SHARED_DATASETS", ROOT.parent / "shared" / "datasets"))
 
