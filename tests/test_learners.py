@@ -95,6 +95,18 @@ def test_svm_with_two_examples_per_class_calibrates_on_two_folds(fsdd):
     np.testing.assert_allclose(fitted.predict_proba(fsdd.X[:5]).sum(axis=1), 1.0, rtol=1e-6)
 
 
+def test_one_class_with_one_example_is_named_and_the_rest_calibrated(fsdd):
+    keep = (fsdd.y != "0") | (np.arange(len(fsdd.y)) == np.flatnonzero(fsdd.y == "0")[0])
+    X, y, speakers = fsdd.X[keep], fsdd.y[keep], fsdd.speakers[keep]
+    fitted, notes = fit_learner(make_learner("logreg"), X, y, groups=speakers)
+    single = ("1 class with 1 training example: probabilities calibrated by one temperature "
+              "on the other classes' held-out scores")
+    n_speakers = np.unique(speakers).size
+    lowered = [f"calibration folds lowered from 5 to {n_speakers} (groups)"] * (n_speakers < 5)
+    assert notes == [single, *lowered]
+    assert fitted.named_steps["classifier"].method_ == "temperature"
+
+
 def test_svm_with_one_example_per_class_says_its_probabilities_are_uncalibrated(fsdd):
     X, y = _per_class(fsdd, 1)
     fitted, notes = fit_learner(make_learner("svm-linear"), X, y)

@@ -645,7 +645,7 @@ def _inner_folds(codes, groups, random_state) -> list:
             n_splits=int(min(3, np.unique(groups).size)), shuffle=True,
             random_state=random_state,
         )
-        return list(splitter.split(codes, codes, groups))
+        return _quietly_split(splitter, codes, codes, groups)
     folds = int(min(3, np.bincount(codes).min()))
     if folds < 2:
         everything = np.arange(len(codes))

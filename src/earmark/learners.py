@@ -412,10 +412,18 @@ def fit_learner(learner, X, y, *, groups=None) -> tuple[Any, list[str]]:
                 + ("probabilities calibrated by one temperature on the other classes' "
                    "held-out scores" if several.size >= 2 else "probabilities not calibrated")
             )
-        if several.size >= 2 and last.cv > several.min() and last.method != "none":
-            notes.append(
-                f"calibration folds lowered from {last.cv} to {several.min()} (smallest class)"
-            )
+        if last.method != "none" and several.size >= 2:
+            # Without groups the folds are stratified, at most as many as the smallest
+            # class (of two items or more) has items; with groups, one group per fold
+            # at least (CalibratedLearner._splits).
+            n_groups = None if groups is None else np.unique(groups).size
+            n_groups = n_groups if n_groups and n_groups >= 2 else None
+            folds = (int(several.min()) if n_groups is None else n_groups)
+            if last.cv > folds:
+                notes.append(
+                    f"calibration folds lowered from {last.cv} to {folds} "
+                    f"({'smallest class' if n_groups is None else 'groups'})"
+                )
         if groups is not None:
             groups = np.asarray(groups)
             fit_params = {f"{steps[-1][0]}__groups": groups} if steps else {"groups": groups}
