@@ -133,6 +133,18 @@ def test_one_rare_class_leaves_the_others_calibrated(fsdd):
     assert "0" in model.classes_ and model.predict(X[y == "0"]).tolist() == ["0"]
 
 
+def test_four_items_a_class_from_many_recordings_calibrate_on_four_group_folds(fsdd):
+    """scikit-learn refuses more stratified group folds than the largest class has
+    items: five folds with four clips a digit, each clip its own recording, used to
+    raise."""
+    index = np.concatenate([np.flatnonzero(fsdd.y == d)[:4] for d in np.unique(fsdd.y)])
+    X, y = fsdd.X[index], fsdd.y[index]
+    recordings = np.arange(len(y))
+    model = CalibratedLearner(LogisticRegression(max_iter=5000)).fit(X, y, groups=recordings)
+    assert model.method_ != "none" and len(model.estimators_) == 1
+    np.testing.assert_allclose(model.predict_proba(X).sum(axis=1), 1.0)
+
+
 def test_parameters_are_checked_in_fit():
     X, y = np.eye(4), ["a", "a", "b", "b"]
     with pytest.raises(ParameterError, match="method"):

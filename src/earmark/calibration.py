@@ -339,10 +339,11 @@ class CalibratedLearner(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
                     f"expected one group per item ({codes.shape[0]}), got shape {groups.shape}"
                 )
             n_groups = np.unique(groups).size
-            if n_groups >= 2:
+            # scikit-learn refuses more folds than the largest class has items.
+            n_splits = min(int(self.cv), n_groups, int(counts.max()))
+            if n_splits >= 2:
                 splitter = StratifiedGroupKFold(
-                    n_splits=min(int(self.cv), n_groups), shuffle=True,
-                    random_state=self.random_state,
+                    n_splits=n_splits, shuffle=True, random_state=self.random_state,
                 )
                 return _quietly_split(splitter, X, codes, groups)
         splitter = StratifiedKFold(folds, shuffle=True, random_state=self.random_state)
@@ -640,13 +641,14 @@ def _inner_folds(codes, groups, random_state) -> list:
     at least two (scores of one speaker resemble each other)."""
     from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
-    if groups is not None and np.unique(groups).size >= 2:
-        splitter = StratifiedGroupKFold(
-            n_splits=int(min(3, np.unique(groups).size)), shuffle=True,
-            random_state=random_state,
-        )
+    counts = np.bincount(codes)
+    counts = counts[counts > 0]  # the classes present (single items are left out)
+    n_splits = 0 if groups is None else min(3, np.unique(groups).size, int(counts.max()))
+    if n_splits >= 2:
+        splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True,
+                                        random_state=random_state)
         return _quietly_split(splitter, codes, codes, groups)
-    folds = int(min(3, np.bincount(codes).min()))
+    folds = int(min(3, counts.min()))
     if folds < 2:
         everything = np.arange(len(codes))
         return [(everything, everything)]

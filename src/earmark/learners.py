@@ -418,12 +418,13 @@ def fit_learner(learner, X, y, *, groups=None) -> tuple[Any, list[str]]:
             # at least (CalibratedLearner._splits).
             n_groups = None if groups is None else np.unique(groups).size
             n_groups = n_groups if n_groups and n_groups >= 2 else None
-            folds = (int(several.min()) if n_groups is None else n_groups)
+            folds, why = (
+                (int(several.min()), "smallest class") if n_groups is None
+                else (n_groups, "groups") if n_groups <= counts.max()
+                else (int(counts.max()), "largest class")
+            )
             if last.cv > folds:
-                notes.append(
-                    f"calibration folds lowered from {last.cv} to {folds} "
-                    f"({'smallest class' if n_groups is None else 'groups'})"
-                )
+                notes.append(f"calibration folds lowered from {last.cv} to {folds} ({why})")
         if groups is not None:
             groups = np.asarray(groups)
             fit_params = {f"{steps[-1][0]}__groups": groups} if steps else {"groups": groups}
