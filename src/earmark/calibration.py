@@ -101,8 +101,9 @@ class CalibratedLearner(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
     method : {"auto", "temperature", "sigmoid", "isotonic", "none"}
         The map from scores to probabilities; ``"auto"`` chooses by held-out log-loss.
     cv : int
-        Folds for the held-out scores, lowered to the smallest class count (and to the
-        number of groups when ``fit`` gets groups). Classes with a single item are
+        Folds for the held-out scores, lowered to the smallest count of a class with two
+        items or more; when ``fit`` gets groups, to the number of groups and the largest
+        class's count instead (scikit-learn's limit). Classes with a single item are
         calibrated with the others by one temperature; with fewer than two classes of
         two items or more the scores stay uncalibrated (``method_ == "none"``).
     ensemble : bool
