@@ -133,6 +133,19 @@ def test_one_rare_class_leaves_the_others_calibrated(fsdd):
     assert "0" in model.classes_ and model.predict(X[y == "0"]).tolist() == ["0"]
 
 
+def test_a_per_class_map_asked_by_name_warns_about_single_items():
+    rng = np.random.default_rng(0)
+    y = np.array(["a"] + ["b"] * 6 + ["c"] * 6)
+    X = rng.normal(size=(13, 3)) + np.searchsorted(["a", "b", "c"], y)[:, None] * 3
+    with pytest.warns(UserWarning, match=r"\['a'\] have a single training item"):
+        CalibratedLearner(LogisticRegression(), method="sigmoid").fit(X, y)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert CalibratedLearner(LogisticRegression()).fit(X, y).method_ == "temperature"
+
+
 def test_four_items_a_class_from_many_recordings_calibrate_on_four_group_folds(fsdd):
     """scikit-learn refuses more stratified group folds than the largest class has
     items: five folds with four clips a digit, each clip its own recording, used to

@@ -239,6 +239,17 @@ class CalibratedLearner(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
             self.method_ = self._choose(S[mapped], codes[mapped],
                                         None if groups is None else groups[mapped],
                                         per_class=bool(mapped.all()))
+            if not mapped.all() and self.method_ not in SHARED_MAPS:
+                import warnings
+
+                single = self.classes_[np.bincount(codes) < 2].tolist()
+                warnings.warn(
+                    f"method={self.method_!r} fits a map per class, and {single} have a "
+                    "single training item (no held-out score of their own): their "
+                    "probabilities stay near 0; method='auto' or 'temperature' calibrates "
+                    "them with the other classes",
+                    UserWarning, stacklevel=2,
+                )
             # Every map tried on the inner folds left its attributes; keep only the
             # chosen map's, fitted on all the held-out scores.
             self._drop_maps()
