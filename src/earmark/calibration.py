@@ -160,6 +160,8 @@ class CalibratedLearner(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         Classes whose precision target no threshold reaches: never answered.
     threshold_notes_ : dict
         Class label -> why it has no threshold.
+    folds_note_ : str or None
+        Why the held-out scores came from fewer folds than ``cv``, in words.
     heldout_proba_ : np.ndarray [shape=(n_train, n_classes)]
         Calibrated probabilities of the training items from models that did not see them
         (what per-class thresholds are chosen on, :mod:`earmark.thresholds`).
@@ -226,7 +228,11 @@ class CalibratedLearner(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         self.method_scores_ = {}
         self._drop_maps()  # a previous fit's
         self._fold_models = []
-        splits = self._splits(X, codes, groups)
+        splits, fewer = self._splits(X, codes, groups)
+        self.folds_note_ = (
+            f"calibration folds lowered from {self.cv} to {len(splits)} ({fewer})"
+            if fewer and self.method != "none" else None
+        )
         if self.method == "none" or splits is None:
             self.method_ = "none"
             self.heldout_proba_ = self.heldout_known_ = None
@@ -329,7 +335,8 @@ class CalibratedLearner(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         return self.estimator
 
     def _splits(self, X, codes, groups):
-        """Held-out folds, or None when fewer than two classes have two items or more.
+        """Held-out folds (None when fewer than two classes have two items or more), and
+        what lowered their number below ``cv`` (None if nothing did).
 
         A class with a single item lands in one fold, whose training part then lacks it
         (its column is that fold's floor, :meth:`_heldout_scores`); the other classes'
@@ -342,8 +349,8 @@ class CalibratedLearner(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
 
         counts = np.bincount(codes)
         if (counts >= 2).sum() < 2:
-            return None
-        folds = min(int(self.cv), int(counts[counts >= 2].min()))
+            return None, None
+        smallest = int(counts[counts >= 2].min())
         if groups is not None:
             groups = np.asarray(groups)
             if groups.shape != codes.shape:
@@ -357,9 +364,12 @@ class CalibratedLearner(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
                 splitter = StratifiedGroupKFold(
                     n_splits=n_splits, shuffle=True, random_state=self.random_state,
                 )
-                return _quietly_split(splitter, X, codes, groups)
+                fewer = (None if n_splits == self.cv
+                         else "groups" if n_splits == n_groups else "largest class")
+                return _quietly_split(splitter, X, codes, groups), fewer
+        folds = min(int(self.cv), smallest)
         splitter = StratifiedKFold(folds, shuffle=True, random_state=self.random_state)
-        return _quietly_split(splitter, X, codes)
+        return _quietly_split(splitter, X, codes), (None if folds == self.cv else "smallest class")
 
     def _heldout_scores(self, estimator, X, y, splits):
         """Scores of every item from a copy fitted without its fold, [shape=(n, n_classes)],

@@ -349,10 +349,11 @@ def fit_learner(learner, X, y, *, groups=None) -> tuple[Any, list[str]]:
     """Fit a copy of ``learner``, adapted to what a small training set allows.
 
     Adaptations, all reported: ``n_neighbors`` is lowered to the number of training
-    examples; calibration folds to the smallest class count. With a single example in
-    some class, probabilities cannot be calibrated: a
-    :class:`~earmark.calibration.CalibratedLearner` keeps the learner's own scores, and
-    a scikit-learn ``CalibratedClassifierCV`` is replaced by its bare estimator.
+    examples; calibration folds to what the classes and groups allow. With a single
+    example in some class, a :class:`~earmark.calibration.CalibratedLearner` calibrates
+    on the other classes' held-out scores (or keeps the learner's own scores when fewer
+    than two classes have two examples), and a scikit-learn ``CalibratedClassifierCV``
+    is replaced by its bare estimator.
 
     Parameters
     ----------
@@ -404,27 +405,6 @@ def fit_learner(learner, X, y, *, groups=None) -> tuple[Any, list[str]]:
     fit_params = {}
     last = steps[-1][1] if steps else fitted
     if isinstance(last, CalibratedLearner):
-        several = counts[counts >= 2]
-        if smallest < 2 and last.method != "none":
-            singles = int((counts < 2).sum())
-            notes.append(
-                f"{singles} class{'es' if singles > 1 else ''} with 1 training example: "
-                + ("probabilities calibrated by one temperature on the other classes' "
-                   "held-out scores" if several.size >= 2 else "probabilities not calibrated")
-            )
-        if last.method != "none" and several.size >= 2:
-            # Without groups the folds are stratified, at most as many as the smallest
-            # class (of two items or more) has items; with groups, one group per fold
-            # at least (CalibratedLearner._splits).
-            n_groups = None if groups is None else np.unique(groups).size
-            n_groups = n_groups if n_groups and n_groups >= 2 else None
-            folds, why = (
-                (int(several.min()), "smallest class") if n_groups is None
-                else (n_groups, "groups") if n_groups <= counts.max()
-                else (int(counts.max()), "largest class")
-            )
-            if last.cv > folds:
-                notes.append(f"calibration folds lowered from {last.cv} to {folds} ({why})")
         if groups is not None:
             groups = np.asarray(groups)
             fit_params = {f"{steps[-1][0]}__groups": groups} if steps else {"groups": groups}
@@ -439,6 +419,18 @@ def fit_learner(learner, X, y, *, groups=None) -> tuple[Any, list[str]]:
     with warnings.catch_warnings(record=True) as caught, _blas_threads().limit(limits=1, user_api="blas"):
         warnings.simplefilter("always", ConvergenceWarning)
         fitted.fit(X, y, **fit_params)
+    if isinstance(last, CalibratedLearner):
+        # What the calibration did with few examples, read from the fitted learner.
+        if smallest < 2 and last.method != "none":
+            singles = int((counts < 2).sum())
+            notes.append(
+                f"{singles} class{'es' if singles > 1 else ''} with 1 training example: "
+                + ("probabilities not calibrated" if last.method_ == "none" else
+                   "probabilities calibrated by one temperature on the other classes' "
+                   "held-out scores")
+            )
+        if last.folds_note_:
+            notes.append(last.folds_note_)
     for warning in caught:
         if issubclass(warning.category, ConvergenceWarning):
             notes.append(f"did not converge: {str(warning.message).splitlines()[0]}")
