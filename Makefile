@@ -32,7 +32,7 @@ browser:
 	  $$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium; }
 
 # Two worker processes (pytest-xdist), each test module whole in one of them so that
-# its fixtures are made once: 8.7 min instead of 13-15 on two cores.
+# its fixtures are made once: about 9 min instead of 13-15 on two cores.
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -n 2 --dist loadscope
 

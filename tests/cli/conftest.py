@@ -22,11 +22,10 @@ from _cli_data import CLIPS_PER_WORD, DIGITS, SPEAKERS, TAKES, WORDS, Run
 
 @pytest.fixture(autouse=True)
 def _private_cache(tmp_path, monkeypatch):
-    """Every command in a test uses this cache unless told otherwise; wide, plain output."""
+    """Every command in a test uses this cache unless told otherwise; plain output (wide
+    output for every test: ``tests/conftest.py``)."""
     cache = tmp_path / "cache"
     monkeypatch.setenv("EARMARK_CACHE_DIR", str(cache))
-    # Rich folds lines at 80 columns when stderr is not a terminal; keep names whole.
-    monkeypatch.setenv("COLUMNS", "200")
     monkeypatch.setenv("NO_COLOR", "1")
     return cache
 

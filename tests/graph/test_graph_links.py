@@ -85,7 +85,6 @@ def test_explain_draws_the_links_and_checks_them(philharmonia_dir, tmp_path, cap
     tagger, manifest = trained(philharmonia_dir)
     model = tagger.save(tmp_path / "tagger.earmark")
     clip = sorted((philharmonia_dir / "flute").glob("*.mp3"))[1]  # not trained on
-    monkeypatch.setenv("COLUMNS", "200")
     monkeypatch.setattr(sys, "argv", ["earmark", "explain", str(model), str(clip), "-o",
                                       str(tmp_path / "out"), "--json"])  # fmt: skip
     capsys.readouterr()
