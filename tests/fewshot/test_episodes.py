@@ -232,6 +232,26 @@ def test_a_random_scorer_rejects_one_unknown_in_ten_and_a_good_one_more(fsdd, pr
     assert np.mean(real.auroc) > np.mean(guess.auroc)
 
 
+def test_centring_on_the_collection_tells_unknown_classes_apart_better(fsdd):
+    """5-way 5-shot with 5 unknown digits, drawn at random (exchangeable): prototypes
+    centred on the mean of all clips (labels unused) separate unknown from known queries
+    better than centred on each support set's mean, and their own threshold still keeps
+    about the asked 90 %. Measured on MFCC: AUROC 0.715 -> 0.785, kept 0.91 -> 0.91."""
+    options = dict(ways=5, shots=5, episodes=100, unknown_ways=5, seed=0)
+    support = evaluate_episodes(fsdd.X, fsdd.y, center="support", **options)
+    collection = evaluate_episodes(fsdd.X, fsdd.y, **options)
+    assert support.center == "each support set's mean"
+    assert collection.center == f"the mean of all {len(fsdd.y)} items (labels unused)"
+    assert "centred on the mean of all" in collection.summary()
+    gain = np.mean(collection.point(5).auroc) - np.mean(support.point(5).auroc)
+    assert gain > 0.04, gain
+    assert np.mean(collection.point(5).own_coverage) == pytest.approx(0.9, abs=0.03)
+    # Methods that do not centre say nothing about it.
+    assert evaluate_episodes(fsdd.X, fsdd.y, estimator=MeanPrototypes(), **options).center is None
+    with pytest.raises(ParameterError, match="center"):
+        evaluate_episodes(fsdd.X, fsdd.y, center="queries", **options)
+
+
 def test_coarse_accuracy_maps_leaves_to_parents(fsdd):
     from earmark.taxonomy import Taxonomy
 

@@ -46,6 +46,12 @@ def fewshot(
         help="Folds mode: queries from this official fold, support from the others ('each': "
         "every fold in turn). Default: keep groups apart.",
     ),
+    center: str = typer.Option(
+        "collection", "--center",
+        help="Where prototype methods centre the embeddings: 'collection' (the mean of all "
+        "clips in DATA, labels unused; separates unknown classes better) or 'support' (each "
+        "episode's support set).",
+    ),
     seed: int = typer.Option(0, "--seed"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Folder for JSON and PNG."),
     layout: str = LayoutOption,
@@ -82,7 +88,7 @@ def fewshot(
     results = run_methods(
         X, manifest.y, methods, folds=folds, groups=groups, query_fold=fold, ways=way_count,
         shots=shot_counts, queries=queries, episodes=episodes, unknown_ways=unknown_ways,
-        taxonomy=loaded_taxonomy, seed=seed, quiet=quiet,
+        taxonomy=loaded_taxonomy, seed=seed, center=center, quiet=quiet,
     )
     target = output_dir(output)
     files = write_results(results, target, backend)
@@ -182,6 +188,9 @@ def show_results(results) -> None:
     open_set = any(point.rejection for point in points)
     own = open_set and any(point.own_coverage for point in points)
     caption = "in %: mean ± 95 % confidence interval over episodes"
+    centred = next((result.center for result in results if result.center), None)
+    if centred:
+        caption += f"; prototypes centred on {centred}"
     if open_set:
         caption += (
             "; rejected: unknown-class queries below the threshold that keeps "

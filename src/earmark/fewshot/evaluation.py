@@ -55,6 +55,7 @@ def evaluate_episodes(
     classes: Sequence | None = None,
     seed: int = 0,
     coverage: float = 0.9,
+    center: str = "collection",
     progress: Callable[[int, int], Any] | None = None,
 ) -> FewShotResult:
     """N-way K-shot accuracy over many episodes, support and query kept apart.
@@ -81,6 +82,11 @@ def evaluate_episodes(
         Taken from the estimator's ``taxonomy`` if not given.
     coverage : float
         Share of in-set queries kept when measuring out-of-set rejection.
+    center : {"collection", "support"}
+        Where prototype methods centre the embeddings: on the mean of all of ``X``, used
+        without its labels (the user's whole collection, as a user with a few labels and
+        a pile of audio has it; see :mod:`earmark.fewshot.prototypes`), or on each support
+        set's own mean. Other methods ignore it.
     progress : callable, optional
         ``progress(done, total)`` after each episode.
 
@@ -112,6 +118,14 @@ def evaluate_episodes(
         raise ParameterError(f"expected episodes to be an integer >= 1, got {episodes!r}")
     taxonomy = _as_taxonomy(taxonomy)
     template, method = _resolve(estimator, taxonomy, seed)
+    if center not in ("collection", "support"):
+        raise ParameterError(f"expected center 'collection' or 'support', got {center!r}")
+    centred = None
+    if _centres(template):
+        centred = "each support set's mean"
+        if center == "collection":
+            template.set_params(center=template.center_of(X))
+            centred = f"the mean of all {len(X)} items (labels unused)"
     if taxonomy is None:
         taxonomy = _as_taxonomy(getattr(template, "taxonomy", None))
     options = dict(
@@ -187,6 +201,7 @@ def evaluate_episodes(
         unknown_score=scoring.unknown_score,
         coarse_source=scoring.coarse_source,
         warnings=_summarise(notes),
+        center=centred,
     )
 
 
@@ -262,6 +277,12 @@ class _Scoring:
                 return labels
         self.coarse_source = "parent of the predicted class"
         return leaf_level
+
+
+def _centres(template) -> bool:
+    """Whether the method takes a collection centre (prototype methods that centre)."""
+    return (hasattr(template, "center_of") and "center" in template.get_params(deep=False)
+            and bool(template.get_params(deep=False).get("standardize")))
 
 
 def _fit(template, X, y) -> tuple[Any, list[str]]:

@@ -54,7 +54,7 @@ class HierarchicalPrototypeClassifier(ClassifierMixin, BaseEstimator):
         the leaf level (``"leaf-sum"``), or the same sum under the score that combines
         all levels (``"combined"``, weighted by ``level_weights``). See
         ``benchmarks/fewshot.py`` for the figures that chose the default.
-    metric, normalize, standardize, whiten, temperature, unknown_coverage
+    metric, normalize, standardize, whiten, temperature, unknown_coverage, center
         As in :class:`~earmark.fewshot.prototypes.PrototypeClassifier`, which does the
         leaf level and the preprocessing.
 
@@ -99,6 +99,7 @@ class HierarchicalPrototypeClassifier(ClassifierMixin, BaseEstimator):
         whiten: bool = True,
         temperature: float | str = "auto",
         unknown_coverage: float = 0.9,
+        center=None,
     ):
         self.taxonomy = taxonomy
         self.level_weights = level_weights
@@ -110,6 +111,11 @@ class HierarchicalPrototypeClassifier(ClassifierMixin, BaseEstimator):
         self.whiten = whiten
         self.temperature = temperature
         self.unknown_coverage = unknown_coverage
+        self.center = center
+
+    def center_of(self, X) -> np.ndarray:
+        """The centre of unlabelled embeddings, as :meth:`PrototypeClassifier.center_of`."""
+        return PrototypeClassifier(normalize=self.normalize).center_of(X)
 
     def fit(self, X, y):
         """Fit leaf prototypes on the support set, then average them up the taxonomy.
@@ -138,6 +144,7 @@ class HierarchicalPrototypeClassifier(ClassifierMixin, BaseEstimator):
             whiten=self.whiten,
             temperature=self.temperature,
             unknown_coverage=self.unknown_coverage,
+            center=self.center,
         ).fit(X, y)
         self.classes_ = self.leaf_.classes_
         self.n_features_in_ = self.leaf_.n_features_in_

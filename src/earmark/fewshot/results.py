@@ -154,6 +154,8 @@ class FewShotResult:
         How known-ness was scored for the open-set figures.
     coarse_source : str or None
         Where coarse predictions came from.
+    center : str or None
+        Where the method centred the embeddings, in words (prototype methods), or None.
     warnings : list of str
     """
 
@@ -170,6 +172,7 @@ class FewShotResult:
     unknown_score: str | None = None
     coarse_source: str | None = None
     warnings: list[str] = field(default_factory=list)
+    center: str | None = None
 
     def point(self, shots: int) -> FewShotPoint:
         for point in self.points:
@@ -178,7 +181,8 @@ class FewShotResult:
         raise KeyError(f"no point for {shots} shots; shots: {[p.shots for p in self.points]}")
 
     def summary(self) -> str:
-        rows = [f"{self.method} ({self.strategy}), {self.episodes} episodes:"]
+        centred = f", centred on {self.center}" if self.center else ""
+        rows = [f"{self.method} ({self.strategy}{centred}), {self.episodes} episodes:"]
         for p in self.points:
             text = (
                 f"  {p.ways}-way {p.shots}-shot: {p.mean:.1%} ± {p.ci95:.1%} "
@@ -213,6 +217,7 @@ class FewShotResult:
             "coverage": self.coverage,
             "unknown_score": self.unknown_score,
             "coarse_source": self.coarse_source,
+            "center": self.center,
             "points": [p.to_dict() for p in self.points],
             "skipped": jsonable(self.skipped),
             "warnings": list(self.warnings),
@@ -237,6 +242,7 @@ class FewShotResult:
             unknown_score=data["unknown_score"],
             coarse_source=data["coarse_source"],
             warnings=list(data["warnings"]),
+            center=data.get("center"),  # absent from files of earlier versions
         )
 
 
