@@ -8,7 +8,8 @@ from sklearn.base import clone
 from sklearn.neighbors import NearestCentroid
 
 from earmark.exceptions import ParameterError
-from earmark.fewshot.prototypes import PrototypeClassifier, _apply_whitening, _shrunk_whitening
+from earmark.fewshot.prototypes import PrototypeClassifier
+from earmark.fewshot.whitening import apply_whitening, shrunk_whitening
 
 pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
@@ -176,7 +177,7 @@ def test_factored_whitening_equals_the_inverse_square_root_of_the_shrunk_covaria
     rng = np.random.default_rng(3)
     X = rng.normal(size=(9, 6)) @ rng.normal(size=(6, 6))
     codes = np.repeat([0, 1, 2], 3)
-    whitening = _shrunk_whitening(X, codes)
+    whitening = shrunk_whitening(X, codes)
     means = np.stack([X[codes == c].mean(0) for c in range(3)])
     Z = X - means[codes]
     dof = len(X) - 3
@@ -186,7 +187,7 @@ def test_factored_whitening_equals_the_inverse_square_root_of_the_shrunk_covaria
     values, vectors = np.linalg.eigh(covariance)
     inverse_root = vectors @ np.diag(values**-0.5) @ vectors.T
     Q = rng.normal(size=(4, 6))
-    np.testing.assert_allclose(_apply_whitening(whitening, Q), Q @ inverse_root, atol=1e-10)
+    np.testing.assert_allclose(apply_whitening(whitening, Q), Q @ inverse_root, atol=1e-10)
 
 
 def test_errors_say_what_was_expected(fsdd):

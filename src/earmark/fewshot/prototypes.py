@@ -49,6 +49,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..exceptions import ParameterError
+from .whitening import apply_whitening, shrunk_whitening
 
 __all__ = ["PrototypeClassifier"]
 
@@ -240,14 +241,14 @@ class PrototypeClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
             self.scale_ = np.ones(X.shape[1])
         X = (X - self.mean_) / self.scale_
         within = self.whiten and np.bincount(codes).max() >= 2  # see the module docstring
-        self.whitening_ = _shrunk_whitening(X, codes) if within else None
+        self.whitening_ = shrunk_whitening(X, codes) if within else None
 
     def _preprocess(self, X: np.ndarray) -> np.ndarray:
         if self.normalize:
             X = _l2(X)
         X = (X - self.mean_) / self.scale_
         if self.whitening_ is not None:
-            X = _apply_whitening(self.whitening_, X)
+            X = apply_whitening(self.whitening_, X)
         if self.metric == "cosine":
             X = _l2(X)
         return X
@@ -467,61 +468,3 @@ def _fit_softmax_temperature(neg_sq: np.ndarray, codes: np.ndarray) -> float:
     rows = np.arange(len(codes))
     nll = (logsumexp(scaled, axis=2) - scaled[:, rows, codes]).mean(axis=1)
     return float(scale * grid[int(np.argmin(nll))])
-
-
-def _shrunk_whitening(X: np.ndarray, codes: np.ndarray) -> dict[str, np.ndarray]:
-    """Inverse square root of a Ledoit-Wolf-shrunk covariance, in factored form.
-
-    With n support items in d dimensions (n << d), the covariance is a * I + b * Z'Z for
-    the centred items Z (n x d), so its inverse square root is
-    a^-1/2 (I - V V') + V diag((a + b s^2)^-1/2) V' with Z = U diag(s) V'. Applying it
-    costs O(d * n) instead of inverting a d x d matrix per episode: why it is written
-    out here rather than taken from sklearn.covariance, which forms the full matrix.
-    """
-    n_classes = codes.max() + 1
-    means = np.zeros((n_classes, X.shape[1]))
-    np.add.at(means, codes, X)
-    counts = np.bincount(codes, minlength=n_classes)
-    means /= counts[:, None]
-    Z = X - means[codes]
-    dof = len(X) - n_classes
-    if dof < 1:
-        Z = X - X.mean(axis=0)
-        dof = len(X) - 1
-    if dof < 1 or not np.any(Z):
-        return {"a": np.array(1.0), "V": np.zeros((X.shape[1], 0)), "f": np.zeros(0)}
-    shrinkage = _ledoit_wolf_shrinkage(Z)
-    mu = float((Z**2).sum() / dof / Z.shape[1])
-    a = max(shrinkage * mu, 1e-12 * max(mu, 1e-300))
-    b = (1 - shrinkage) / dof
-    # Z = U diag(s) V' from the eigenvectors of the small Gram matrix Z Z'.
-    eigenvalues, U = np.linalg.eigh(Z @ Z.T)
-    keep = eigenvalues > eigenvalues.max() * 1e-12
-    s = np.sqrt(eigenvalues[keep])
-    V = (Z.T @ U[:, keep]) / s
-    f = (a + b * s**2) ** -0.5 - a**-0.5
-    return {"a": np.array(a), "V": V, "f": f}
-
-
-def _ledoit_wolf_shrinkage(Z: np.ndarray) -> float:
-    """sklearn.covariance.ledoit_wolf_shrinkage(Z, assume_centered=True), from the Gram matrix.
-
-    The same formula, written with G = Z Z' (n x n) instead of Z'Z (d x d): with 25
-    support items of 1024-d embeddings it is much faster, and a few-shot evaluation
-    fits thousands of episodes.
-    """
-    n, d = Z.shape
-    G = Z @ Z.T
-    trace = np.trace(G) / n
-    mu = trace / d
-    beta_sum = float((np.diag(G) ** 2).sum())
-    delta_sum = float((G**2).sum()) / n**2
-    beta = (beta_sum / n - delta_sum) / (d * n)
-    delta = (delta_sum - 2.0 * mu * trace + d * mu**2) / d
-    beta = min(beta, delta)
-    return 0.0 if beta == 0 else float(beta / delta)
-
-
-def _apply_whitening(whitening: dict[str, np.ndarray], X: np.ndarray) -> np.ndarray:
-    V, f = whitening["V"], whitening["f"]
-    return X * float(whitening["a"]) ** -0.5 + ((X @ V) * f) @ V.T
