@@ -24,6 +24,8 @@ def test_fewshot_json_reports_each_method_and_writes_the_files(cli, digits_dir, 
     assert payload["backend"]["backend"] == "mfcc"
     results = payload["results"]
     assert [r["method"] for r in results] == ["prototype-euclidean", "logreg"]
+    # Prototypes say where they were centred (the whole folder, by default); logreg does not centre.
+    assert results[0]["center"].startswith("the mean of all ") and results[1]["center"] is None
     for result in results:
         assert result["strategy"] == f"support and query from disjoint groups ({len(SPEAKERS)} groups)"
         assert [(p["shots"], p["ways"], p["n_episodes"]) for p in result["points"]] == [
@@ -69,6 +71,7 @@ def test_fewshot_table_with_all_ways_and_a_taxonomy(cli, digits_dir, tmp_path):
         (["--ways", "1"], "--ways"),
         (["--shots", "1,x"], "shots"),
         (["--taxonomy", "no-such-taxonomy"], "taxonomy"),
+        (["--center", "queries"], "--center collection or support"),
     ],
 )
 def test_fewshot_bad_options_end_in_one_line_before_any_embedding(cli, tmp_path, args, message):

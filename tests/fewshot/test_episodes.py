@@ -250,6 +250,12 @@ def test_centring_on_the_collection_tells_unknown_classes_apart_better(fsdd):
     assert evaluate_episodes(fsdd.X, fsdd.y, estimator=MeanPrototypes(), **options).center is None
     with pytest.raises(ParameterError, match="center"):
         evaluate_episodes(fsdd.X, fsdd.y, center="queries", **options)
+    # A centre the caller chose is kept.
+    from earmark.fewshot.prototypes import PrototypeClassifier
+
+    mine = PrototypeClassifier(center=np.zeros(fsdd.X.shape[1]))
+    kept = evaluate_episodes(fsdd.X, fsdd.y, estimator=mine, **dict(options, episodes=5))
+    assert kept.center == "the centre the estimator was given"
 
 
 def test_coarse_accuracy_maps_leaves_to_parents(fsdd):

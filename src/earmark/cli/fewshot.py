@@ -70,6 +70,8 @@ def fewshot(
         raise ParameterError(
             f"unknown few-shot method {unknown[0]!r}; expected one of: {', '.join(METHODS)}"
         )
+    if center not in ("collection", "support"):
+        raise ParameterError(f"expected --center collection or support, got {center!r}")
     way_count = parse_ways(ways)
     shot_counts = parse_shots(shots or ["1,5"])
     loaded_taxonomy = _load_taxonomy(taxonomy)

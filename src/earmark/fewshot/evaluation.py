@@ -86,7 +86,8 @@ def evaluate_episodes(
         Where prototype methods centre the embeddings: on the mean of all of ``X``, used
         without its labels (the user's whole collection, as a user with a few labels and
         a pile of audio has it; see :mod:`earmark.fewshot.prototypes`), or on each support
-        set's own mean. Other methods ignore it.
+        set's own mean. Other methods ignore it, and so does an estimator given its own
+        ``center``.
     progress : callable, optional
         ``progress(done, total)`` after each episode.
 
@@ -123,7 +124,9 @@ def evaluate_episodes(
     centred = None
     if _centres(template):
         centred = "each support set's mean"
-        if center == "collection":
+        if template.get_params(deep=False)["center"] is not None:
+            centred = "the centre the estimator was given"
+        elif center == "collection":
             template.set_params(center=template.center_of(X))
             centred = f"the mean of all {len(X)} items (labels unused)"
     if taxonomy is None:
