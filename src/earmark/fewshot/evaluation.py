@@ -124,7 +124,7 @@ def evaluate_episodes(
     centred = None
     if _centres(template):
         centred = "each support set's mean"
-        if template.get_params(deep=False)["center"] is not None:
+        if template.center is not None:
             centred = "the centre the estimator was given"
         elif center == "collection":
             template.set_params(center=template.center_of(X))
@@ -284,8 +284,8 @@ class _Scoring:
 
 def _centres(template) -> bool:
     """Whether the method takes a collection centre (prototype methods that centre)."""
-    return (hasattr(template, "center_of") and "center" in template.get_params(deep=False)
-            and bool(template.get_params(deep=False).get("standardize")))
+    params = template.get_params(deep=False) if hasattr(template, "center_of") else {}
+    return "center" in params and bool(params.get("standardize"))
 
 
 def _fit(template, X, y) -> tuple[Any, list[str]]:

@@ -35,9 +35,9 @@ def shrunk_whitening(X: np.ndarray, codes: np.ndarray) -> dict[str, np.ndarray]:
     means /= np.maximum(counts, 1)[:, None]  # a class left out of a calibration fold
     Z = X - means[codes]
     dof = len(X) - int((counts > 0).sum())
-    if dof < 1:
-        Z = X - X.mean(axis=0)
-        dof = len(X) - 1
+    # No within-class scatter (one item per class): the identity, not the whole set's
+    # covariance, which shrinks the directions that separate the classes (see
+    # earmark.fewshot.prototypes, which does not whiten then).
     if dof < 1 or not np.any(Z):
         return {"a": np.array(1.0), "V": np.zeros((X.shape[1], 0)), "f": np.zeros(0)}
     shrinkage = ledoit_wolf_shrinkage(Z)
