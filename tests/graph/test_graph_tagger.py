@@ -59,10 +59,38 @@ def test_multi_label_from_label_sets_and_the_hypergraph():
         assert (tagger.predict(X2[48:]).sum(axis=1) >= 1).all()
 
 
+def test_the_pooled_path_carries_what_the_hidden_width_cannot():
+    # One hidden dimension, layer-normalised, is always zero: the label nodes then read
+    # nothing, and only the pooled path can tell the classes apart.
+    X, y = synthetic()
+    accuracy = {}
+    for pooled in (True, False):
+        tagger = GraphTagger(encoder="log-mel", pool=(1, 1), hidden=1, epochs=60, batch_size=16,
+                             calibrate=False, pooled_path=pooled).fit(X, y)  # fmt: skip
+        accuracy[pooled] = np.mean(tagger.predict(X) == y)
+        assert ("pooled.weight" in tagger.params_) is pooled and tagger.pooled_path_ is pooled
+    assert accuracy[True] > 0.9 and accuracy[False] < 0.5, accuracy
+
+
+def test_auto_leaves_the_pooled_path_out_only_for_tags_never_heard_together():
+    X, y = synthetic()
+    sets = [(label,) for label in y]
+    both = sets[:40] + [("b", "c")] * 8
+
+    def fitted(labels):
+        return GraphTagger(encoder="log-mel", pool=(1, 1), hidden=4, epochs=1, calibrate=False).fit(X, labels)
+
+    assert fitted(y).pooled_path_ is True
+    assert fitted(sets).pooled_path_ is False  # multi-label, one tag per item
+    assert fitted(both).pooled_path_ is True
+    assert fitted(sets).training["pooled_path"] is False
+
+
 def test_parameters_are_refused_where_they_enter():
     X, y = synthetic(12)
     for bad in (dict(mode="tree"), dict(hidden=0), dict(pool=(0, 1)), dict(k=-1),
-                dict(learning_rate=0.0), dict(dropout=1.5), dict(encoder="vgg")):
+                dict(learning_rate=0.0), dict(dropout=1.5), dict(encoder="vgg"),
+                dict(pooled_path="yes"), dict(calibrate="no")):
         with pytest.raises(ParameterError):
             GraphTagger(encoder=bad.pop("encoder", "log-mel"), **bad).fit(X, y)
     with pytest.raises(ParameterError, match="multiples of 8"):

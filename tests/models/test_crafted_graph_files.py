@@ -103,6 +103,8 @@ CASES = {
     "wrong node shape": (_metadata(node_shape=[64, 2, 3]), "shape"),
     "patch config": (_metadata(**{"patch_config.sr": 10**9}), "patch_config"),
     "multilabel text": (_metadata(multilabel="yes"), "multilabel"),
+    "pooled path text": (_metadata(pooled_path="yes"), "pooled_path"),
+    "pooled arrays, no pooled path": (_metadata(pooled_path=False), "unexpected arrays"),
 }
 
 
@@ -116,6 +118,24 @@ def test_crafted_graph_file_is_refused(case, source, tmp_path):
     with pytest.raises(ModelFileError, match=expected) as error:
         load_model(path)
     assert str(path) in str(error.value)
+
+
+def test_a_file_from_before_the_pooled_path_still_loads(tmp_path):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(24, 16, 16)).astype(np.float32)
+    y = np.repeat(["a", "b", "c"], 8)
+    X[y == "b", :, :5] += 2
+    tagger = GraphTagger(encoder="log-mel", pool=(1, 1), hidden=4, epochs=2, calibrate=False,
+                         pooled_path=False).fit(X, y)  # fmt: skip
+    metadata, members = crafted.read(tagger.save(tmp_path / "new.earmark"))
+    # What an earlier version wrote: neither the parameter nor the flag.
+    del metadata["pooled_path"], metadata["params"]["pooled_path"], metadata["training"]["pooled_path"]
+    old = crafted.write(tmp_path / "old.earmark", metadata, members)
+
+    loaded = load_model(old)
+
+    assert loaded.pooled_path_ is False and "pooled.weight" not in loaded.params_
+    np.testing.assert_allclose(loaded.predict_proba(X), tagger.predict_proba(X), rtol=1e-6)
 
 
 def test_the_real_file_loads_and_predict_refuses_a_crafted_one_cleanly(source, tmp_path):

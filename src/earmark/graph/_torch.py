@@ -57,14 +57,18 @@ class GraphNetwork(nn.Module):
     per layer; a hyperedge's message is the mean of its members, so a node hears every
     node of its cluster at once). The update is max-relative (Li et al. 2019):
     ``h <- h + gelu(W [h, max_j (h_j - h)] + b)``, then a parameter-free layer norm.
+    With ``pooled_path``, a linear function of the input maps pooled as aiSFX pools them
+    (mean over bands, maximum over time) is added to the logits.
     """
 
-    def __init__(self, params: dict[str, np.ndarray], *, n_layers: int, k: int, mode: str):
+    def __init__(self, params: dict[str, np.ndarray], *, n_layers: int, k: int, mode: str,
+                 pooled_path: bool = False):
         super().__init__()
         self.n_layers, self.k, self.mode = int(n_layers), int(k), mode
+        self.pooled_path = bool(pooled_path)
         self.params = nn.ParameterDict(
             {name.replace(".", "_"): nn.Parameter(torch.from_numpy(np.array(params[name], np.float32)))
-             for name in parameter_names(n_layers)}
+             for name in parameter_names(n_layers, self.pooled_path)}
         )  # fmt: skip
 
     def p(self, name: str):
@@ -122,15 +126,20 @@ class GraphNetwork(nn.Module):
         attention = torch.softmax(torch.einsum("ch,bnh->bcn", labels, h) / math.sqrt(h.shape[-1]), dim=-1)
         pooled = torch.einsum("bcn,bnh->bch", attention, h)
         logits = (pooled * self.p("readout.weight")[None]).sum(-1) + self.p("readout.bias")
+        if self.pooled_path:
+            clip = maps.mean(dim=3).amax(dim=2)  # (batch, channels)
+            logits = logits + clip @ self.p("pooled.weight").T + self.p("pooled.bias")
         return logits, attention
 
     def numpy_params(self) -> dict[str, np.ndarray]:
-        return {name: self.p(name).detach().numpy().copy() for name in parameter_names(self.n_layers)}
+        return {name: self.p(name).detach().numpy().copy()
+                for name in parameter_names(self.n_layers, self.pooled_path)}
 
 
 def initial_params(*, in_features: int, hidden: int, n_freq: int, n_layers: int, n_classes: int,
-                   rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Glorot-scaled weights, small label nodes, zero biases."""
+                   rng: np.random.Generator, pooled_path: bool = False) -> dict[str, np.ndarray]:
+    """Glorot-scaled weights, small label nodes, zero biases; the pooled path at zero (the
+    network starts from its graph alone)."""
 
     def weight(out, into):
         return rng.normal(0, np.sqrt(2.0 / (out + into)), (out, into)).astype(np.float32)
@@ -143,13 +152,16 @@ def initial_params(*, in_features: int, hidden: int, n_freq: int, n_layers: int,
     params["label_nodes"] = rng.normal(0, 1.0, (n_classes, hidden)).astype(np.float32)
     params["readout.weight"] = weight(n_classes, hidden)
     params["readout.bias"] = np.zeros(n_classes, np.float32)
+    if pooled_path:
+        params["pooled.weight"] = np.zeros((n_classes, in_features), np.float32)
+        params["pooled.bias"] = np.zeros(n_classes, np.float32)
     return params
 
 
 def forward_numpy(params, maps: np.ndarray, *, n_layers: int, k: int, mode: str,
-                  chunk: int = 128) -> tuple[np.ndarray, np.ndarray]:
+                  pooled_path: bool = False, chunk: int = 128) -> tuple[np.ndarray, np.ndarray]:
     """Logits ``(n, classes)`` and attention ``(n, classes, nodes)`` of node maps, in chunks."""
-    network = GraphNetwork(params, n_layers=n_layers, k=k, mode=mode).eval()
+    network = GraphNetwork(params, n_layers=n_layers, k=k, mode=mode, pooled_path=pooled_path).eval()
     grid = torch.from_numpy(grid_neighbours(*maps.shape[2:]))
     logits, attention = [], []
     with torch.no_grad():
@@ -162,7 +174,7 @@ def forward_numpy(params, maps: np.ndarray, *, n_layers: int, k: int, mode: str,
 
 def train(params, maps: np.ndarray, targets: np.ndarray, *, multilabel: bool, n_layers: int, k: int,
           mode: str, epochs: int, batch_size: int, learning_rate: float, weight_decay: float,
-          dropout: float, seed: int) -> tuple[dict[str, np.ndarray], list[float]]:
+          dropout: float, seed: int, pooled_path: bool = False) -> tuple[dict[str, np.ndarray], list[float]]:
     """Train with AdamW, warm-up then cosine decay; cross-entropy, or binary
     cross-entropy per class when ``multilabel`` (``targets`` then ``(n, classes)``).
 
@@ -174,7 +186,7 @@ def train(params, maps: np.ndarray, targets: np.ndarray, *, multilabel: bool, n_
     x_all = torch.from_numpy(np.ascontiguousarray(maps, dtype=np.float32))
     y_all = torch.from_numpy(targets.astype(np.float32 if multilabel else np.int64))
     grid = torch.from_numpy(grid_neighbours(*maps.shape[2:]))
-    network = GraphNetwork(params, n_layers=n_layers, k=k, mode=mode)
+    network = GraphNetwork(params, n_layers=n_layers, k=k, mode=mode, pooled_path=pooled_path)
     decayed = [p for name, p in network.params.items() if name.endswith("weight")]
     rest = [p for name, p in network.params.items() if not name.endswith("weight")]
     optimiser = torch.optim.AdamW([{"params": decayed, "weight_decay": weight_decay},

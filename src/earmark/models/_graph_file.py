@@ -41,6 +41,7 @@ def save_graph_tagger(tagger, path) -> Path:
         "backend": None,
         "params": params,
         "multilabel": bool(tagger.multilabel_),
+        "pooled_path": bool(tagger.pooled_path_),
         "mean": tagger.mean_,
         "scale": tagger.scale_,
         "temperature": tagger.temperature_,
@@ -72,7 +73,11 @@ def graph_tagger_from_parts(metadata: dict, arrays: dict[str, np.ndarray], *, wh
             raise ModelFileError(f"{where}: unknown graph tagger parameters {unknown}")
         tagger = GraphTagger(**{k: tuple(v) if isinstance(v, list) else v for k, v in params.items()})
         tagger._check_params()  # noqa: SLF001 - the estimator's own parameter check
-        names = parameter_names(int(tagger.n_layers))
+        # Files written before the pooled path existed have none.
+        tagger.pooled_path_ = metadata.get("pooled_path", False)
+        if not isinstance(tagger.pooled_path_, bool):
+            raise ModelFileError(f"{where}: pooled_path must be true or false")
+        names = parameter_names(int(tagger.n_layers), tagger.pooled_path_)
         shapes = metadata["shapes"]
         extra = sorted(set(arrays) - {f"param/{n}" for n in names})
         if extra:
