@@ -57,15 +57,15 @@ class GraphNetwork(nn.Module):
     per layer; a hyperedge's message is the mean of its members, so a node hears every
     node of its cluster at once). The update is max-relative (Li et al. 2019):
     ``h <- h + gelu(W [h, max_j (h_j - h)] + b)``, then a parameter-free layer norm.
-    With ``pooled_path``, a linear function of the input maps pooled as aiSFX pools them
-    (mean over bands, maximum over time) is added to the logits.
+    When ``params`` hold a pooled path (``pooled.weight``), a linear function of the input
+    maps pooled as aiSFX pools them (mean over bands, maximum over time) is added to the
+    logits.
     """
 
-    def __init__(self, params: dict[str, np.ndarray], *, n_layers: int, k: int, mode: str,
-                 pooled_path: bool = False):
+    def __init__(self, params: dict[str, np.ndarray], *, n_layers: int, k: int, mode: str):
         super().__init__()
         self.n_layers, self.k, self.mode = int(n_layers), int(k), mode
-        self.pooled_path = bool(pooled_path)
+        self.pooled_path = "pooled.weight" in params
         self.params = nn.ParameterDict(
             {name.replace(".", "_"): nn.Parameter(torch.from_numpy(np.array(params[name], np.float32)))
              for name in parameter_names(n_layers, self.pooled_path)}
@@ -159,9 +159,9 @@ def initial_params(*, in_features: int, hidden: int, n_freq: int, n_layers: int,
 
 
 def forward_numpy(params, maps: np.ndarray, *, n_layers: int, k: int, mode: str,
-                  pooled_path: bool = False, chunk: int = 128) -> tuple[np.ndarray, np.ndarray]:
+                  chunk: int = 128) -> tuple[np.ndarray, np.ndarray]:
     """Logits ``(n, classes)`` and attention ``(n, classes, nodes)`` of node maps, in chunks."""
-    network = GraphNetwork(params, n_layers=n_layers, k=k, mode=mode, pooled_path=pooled_path).eval()
+    network = GraphNetwork(params, n_layers=n_layers, k=k, mode=mode).eval()
     grid = torch.from_numpy(grid_neighbours(*maps.shape[2:]))
     logits, attention = [], []
     with torch.no_grad():
@@ -174,7 +174,7 @@ def forward_numpy(params, maps: np.ndarray, *, n_layers: int, k: int, mode: str,
 
 def train(params, maps: np.ndarray, targets: np.ndarray, *, multilabel: bool, n_layers: int, k: int,
           mode: str, epochs: int, batch_size: int, learning_rate: float, weight_decay: float,
-          dropout: float, seed: int, pooled_path: bool = False) -> tuple[dict[str, np.ndarray], list[float]]:
+          dropout: float, seed: int) -> tuple[dict[str, np.ndarray], list[float]]:
     """Train with AdamW, warm-up then cosine decay; cross-entropy, or binary
     cross-entropy per class when ``multilabel`` (``targets`` then ``(n, classes)``).
 
@@ -186,7 +186,7 @@ def train(params, maps: np.ndarray, targets: np.ndarray, *, multilabel: bool, n_
     x_all = torch.from_numpy(np.ascontiguousarray(maps, dtype=np.float32))
     y_all = torch.from_numpy(targets.astype(np.float32 if multilabel else np.int64))
     grid = torch.from_numpy(grid_neighbours(*maps.shape[2:]))
-    network = GraphNetwork(params, n_layers=n_layers, k=k, mode=mode, pooled_path=pooled_path)
+    network = GraphNetwork(params, n_layers=n_layers, k=k, mode=mode)
     decayed = [p for name, p in network.params.items() if name.endswith("weight")]
     rest = [p for name, p in network.params.items() if not name.endswith("weight")]
     optimiser = torch.optim.AdamW([{"params": decayed, "weight_decay": weight_decay},

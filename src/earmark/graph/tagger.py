@@ -267,7 +267,7 @@ class GraphTagger(ClassifierMixin, BaseEstimator):
         with single_thread():
             return torch_side.train(
                 params, inputs, targets, multilabel=self.multilabel_, n_layers=int(self.n_layers),
-                k=int(self.k), mode=self.mode, pooled_path=bool(self.pooled_path_), epochs=int(self.epochs),
+                k=int(self.k), mode=self.mode, epochs=int(self.epochs),
                 batch_size=int(self.batch_size), learning_rate=float(self.learning_rate),
                 weight_decay=float(self.weight_decay), dropout=float(self.dropout),
                 seed=int(rng.integers(2**31 - 1)),
@@ -317,7 +317,7 @@ class GraphTagger(ClassifierMixin, BaseEstimator):
 
     def _logits(self, params, inputs):
         return _torch().forward_numpy(params, inputs, n_layers=int(self.n_layers), k=int(self.k),
-                                      mode=self.mode, pooled_path=bool(self.pooled_path_))[0]  # fmt: skip
+                                      mode=self.mode)[0]  # fmt: skip
 
     def forward(self, X=None, *, maps=None) -> tuple[np.ndarray, np.ndarray]:
         """Calibrated logits and label-to-region attention of patches.
@@ -335,7 +335,7 @@ class GraphTagger(ClassifierMixin, BaseEstimator):
             raise ParameterError(f"expected node maps of shape (n, {self.node_shape_}), got {maps.shape}")
         logits, attention = _torch().forward_numpy(
             self.params_, self._standardise(maps), n_layers=int(self.n_layers), k=int(self.k),
-            mode=self.mode, pooled_path=bool(self.pooled_path_),
+            mode=self.mode,
         )
         return logits / self.temperature_, attention.reshape(len(maps), len(self.classes_), *maps.shape[2:])
 
