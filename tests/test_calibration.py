@@ -38,6 +38,37 @@ def test_ece_of_perfect_and_overconfident_answers():
     assert len(rows) == 1 and rows[0]["accuracy"] == 0.5 and rows[0]["count"] == 100
 
 
+def test_sampling_floor_is_what_a_calibrated_model_shows_by_chance():
+    """A model right exactly as often as it says still shows some ECE on few items: the
+    floor tells a reader which ECE means nothing more can be learned from the test set."""
+    from earmark.calibration_metrics import ece_sampling_floor
+
+    rng = np.random.default_rng(3)
+    classes = np.array(["a", "b"])
+
+    def calibrated_and_overconfident(n):
+        confidence = rng.uniform(0.5, 1.0, n)
+        right = rng.random(n) < confidence  # drawn apart from the floor's own draws
+        proba = np.column_stack([confidence, 1 - confidence])
+        truth = np.where(right, "a", "b")
+        surer = confidence ** 0.25  # 0.84 stated where 0.5 is true, 0.96 for 0.85
+        stated_too_high = np.column_stack([surer, 1 - surer])
+        return (confidence, expected_calibration_error(truth, proba, classes),
+                expected_calibration_error(truth, stated_too_high, classes))
+
+    small, large = calibrated_and_overconfident(200), calibrated_and_overconfident(20_000)
+    for confidence, calibrated, overconfident in (small, large):
+        floor = ece_sampling_floor(confidence)
+        assert 0.3 * floor < calibrated < 3 * floor
+        assert overconfident > 2.5 * floor
+    # Sampling noise shrinks about as one over the square root of the items.
+    ratio = ece_sampling_floor(small[0]) / ece_sampling_floor(large[0])
+    assert 5 < ratio < 20
+    assert ece_sampling_floor(np.ones(50)) == 0.0 and ece_sampling_floor([]) == 0.0
+    with pytest.raises(ParameterError, match="confidences"):
+        ece_sampling_floor([0.5, 1.5])
+
+
 @pytest.mark.parametrize("estimator", [
     LogisticRegression(C=1e4, max_iter=5000),
     SVC(C=10.0, decision_function_shape="ovo"),

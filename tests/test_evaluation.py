@@ -171,6 +171,10 @@ def test_out_of_fold_probabilities_give_calibration_figures(by_speaker, tmp_path
     assert all(row["support"] >= 20 for row in calibration["per_class"])
     data = json.loads(result.to_json())
     assert data["ece"] == pytest.approx(result.ece) and "brier" in data
+    # Beside the ECE, what a perfectly calibrated model would show on these items.
+    assert data["ece_floor"] == pytest.approx(calibration["ece_floor"])
+    assert 0.0 < data["ece_floor"] < 0.2
+    assert f"would show {calibration['ece_floor']:.3f}" in result.summary()
     again = EvaluationResult.from_dict(data)
     assert again.ece == pytest.approx(result.ece)
     path = plot_reliability(calibration["bins"], tmp_path / "reliability.png", ece=result.ece)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Sequence
 
 import numpy as np
@@ -118,14 +119,20 @@ class EvaluationResult:
         """Multi-class Brier score of the out-of-fold probabilities."""
         return None if self.calibration is None else self.calibration["brier"]
 
-    @property
+    @cached_property
     def calibration(self) -> dict[str, Any] | None:
-        """ECE, Brier, mean confidence, reliability bins and per-class ECE (classes with
-        at least 20 tested items, one-vs-rest), from the pooled out-of-fold
-        probabilities; None without them."""
+        """ECE, its sampling floor (:func:`~earmark.calibration_metrics.ece_sampling_floor`),
+        Brier, mean confidence, reliability bins and per-class ECE (classes with at least
+        20 tested items, one-vs-rest), from the pooled out-of-fold probabilities; None
+        without them."""
         if self.proba is None:
             return None
-        from .calibration_metrics import brier_score, expected_calibration_error, reliability_table
+        from .calibration_metrics import (
+            brier_score,
+            ece_sampling_floor,
+            expected_calibration_error,
+            reliability_table,
+        )
 
         tested = self.tested & np.isfinite(self.proba).all(axis=1)
         if not tested.any():
@@ -145,6 +152,8 @@ class EvaluationResult:
             })
         return {
             "ece": expected_calibration_error(truth, proba, classes),
+            # What a perfectly calibrated model would show on these items by chance.
+            "ece_floor": ece_sampling_floor(proba.max(axis=1)),
             "brier": brier_score(truth, proba, classes),
             "mean_confidence": float(proba.max(axis=1).mean()),
             "bins": reliability_table(truth, proba, classes),
@@ -160,7 +169,11 @@ class EvaluationResult:
             f"split: {self.strategy}; {self.n_tested} of {len(self.y_true)} items tested",
         ]
         if self.ece is not None:
-            lines.append(f"calibration: ECE {self.ece:.3f} (15 bins), Brier {self.brier:.3f}")
+            lines.append(
+                f"calibration: ECE {self.ece:.3f} (15 bins; a perfectly calibrated model "
+                f"would show {self.calibration['ece_floor']:.3f} on these items by chance), "
+                f"Brier {self.brier:.3f}"
+            )
         lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
@@ -200,6 +213,7 @@ class EvaluationResult:
             "per_class": _jsonable(self.per_class),
             "confusion_matrix": self.confusion.tolist(),
             "ece": self.ece,
+            "ece_floor": None if self.calibration is None else self.calibration["ece_floor"],
             "brier": self.brier,
             "calibration": self.calibration,
             "warnings": list(self.warnings),

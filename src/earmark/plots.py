@@ -272,6 +272,7 @@ def plot_reliability(
     path=None,
     *,
     ece: float | None = None,
+    ece_floor: float | None = None,
     title: str | None = None,
     dpi: int = 150,
 ):
@@ -289,6 +290,9 @@ def plot_reliability(
         Where to write the picture; without it the Figure is returned.
     ece : float, optional
         Shown in the title.
+    ece_floor : float, optional
+        The ECE sampling alone gives on these items
+        (:func:`earmark.calibration_metrics.ece_sampling_floor`), shown beside it.
 
     Returns
     -------
@@ -316,6 +320,8 @@ def plot_reliability(
     heading = title or "reliability"
     if ece is not None:
         heading += f"\nECE {ece:.3f} (15 bins), {total} items"
+        if ece_floor is not None:
+            heading += f"; {ece_floor:.3f} by chance alone"
     axes.set_title(heading, fontsize=11)
     return save_figure(figure, path, dpi)
 

@@ -152,6 +152,7 @@ def test_evaluate_holds_speakers_out_and_writes_json_and_confusion_png(
     assert _is_png(payload["files"]["confusion_matrix"])
     # Issue 16: calibration of the held-out probabilities, top level, with pictures.
     assert 0.0 <= payload["ece"] <= 1.0 and 0.0 <= payload["brier"] <= 2.0
+    assert 0.0 < payload["ece_floor"] < 1.0
     assert _is_png(payload["files"]["reliability"]) and _is_png(payload["files"]["thresholds"])
     assert [row["label"] for row in payload["operating_points"]] == list(DIGITS)
 

@@ -197,7 +197,8 @@ def write_score_figures(result, target: Path, stem: str, name: str, files: dict)
     if calibration is None:
         return []
     plot_reliability(calibration["bins"], target / f"{stem}-reliability.png",
-                     ece=calibration["ece"], title=f"{name}, out-of-fold probabilities")
+                     ece=calibration["ece"], ece_floor=calibration["ece_floor"],
+                     title=f"{name}, out-of-fold probabilities")
     files["reliability"] = str(target / f"{stem}-reliability.png")
     tested = result.tested
     classes = np.asarray(result.classes, dtype=result.y_true.dtype)
@@ -229,7 +230,8 @@ def show_result(result, backend_name: str, learner: str) -> None:
     if result.ece is not None:
         console.print(
             f"calibration of the out-of-fold probabilities: ECE [bold]{result.ece:.3f}[/] "
-            f"(15 bins), Brier {result.brier:.3f}, mean confidence "
+            f"(15 bins; {result.calibration['ece_floor']:.3f} by chance alone on these "
+            f"{result.n_tested} items), Brier {result.brier:.3f}, mean confidence "
             f"{result.calibration['mean_confidence']:.2f} at {result.accuracy:.2f} accuracy",
             highlight=False,
         )
