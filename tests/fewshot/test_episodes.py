@@ -232,6 +232,23 @@ def test_a_random_scorer_rejects_one_unknown_in_ten_and_a_good_one_more(fsdd, pr
     assert np.mean(real.auroc) > np.mean(guess.auroc)
 
 
+def test_an_unknown_threshold_that_misses_new_speakers_is_called_out(fsdd):
+    """Queries from speakers the support never heard: the prototypes' own 'unknown'
+    threshold, learned from the support's spread, keeps far fewer known digits than
+    asked (MFCC: 8 % for 90 %). The result says so; drawn at random it keeps about
+    what was asked and says nothing."""
+    options = dict(estimator="prototype", ways=5, shots=5, episodes=30, unknown_ways=2)
+    grouped = evaluate_episodes(fsdd.X, fsdd.y, groups=fsdd.speakers, **options)
+    kept = np.mean(grouped.point(5).own_coverage)
+    assert kept < 0.5
+    note = next(w for w in grouped.warnings if "own 'unknown' threshold" in w)
+    assert note.startswith(f"5-shot: the classifier's own 'unknown' threshold kept {kept:.0%}")
+    assert "of 30 episodes each class's support came from a single group" in note
+    random = evaluate_episodes(fsdd.X, fsdd.y, **options)
+    assert np.mean(random.point(5).own_coverage) > 0.8
+    assert not any("own 'unknown' threshold" in w for w in random.warnings)
+
+
 def test_centring_on_the_collection_tells_unknown_classes_apart_better(fsdd):
     """5-way 5-shot with 5 unknown digits, drawn at random (exchangeable): prototypes
     centred on the mean of all clips (labels unused) separate unknown from known queries
