@@ -70,7 +70,7 @@ def ece_sampling_floor(confidence, *, n_bins: int = 15, draws: int = 200, seed: 
     ECE near it says nothing more can be read from this test set: on Philharmonia
     mini's 480 notes (BirdNET + logistic regression, confidences about 0.78) it is
     about 0.044, so no learner can show the 0.03 a user might ask for there; on 3000
-    spoken digits about 0.01.
+    spoken digits about 0.019.
 
     Parameters
     ----------
@@ -99,12 +99,13 @@ def ece_sampling_floor(confidence, *, n_bins: int = 15, draws: int = 200, seed: 
     bins = np.minimum((confidence * n_bins).astype(int), n_bins - 1)
     stated = np.bincount(bins, weights=confidence, minlength=n_bins)
     rng = np.random.default_rng(seed)
-    # Correct answers per bin, one row per draw: the bin's count of successes.
-    right = rng.random((draws, confidence.size)) < confidence
-    offsets = (np.arange(draws)[:, None] * n_bins + bins[None, :]).ravel()
-    hits = np.bincount(offsets, weights=right.ravel(), minlength=draws * n_bins)
-    gaps = np.abs(hits.reshape(draws, n_bins) - stated[None, :]).sum(axis=1)
-    return float(gaps.mean() / confidence.size)
+    # One draw at a time: memory stays that of one column of outcomes on large sets.
+    gaps = [
+        np.abs(np.bincount(bins, weights=rng.random(confidence.size) < confidence,
+                           minlength=n_bins) - stated).sum()
+        for _ in range(draws)
+    ]
+    return float(np.mean(gaps) / confidence.size)
 
 
 def brier_score(y_true, proba, classes) -> float:

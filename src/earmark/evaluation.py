@@ -115,6 +115,13 @@ class EvaluationResult:
         return None if self.calibration is None else self.calibration["ece"]
 
     @property
+    def ece_floor(self) -> float | None:
+        """The ECE a perfectly calibrated model would show on the tested items by chance
+        (:func:`~earmark.calibration_metrics.ece_sampling_floor`); None without
+        probabilities."""
+        return None if self.calibration is None else self.calibration["ece_floor"]
+
+    @property
     def brier(self) -> float | None:
         """Multi-class Brier score of the out-of-fold probabilities."""
         return None if self.calibration is None else self.calibration["brier"]
@@ -171,7 +178,7 @@ class EvaluationResult:
         if self.ece is not None:
             lines.append(
                 f"calibration: ECE {self.ece:.3f} (15 bins; a perfectly calibrated model "
-                f"would show {self.calibration['ece_floor']:.3f} on these items by chance), "
+                f"would show {self.ece_floor:.3f} on these items by chance), "
                 f"Brier {self.brier:.3f}"
             )
         lines += [f"warning: {w}" for w in self.warnings]
@@ -213,7 +220,7 @@ class EvaluationResult:
             "per_class": _jsonable(self.per_class),
             "confusion_matrix": self.confusion.tolist(),
             "ece": self.ece,
-            "ece_floor": None if self.calibration is None else self.calibration["ece_floor"],
+            "ece_floor": self.ece_floor,
             "brier": self.brier,
             "calibration": self.calibration,
             "warnings": list(self.warnings),

@@ -197,7 +197,7 @@ def write_score_figures(result, target: Path, stem: str, name: str, files: dict)
     if calibration is None:
         return []
     plot_reliability(calibration["bins"], target / f"{stem}-reliability.png",
-                     ece=calibration["ece"], ece_floor=calibration["ece_floor"],
+                     ece=result.ece, ece_floor=result.ece_floor,
                      title=f"{name}, out-of-fold probabilities")
     files["reliability"] = str(target / f"{stem}-reliability.png")
     tested = result.tested
@@ -230,7 +230,7 @@ def show_result(result, backend_name: str, learner: str) -> None:
     if result.ece is not None:
         console.print(
             f"calibration of the out-of-fold probabilities: ECE [bold]{result.ece:.3f}[/] "
-            f"(15 bins; {result.calibration['ece_floor']:.3f} by chance alone on these "
+            f"(15 bins; {result.ece_floor:.3f} by chance alone on these "
             f"{result.n_tested} items), Brier {result.brier:.3f}, mean confidence "
             f"{result.calibration['mean_confidence']:.2f} at {result.accuracy:.2f} accuracy",
             highlight=False,

@@ -61,6 +61,7 @@ def fewshot(
 ) -> None:
     """Few-shot episodes: accuracy ± 95 % CI per method and shots, optional open set (PNG + JSON)."""
     from ..exceptions import ParameterError
+    from ..fewshot.evaluation import CENTERS
     from ..fewshot.methods import METHODS
 
     quiet = quiet or json_output
@@ -70,7 +71,7 @@ def fewshot(
         raise ParameterError(
             f"unknown few-shot method {unknown[0]!r}; expected one of: {', '.join(METHODS)}"
         )
-    if center not in ("collection", "support"):
+    if center not in CENTERS:  # before embedding too
         raise ParameterError(f"expected --center collection or support, got {center!r}")
     way_count = parse_ways(ways)
     shot_counts = parse_shots(shots or ["1,5"])

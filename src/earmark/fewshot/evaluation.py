@@ -33,9 +33,13 @@ from ..exceptions import ParameterError
 from .episodes import EpisodeSampler
 from .results import FewShotPoint, FewShotResult, mean_ci95
 
-__all__ = ["FewShotPoint", "FewShotResult", "evaluate_episodes", "mean_ci95", "DEFAULT_SHOTS"]
+__all__ = ["FewShotPoint", "FewShotResult", "evaluate_episodes", "mean_ci95", "DEFAULT_SHOTS",
+           "CENTERS"]
 
 DEFAULT_SHOTS: tuple[int, ...] = (1, 5)
+
+#: Where prototype methods can centre the embeddings (``evaluate_episodes(center=)``).
+CENTERS: tuple[str, ...] = ("collection", "support")
 
 
 def evaluate_episodes(
@@ -119,7 +123,7 @@ def evaluate_episodes(
         raise ParameterError(f"expected episodes to be an integer >= 1, got {episodes!r}")
     taxonomy = _as_taxonomy(taxonomy)
     template, method = _resolve(estimator, taxonomy, seed)
-    if center not in ("collection", "support"):
+    if center not in CENTERS:
         raise ParameterError(f"expected center 'collection' or 'support', got {center!r}")
     centred = None
     if _centres(template):
