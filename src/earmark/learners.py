@@ -408,7 +408,7 @@ def fit_learner(learner, X, y, *, groups=None) -> tuple[Any, list[str]]:
         if groups is not None:
             groups = np.asarray(groups)
             fit_params = {f"{steps[-1][0]}__groups": groups} if steps else {"groups": groups}
-    elif groups is not None and _fit_takes_groups(last):
+    elif groups is not None and fit_takes_groups(last):
         # Networks (earmark.networks) draw their early-stopping split by group.
         groups = np.asarray(groups)
         fit_params = {f"{steps[-1][0]}__groups": groups} if steps else {"groups": groups}
@@ -441,7 +441,14 @@ def fit_learner(learner, X, y, *, groups=None) -> tuple[Any, list[str]]:
     return fitted, notes
 
 
-def _fit_takes_groups(estimator) -> bool:
+def fit_takes_groups(estimator) -> bool:
+    """Whether ``estimator.fit`` takes ``groups=`` (networks draw their early-stopping
+    split by group; prototype classifiers hold support items out by group).
+
+    >>> from earmark.fewshot.prototypes import PrototypeClassifier
+    >>> fit_takes_groups(PrototypeClassifier()), fit_takes_groups(make_learner("logreg"))
+    (True, False)
+    """
     import inspect
 
     try:

@@ -154,7 +154,7 @@ def evaluate_episodes(
     from .methods import METHODS
 
     adapt = isinstance(estimator, str) and METHODS[estimator].learner
-    scoring = _Scoring(coverage, unknown_ways > 0, coarse_of, adapt)
+    scoring = _Scoring(coverage, unknown_ways > 0, coarse_of, adapt, groups)
     total, done = episodes * len(samplers), 0
     points = []
     # Thousands of tiny fits: a second BLAS thread costs more in hand-offs than it gives.
@@ -187,10 +187,11 @@ def evaluate_episodes(
                 notes.append(
                     f"{sampler.shots}-shot: the classifier's own 'unknown' threshold kept "
                     f"{kept:.0%} of known queries where {coverage:.0%} was asked: it is "
-                    "learned from the spread of the support items, which share their groups "
-                    "(speaker, recording) and the queries do not; in "
+                    "learned from support items held out by group where a class's support "
+                    "spans several groups (speaker, recording), and by item where it does "
+                    "not; in "
                     f"{one_group} of {len(queries_seen)} episodes each class's support came "
-                    "from a single group"
+                    "from a single group, which cannot tell how far a new group lies"
                 )
             if point.fewest_queries < queries:
                 notes.append(
@@ -251,8 +252,12 @@ def _episode_notes(shots: int, episode) -> list[str]:
 class _Scoring:
     """Scores one episode into a point; remembers how known-ness was measured."""
 
-    def __init__(self, coverage: float, open_set: bool, coarse_of: dict | None, adapt: bool):
+    def __init__(self, coverage: float, open_set: bool, coarse_of: dict | None, adapt: bool,
+                 groups=None):
         self.fit = _fit_adapted if adapt else _fit
+        # The support's groups reach fit (where it takes them): queries come from new
+        # groups, and a prototype threshold held out by group knows how far they lie.
+        self.groups = None if groups is None else np.asarray(groups)
         self.coverage = coverage
         self.open_set = open_set
         self.coarse_of = coarse_of
@@ -261,7 +266,9 @@ class _Scoring:
         self.redraws = 0
 
     def score(self, template, X, y, episode, point: FewShotPoint) -> list[str]:
-        fitted, notes = self.fit(template, X[episode.support], y[episode.support])
+        support_groups = None if self.groups is None else self.groups[episode.support]
+        fitted, notes = self.fit(template, X[episode.support], y[episode.support],
+                                 support_groups)
         open_set = self.open_set and episode.unknown_query.size > 0
         # One call per method on in-set and out-of-set queries together: every method
         # scores rows independently, and each call repeats the preprocessing.
@@ -316,18 +323,22 @@ def _centres(template) -> bool:
     return "center" in params and bool(params.get("standardize"))
 
 
-def _fit(template, X, y) -> tuple[Any, list[str]]:
+def _fit(template, X, y, groups=None) -> tuple[Any, list[str]]:
     from sklearn.base import clone
 
+    from ..learners import fit_takes_groups
+
+    if groups is not None and fit_takes_groups(template):
+        return clone(template).fit(X, y, groups=groups), []
     return clone(template).fit(X, y), []
 
 
-def _fit_adapted(template, X, y) -> tuple[Any, list[str]]:
+def _fit_adapted(template, X, y, groups=None) -> tuple[Any, list[str]]:
     """Learners of :mod:`earmark.learners` are adapted to tiny support sets (fewer
     neighbours, no calibration with one shot) and say so."""
     from ..learners import fit_learner
 
-    return fit_learner(template, X, y)
+    return fit_learner(template, X, y, groups=groups)
 
 
 def _known_score(fitted, X) -> tuple[np.ndarray | None, str | None]:

@@ -24,7 +24,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..exceptions import ParameterError
 from ..taxonomy import Taxonomy, load_taxonomy
-from .prototypes import PrototypeClassifier, _sq_distances
+from .crossfit import sq_distances
+from .prototypes import PrototypeClassifier
 
 __all__ = ["HierarchicalPrototypeClassifier"]
 
@@ -117,7 +118,7 @@ class HierarchicalPrototypeClassifier(ClassifierMixin, BaseEstimator):
         """The centre of unlabelled embeddings, as :meth:`PrototypeClassifier.center_of`."""
         return PrototypeClassifier(normalize=self.normalize).center_of(X)
 
-    def fit(self, X, y):
+    def fit(self, X, y, groups=None):
         """Fit leaf prototypes on the support set, then average them up the taxonomy.
 
         Parameters
@@ -125,6 +126,9 @@ class HierarchicalPrototypeClassifier(ClassifierMixin, BaseEstimator):
         X : np.ndarray [shape=(n_support, n_features)]
         y : array-like [shape=(n_support,)]
             Leaf labels.
+        groups : array-like [shape=(n_support,)], optional
+            Group of each item, for the leaf's "unknown" threshold
+            (:meth:`PrototypeClassifier.fit`).
 
         Returns
         -------
@@ -145,7 +149,7 @@ class HierarchicalPrototypeClassifier(ClassifierMixin, BaseEstimator):
             temperature=self.temperature,
             unknown_coverage=self.unknown_coverage,
             center=self.center,
-        ).fit(X, y)
+        ).fit(X, y, groups)
         self.classes_ = self.leaf_.classes_
         self.n_features_in_ = self.leaf_.n_features_in_
         self.threshold_ = self.leaf_.threshold_
@@ -180,8 +184,8 @@ class HierarchicalPrototypeClassifier(ClassifierMixin, BaseEstimator):
     def _level_sq_distances(self, X) -> tuple[np.ndarray, list[np.ndarray]]:
         check_is_fitted(self)
         Z = self.leaf_._preprocess(_validated(self.leaf_, X))
-        leaf = _sq_distances(Z, self.leaf_.prototypes_)
-        return leaf, [_sq_distances(Z, P) for P in self.level_prototypes_]
+        leaf = sq_distances(Z, self.leaf_.prototypes_)
+        return leaf, [sq_distances(Z, P) for P in self.level_prototypes_]
 
     def _logits(self, X, *, combined: bool | None = None) -> np.ndarray:
         leaf, levels = self._level_sq_distances(X)

@@ -49,6 +49,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..exceptions import ParameterError
+from .crossfit import cross_fitted_sq_distances, held_out_nearest, sq_distances
 from .whitening import apply_whitening, shrunk_whitening
 
 __all__ = ["PrototypeClassifier"]
@@ -97,10 +98,11 @@ class PrototypeClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
     threshold_ : float
         Distance beyond which a query is "unknown".
     threshold_source_ : str
-        ``"held-out items"``: distances of support items to their own class prototype
-        in a model fitted without them (see :meth:`_fit_threshold`); or
-        ``"between-prototypes"`` (one example per class: the
-        distances from each prototype to its nearest other prototype).
+        ``"held-out items"``: distances of support items to the nearest prototype of a
+        model fitted without them (see :meth:`_fit_threshold`); ``"held-out groups"``
+        (fitted without their group), or a mix of both that names the classes of each;
+        or ``"between-prototypes"`` (one example per class: the distances from each
+        prototype to its nearest other prototype).
 
     Examples
     --------
@@ -133,13 +135,18 @@ class PrototypeClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         self.center = center
 
     # ------------------------------------------------------------------- fitting
-    def fit(self, X, y):
+    def fit(self, X, y, groups=None):
         """Learn the preprocessing, prototypes, temperature and threshold from support.
 
         Parameters
         ----------
         X : np.ndarray [shape=(n_support, n_features)]
         y : array-like [shape=(n_support,)]
+        groups : array-like [shape=(n_support,)], optional
+            Group of each support item (speaker, source recording, site). Queries will
+            come from new groups, so the "unknown" threshold is set on support items held
+            out by group wherever a class's support spans two groups or more (see
+            :meth:`_fit_threshold`).
 
         Returns
         -------
@@ -147,6 +154,12 @@ class PrototypeClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         """
         self._check_params()
         X, y = validate_data(self, X, y, dtype=np.float64, ensure_min_samples=1)
+        if groups is not None:
+            groups = np.asarray(groups)
+            if groups.shape != y.shape:
+                raise ParameterError(
+                    f"expected one group per support item ({len(y)}), got shape {groups.shape}"
+                )
         check_classification_targets(y)
         self.classes_, codes = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
@@ -161,7 +174,7 @@ class PrototypeClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
             self._fit_temperature(Z, codes, sums, counts)
         finally:
             del self._support_X
-        self._fit_threshold(X, codes)
+        self._fit_threshold(X, codes, groups)
         return self
 
     def _fit_prototypes(self, X, codes):
@@ -263,16 +276,16 @@ class PrototypeClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
             # leave-one-out), its own prototype looked so close that the temperature
             # fell to the bottom of its range and 5-way 5-shot queries were answered
             # with 0.999 confidence at 51 to 62 % accuracy (FSDD, Philharmonia, BirdNET).
-            D2 = _cross_fitted_sq_distances(self, self._support_X, codes)
+            D2 = cross_fitted_sq_distances(self, self._support_X, codes)
             self.temperature_ = _fit_softmax_temperature(-D2, codes)
             self.temperature_source_ = "held-out items"
         else:
-            between = _sq_distances(self.prototypes_, self.prototypes_)
+            between = sq_distances(self.prototypes_, self.prototypes_)
             off = between[~np.eye(len(between), dtype=bool)]
             self.temperature_ = float(max(np.median(off) / 4, 1e-12))
             self.temperature_source_ = "between-prototypes"
 
-    def _fit_threshold(self, X, codes) -> None:
+    def _fit_threshold(self, X, codes, groups=None) -> None:
         """The distance that keeps ``unknown_coverage`` of cross-fitted nearest distances.
 
         Each fold's items are measured against the nearest prototype of a model fitted,
@@ -292,15 +305,20 @@ class PrototypeClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         support's speakers, 0 to 10 % of known digits and 37 to 57 % of unknown ones were
         rejected at ``unknown_coverage=0.9``; with queries from a new speaker, 40 to 65 %
         of known digits were rejected. A threshold only knows the conditions it saw.
-        Calibrating on held-out speakers instead overshot the other way (nothing was
-        rejected), so it is not offered.
+        Given the support's groups, items are held out by group wherever a class's
+        support spans two or more (:func:`earmark.fewshot.crossfit.held_out_nearest`):
+        the threshold then knows how far a new group lies. On 5-way 5-shot episodes with
+        queries from new speakers (BirdNET, Speech Commands) it kept 91 % of known
+        queries where 90 % was asked, against 81 % held out by item. With a single group
+        per class (FSDD: one speaker says all five examples) nothing on the support
+        tells, and ``threshold_source_`` says so.
         """
-        own, source = _cross_fitted_nearest_distances(self, X, codes)
+        own, source = held_out_nearest(self, X, codes, groups, coverage=self.unknown_coverage)
         if own.size:
             self.threshold_ = float(np.quantile(own, self.unknown_coverage))
             self.threshold_source_ = source
             return
-        between = _sq_distances(self.prototypes_, self.prototypes_)
+        between = sq_distances(self.prototypes_, self.prototypes_)
         np.fill_diagonal(between, np.inf)
         nearest = np.sqrt(between.min(axis=1))
         self.threshold_ = float(np.quantile(nearest, self.unknown_coverage))
@@ -320,7 +338,7 @@ class PrototypeClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         X = validate_data(self, X, dtype=np.float64, reset=False)
-        return np.sqrt(_sq_distances(self._preprocess(X), self.prototypes_))
+        return np.sqrt(sq_distances(self._preprocess(X), self.prototypes_))
 
     def _logits(self, X) -> np.ndarray:
         return -(self.transform(X) ** 2) / self.temperature_
@@ -390,65 +408,6 @@ class PrototypeClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
 def _l2(X: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(X, axis=1, keepdims=True)
     return X / np.maximum(norms, 1e-12)
-
-
-def _sq_distances(A: np.ndarray, B: np.ndarray) -> np.ndarray:
-    D2 = (A * A).sum(1)[:, None] - 2 * A @ B.T + (B * B).sum(1)[None, :]
-    return np.maximum(D2, 0.0)
-
-
-#: At most this many refits to calibrate the "unknown" threshold.
-_CALIBRATION_FOLDS = 5
-
-
-def _cross_fitted_nearest_distances(model, X, codes) -> tuple[np.ndarray, str]:
-    """Distances of held-out support items to the nearest prototype of a model fitted
-    without them (see _fit_threshold)."""
-    counts = np.bincount(codes)
-    if counts.max() < 2:
-        return np.zeros(0), ""
-    # Classes with fewer items than folds simply sit out of some folds' held-out part.
-    D2 = _cross_fitted_sq_distances(model, X, codes, int(min(_CALIBRATION_FOLDS, counts.max())))
-    measured = np.isfinite(D2).any(axis=1)
-    return np.sqrt(D2[measured].min(axis=1)), "held-out items"
-
-
-def _cross_fitted_sq_distances(model, X, codes, folds: int | None = None) -> np.ndarray:
-    """Squared distances of each item to every prototype of a model fitted, preprocessing
-    included, without the item's fold [shape=(n, n_classes)]; ``inf`` for a class the
-    fold's model did not have, and a whole row of ``inf`` for an item whose own class the
-    fold's model did not have (it is not measured).
-
-    ``folds`` defaults to as many as the smallest class allows, at most
-    ``_CALIBRATION_FOLDS`` (what the temperature is fitted on)."""
-    counts = np.bincount(codes)
-    if folds is None:
-        folds = int(min(_CALIBRATION_FOLDS, counts.min()))
-    state = {k: v for k, v in vars(model).items() if k.endswith("_")}
-    D2 = np.full((len(codes), len(counts)), np.inf)
-    try:
-        for train, test in _stratified_folds(codes, folds):
-            present = np.bincount(codes[train], minlength=len(counts)) > 0
-            test = test[present[codes[test]]]
-            if len(test) == 0:
-                continue
-            present = np.flatnonzero(present)
-            model._fit_prototypes(X[train], codes[train])
-            Z = model._preprocess(X[test])
-            D2[np.ix_(test, present)] = _sq_distances(Z, model.prototypes_[present])
-    finally:
-        vars(model).update(state)
-    return D2
-
-
-def _stratified_folds(codes: np.ndarray, folds: int):
-    """Deterministic folds: the i-th item of each class goes to fold i mod folds."""
-    rank = np.zeros(len(codes), dtype=int)
-    for code in np.unique(codes):
-        members = np.flatnonzero(codes == code)
-        rank[members] = np.arange(len(members)) % folds
-    for fold in range(folds):
-        yield np.flatnonzero(rank != fold), np.flatnonzero(rank == fold)
 
 
 def _fit_softmax_temperature(neg_sq: np.ndarray, codes: np.ndarray) -> float:
