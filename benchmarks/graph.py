@@ -65,11 +65,14 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 DATASETS = {"philharmonia": "philharmonia-mini", "speech-commands": "speech-commands-mini"}
 MAX_PATCHES = {"philharmonia": 2, "speech-commands": 1}
 HEADS = ("linear", "protonet", "cnn", "graph", "hypergraph")
-#: Not run by default: the graph tagger at a quarter of its width (hidden=8).
-EXTRA_HEADS = ("graph-small",)
+#: Not run by default: the graph tagger at a quarter of its width (hidden=8), and the
+#: taggers with their pooled path started at zero instead of at the probe (before).
+EXTRA_HEADS = ("graph-small", "graph-zero", "hypergraph-zero")
 NAMES = {"linear": "linear probe (pooled)", "protonet": "prototype network (aisfx)",
          "cnn": "small CNN head", "graph": "graph tagger (kNN)", "hypergraph": "hypergraph tagger",
-         "graph-small": "graph tagger (kNN), hidden 8"}
+         "graph-small": "graph tagger (kNN), hidden 8",
+         "graph-zero": "graph tagger (kNN), pooled path from zero (before)",
+         "hypergraph-zero": "hypergraph tagger, pooled path from zero (before)"}
 
 
 # ------------------------------------------------------------------ the heads
@@ -140,6 +143,8 @@ def graph_head(head, train_maps, train_y, train_groups, test_maps, *, pool=(1, 2
         return maps.reshape(n, c, h // pool[0], pool[0], w // pool[1], pool[1]).mean(axis=(3, 5))
 
     mode, params = ("graph", {"hidden": 8}) if head == "graph-small" else (head, {})
+    if head.endswith("-zero"):
+        mode, params = head.removesuffix("-zero"), {"pooled_init": "zero"}
     tagger = GraphTagger(mode=mode, pool=pool, calibrate=False, **params).fit(
         None, train_y, maps=nodes(train_maps), groups=train_groups)
     return tagger.decision_function(maps=nodes(test_maps)), tagger.n_parameters_

@@ -9,7 +9,7 @@ from _graph_data import notes, trained
 
 from earmark.backends.aisfx import AisfxBackend
 from earmark.exceptions import ParameterError
-from earmark.graph import GraphTagger
+from earmark.graph import GraphTagger, node_maps
 from earmark.models import load_model, predict_files
 
 needs_aisfx = pytest.mark.skipif(
@@ -72,6 +72,35 @@ def test_the_pooled_path_carries_what_the_hidden_width_cannot():
     assert accuracy[True] > 0.9 and accuracy[False] < 0.5, accuracy
 
 
+@pytest.mark.parametrize("multilabel", [False, True])
+def test_a_pooled_path_started_at_the_probe_answers_as_the_probe(multilabel):
+    """pooled_init="probe" (the default): the pooled path starts as a standardised logistic regression
+    (C=1) on the pooled maps. With a learning rate too small to move it, the pooled
+    path's logits are that regression's, folded into one linear map."""
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = synthetic()
+    labels = [(label,) for label in y[:40]] + [("b", "c")] * 8 if multilabel else y
+    tagger = GraphTagger(encoder="log-mel", pool=(1, 1), hidden=4, epochs=1, learning_rate=1e-9,
+                         calibrate=False, pooled_init="probe").fit(X, labels)  # fmt: skip
+    assert tagger.pooled_path_ and tagger.multilabel_ is multilabel
+    maps = (node_maps("log-mel", X, (1, 1)) - tagger.mean_) / tagger.scale_  # as the tagger reads
+    pooled = maps.mean(axis=3).max(axis=2).astype(np.float64)  # as aiSFX pools
+    ours = pooled @ tagger.params_["pooled.weight"].T + tagger.params_["pooled.bias"]
+    Z = (pooled - pooled.mean(axis=0)) / pooled.std(axis=0)
+    if multilabel:
+        targets = np.array([[c in row for c in tagger.classes_] for row in labels])
+        expected = np.column_stack([
+            LogisticRegression(C=1.0, max_iter=1000).fit(Z, targets[:, c]).decision_function(Z)
+            for c in range(3)])  # fmt: skip
+    else:
+        expected = LogisticRegression(C=1.0, max_iter=1000).fit(Z, y).decision_function(Z)
+    np.testing.assert_allclose(ours, expected, rtol=1e-3, atol=1e-3)
+    zero = GraphTagger(encoder="log-mel", pool=(1, 1), hidden=4, epochs=1, learning_rate=1e-9,
+                       calibrate=False, pooled_init="zero").fit(X, labels)  # fmt: skip
+    assert np.abs(zero.params_["pooled.weight"]).max() < 1e-6
+
+
 def test_auto_leaves_the_pooled_path_out_only_for_tags_never_heard_together():
     X, y = synthetic()
     sets = [(label,) for label in y]
@@ -90,7 +119,7 @@ def test_parameters_are_refused_where_they_enter():
     X, y = synthetic(12)
     for bad in (dict(mode="tree"), dict(hidden=0), dict(pool=(0, 1)), dict(k=-1),
                 dict(learning_rate=0.0), dict(dropout=1.5), dict(encoder="vgg"),
-                dict(pooled_path="yes"), dict(calibrate="no")):
+                dict(pooled_path="yes"), dict(calibrate="no"), dict(pooled_init="mean")):
         with pytest.raises(ParameterError):
             GraphTagger(encoder=bad.pop("encoder", "log-mel"), **bad).fit(X, y)
     with pytest.raises(ParameterError, match="multiples of 8"):
