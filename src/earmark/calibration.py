@@ -238,7 +238,7 @@ class CalibratedLearner(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
             self.heldout_proba_ = self.heldout_known_ = None
             self.threshold_, self.threshold_source_ = -np.inf, "none (too few items)"
         else:
-            S, known = self._heldout_scores(estimator, X, y, splits)
+            S, known = self._heldout_scores(estimator, X, y, splits, groups)
             # A class's only item, held out, was scored by a copy that never heard of
             # the class: it says nothing about how sure the learner's answers are.
             mapped = np.bincount(codes)[codes] >= 2
@@ -275,7 +275,7 @@ class CalibratedLearner(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
             )
             self.estimators_ = self._fold_models
         if self.method_ == "none" or not self.ensemble:
-            self.estimators_ = [clone(estimator).fit(X, y)]
+            self.estimators_ = [_fit_with_groups(clone(estimator), X, y, groups)]
         del self._fold_models
         self._fit_class_thresholds(y, groups)
         return self
@@ -371,7 +371,7 @@ class CalibratedLearner(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         splitter = StratifiedKFold(folds, shuffle=True, random_state=self.random_state)
         return _quietly_split(splitter, X, codes), (None if folds == self.cv else "smallest class")
 
-    def _heldout_scores(self, estimator, X, y, splits):
+    def _heldout_scores(self, estimator, X, y, splits, groups=None):
         """Scores of every item from a copy fitted without its fold, [shape=(n, n_classes)],
         and the copy's own ``known_score`` of it where the learner has one (else None).
 
@@ -384,7 +384,8 @@ class CalibratedLearner(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         known = np.zeros(len(y)) if own else None
         self._fold_models = []
         for train, test in splits:
-            fitted = _fewer_neighbours(clone(estimator), len(train)).fit(X[train], y[train])
+            fitted = _fit_with_groups(_fewer_neighbours(clone(estimator), len(train)),
+                                      X[train], y[train], None if groups is None else groups[train])
             self._fold_models.append(fitted)
             self.estimators_ = [fitted]
             if own:
@@ -646,6 +647,16 @@ def _pairwise_sums(pairwise: np.ndarray, n_classes: int) -> np.ndarray:
     np.add.at(sums.T, first, pairwise.T)
     np.add.at(sums.T, second, -pairwise.T)
     return sums / (n_classes - 1)
+
+
+def _fit_with_groups(estimator, X, y, groups):
+    """``estimator.fit(X, y)``, with ``groups=`` where its fit takes them (prototypes hold
+    their support out by group; networks draw their early-stopping split by group)."""
+    from .learners import fit_takes_groups
+
+    if groups is not None and fit_takes_groups(estimator):
+        return estimator.fit(X, y, groups=groups)
+    return estimator.fit(X, y)
 
 
 def _quietly_split(splitter, X, codes, groups=None) -> list:
