@@ -409,7 +409,8 @@ def fit_learner(learner, X, y, *, groups=None) -> tuple[Any, list[str]]:
             groups = np.asarray(groups)
             fit_params = {f"{steps[-1][0]}__groups": groups} if steps else {"groups": groups}
     elif groups is not None and fit_takes_groups(last):
-        # Networks (earmark.networks) draw their early-stopping split by group.
+        # Networks (earmark.networks) draw their early-stopping split by group;
+        # uncalibrated prototypes hold their support out by group.
         groups = np.asarray(groups)
         fit_params = {f"{steps[-1][0]}__groups": groups} if steps else {"groups": groups}
     # Embedding matrices are small (hundreds to thousands of rows): a second BLAS thread
