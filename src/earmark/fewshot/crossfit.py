@@ -32,6 +32,7 @@ import numpy as np
 
 __all__ = [
     "CALIBRATION_FOLDS",
+    "CrossFits",
     "cross_fitted_sq_distances",
     "group_folds",
     "held_out_nearest",
@@ -112,8 +113,52 @@ def cross_fitted_sq_distances(model, X, codes, folds: int | None = None, *,
     return D2
 
 
-def held_out_nearest(model, X, codes, groups=None, *,
-                     coverage: float = 0.9) -> tuple[np.ndarray, str]:
+class CrossFits:
+    """The cross-fitted distances of one support set, each kind computed once.
+
+    The temperature and the "unknown" threshold read the same held-out distances (by
+    item with as many folds as the classes allow, and by group); computed once and
+    shared, a fit with groups refits as often as one without them did.
+
+    Parameters
+    ----------
+    model : PrototypeClassifier
+        Fitted on the whole support (its state is restored after every refit).
+    X : np.ndarray [shape=(n_support, n_features)]
+    codes : np.ndarray [shape=(n_support,)]
+        Class index of each item.
+    groups : np.ndarray [shape=(n_support,)], optional
+    """
+
+    def __init__(self, model, X, codes, groups=None):
+        self.model, self.X, self.codes = model, X, codes
+        self.groups = None if groups is None else np.asarray(groups).astype(str)
+        self.counts = np.bincount(codes)
+        self._cache: dict = {}
+
+    def by_item(self, folds: int) -> np.ndarray:
+        """:func:`cross_fitted_sq_distances` over ``folds`` :func:`stratified_folds`."""
+        key = ("item", int(folds))
+        if key not in self._cache:
+            self._cache[key] = cross_fitted_sq_distances(self.model, self.X, self.codes, int(folds))
+        return self._cache[key]
+
+    def by_group(self) -> np.ndarray:
+        """:func:`cross_fitted_sq_distances` over :func:`group_folds` (needs groups)."""
+        if "group" not in self._cache:
+            self._cache["group"] = cross_fitted_sq_distances(
+                self.model, self.X, self.codes,
+                splits=group_folds(self.groups, CALIBRATION_FOLDS),
+            )
+        return self._cache["group"]
+
+    def group_spans(self) -> np.ndarray:
+        """Number of groups each class's support spans [shape=(n_classes,)]."""
+        return np.array([np.unique(self.groups[self.codes == c]).size
+                         for c in range(len(self.counts))])
+
+
+def held_out_nearest(fits: CrossFits, *, coverage: float = 0.9) -> tuple[np.ndarray, str]:
     """Distances of held-out support items to the nearest prototype, and how they were
     held out (``threshold_source_``); an empty array when no class has 2 items.
 
@@ -123,26 +168,21 @@ def held_out_nearest(model, X, codes, groups=None, *,
     how much farther held-out groups were than held-out items (the ratio of the
     ``coverage`` quantiles over the items measured both ways, at least 1).
     """
-    counts = np.bincount(codes)
+    counts, codes = fits.counts, fits.codes
     if counts.max() < 2:
         return np.zeros(0), ""
     # Classes with fewer items than folds simply sit out of some folds' held-out part.
-    item = cross_fitted_sq_distances(model, X, codes, int(min(CALIBRATION_FOLDS, counts.max())))
-    item = np.sqrt(item.min(axis=1))
+    item = np.sqrt(fits.by_item(min(CALIBRATION_FOLDS, counts.max())).min(axis=1))
     measured = np.isfinite(item)
-    if groups is None:
+    if fits.groups is None:
         return item[measured], "held-out items"
-    groups = np.asarray(groups).astype(str)
-    spans = np.array([np.unique(groups[codes == c]).size for c in range(len(counts))])
+    spans = fits.group_spans()
     if spans.max() < 2:
         return item[measured], (
             "held-out items; each class's support is from one group, so queries from new "
             "groups may lie farther"
         )
-    by_group = cross_fitted_sq_distances(
-        model, X, codes, splits=group_folds(groups, CALIBRATION_FOLDS)
-    )
-    by_group = np.sqrt(by_group.min(axis=1))
+    by_group = np.sqrt(fits.by_group().min(axis=1))
     both = (spans[codes] >= 2) & np.isfinite(by_group) & measured
     if both.sum() < 3:
         return item[measured], "held-out items; too few items held out by group"

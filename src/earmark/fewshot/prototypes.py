@@ -50,7 +50,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..exceptions import ParameterError
 from .crossfit import (
-    CALIBRATION_FOLDS, cross_fitted_sq_distances, group_folds, held_out_nearest, sq_distances,
+    CALIBRATION_FOLDS, CrossFits, held_out_nearest, sq_distances,
 )
 from .whitening import apply_whitening, shrunk_whitening
 
@@ -172,12 +172,10 @@ class PrototypeClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         # Reduced once: the cross-fitted refits below reuse it.
         self.center_ = None if self.center is None else self._center_vector(X.shape[1])
         Z, sums, counts = self._fit_prototypes(X, codes)
-        self._support_X, self._support_groups = X, groups
-        try:
-            self._fit_temperature(Z, codes, sums, counts)
-        finally:
-            del self._support_X, self._support_groups
-        self._fit_threshold(X, codes, groups)
+        # The temperature and the threshold read the same held-out distances.
+        fits = CrossFits(self, X, codes, groups)
+        self._fit_temperature(Z, codes, sums, counts, fits)
+        self._fit_threshold(fits)
         return self
 
     def _fit_prototypes(self, X, codes):
@@ -269,7 +267,7 @@ class PrototypeClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
             X = _l2(X)
         return X
 
-    def _fit_temperature(self, Z, codes, sums, counts) -> None:
+    def _fit_temperature(self, Z, codes, sums, counts, fits: CrossFits) -> None:
         if self.temperature != "auto":
             self.temperature_, self.temperature_source_ = float(self.temperature), "set"
             return
@@ -279,20 +277,15 @@ class PrototypeClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
             # leave-one-out), its own prototype looked so close that the temperature
             # fell to the bottom of its range and 5-way 5-shot queries were answered
             # with 0.999 confidence at 51 to 62 % accuracy (FSDD, Philharmonia, BirdNET).
-            D2, self.temperature_source_ = cross_fitted_sq_distances(
-                self, self._support_X, codes), "held-out items"
-            groups = self._support_groups
-            if groups is not None and all(
-                np.unique(groups[codes == c]).size >= 2 for c in range(len(counts))
-            ):
+            D2 = fits.by_item(min(CALIBRATION_FOLDS, counts.min()))
+            self.temperature_source_ = "held-out items"
+            if fits.groups is not None and fits.group_spans().min() >= 2:
                 # Every class's support spans two groups or more: held out by group, the
                 # distances are those of a new speaker or recording. Leave-one-speaker-out
                 # on FSDD (MFCC): mean confidence 0.81 at 53 % accuracy held out by item,
                 # 0.45 by speaker; 5-way 5-shot Speech Commands episodes (BirdNET): ECE
                 # 0.130 -> 0.068.
-                by_group = cross_fitted_sq_distances(
-                    self, self._support_X, codes, splits=group_folds(groups, CALIBRATION_FOLDS)
-                )
+                by_group = fits.by_group()
                 measured = np.isfinite(by_group[np.arange(len(codes)), codes])
                 if len(np.unique(codes[measured])) == len(counts):
                     D2, codes = by_group[measured], codes[measured]
@@ -304,7 +297,7 @@ class PrototypeClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
             self.temperature_ = float(max(np.median(off) / 4, 1e-12))
             self.temperature_source_ = "between-prototypes"
 
-    def _fit_threshold(self, X, codes, groups=None) -> None:
+    def _fit_threshold(self, fits: CrossFits) -> None:
         """The distance that keeps ``unknown_coverage`` of cross-fitted nearest distances.
 
         Each fold's items are measured against the nearest prototype of a model fitted,
@@ -332,7 +325,7 @@ class PrototypeClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         per class (FSDD: one speaker says all five examples) nothing on the support
         tells, and ``threshold_source_`` says so.
         """
-        own, source = held_out_nearest(self, X, codes, groups, coverage=self.unknown_coverage)
+        own, source = held_out_nearest(fits, coverage=self.unknown_coverage)
         if own.size:
             self.threshold_ = float(np.quantile(own, self.unknown_coverage))
             self.threshold_source_ = source
