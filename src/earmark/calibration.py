@@ -53,6 +53,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .calibration_metrics import brier_score, expected_calibration_error, reliability_table
 from .exceptions import ParameterError
+from .learners import fit_with_groups
 
 __all__ = [
     "CalibratedLearner",
@@ -275,7 +276,7 @@ class CalibratedLearner(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
             )
             self.estimators_ = self._fold_models
         if self.method_ == "none" or not self.ensemble:
-            self.estimators_ = [_fit_with_groups(clone(estimator), X, y, groups)]
+            self.estimators_ = [fit_with_groups(clone(estimator), X, y, groups)]
         del self._fold_models
         self._fit_class_thresholds(y, groups)
         return self
@@ -384,8 +385,8 @@ class CalibratedLearner(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         known = np.zeros(len(y)) if own else None
         self._fold_models = []
         for train, test in splits:
-            fitted = _fit_with_groups(_fewer_neighbours(clone(estimator), len(train)),
-                                      X[train], y[train], None if groups is None else groups[train])
+            fitted = fit_with_groups(_fewer_neighbours(clone(estimator), len(train)),
+                                     X[train], y[train], None if groups is None else groups[train])
             self._fold_models.append(fitted)
             self.estimators_ = [fitted]
             if own:
@@ -647,16 +648,6 @@ def _pairwise_sums(pairwise: np.ndarray, n_classes: int) -> np.ndarray:
     np.add.at(sums.T, first, pairwise.T)
     np.add.at(sums.T, second, -pairwise.T)
     return sums / (n_classes - 1)
-
-
-def _fit_with_groups(estimator, X, y, groups):
-    """``estimator.fit(X, y)``, with ``groups=`` where its fit takes them (prototypes hold
-    their support out by group; networks draw their early-stopping split by group)."""
-    from .learners import fit_takes_groups
-
-    if groups is not None and fit_takes_groups(estimator):
-        return estimator.fit(X, y, groups=groups)
-    return estimator.fit(X, y)
 
 
 def _quietly_split(splitter, X, codes, groups=None) -> list:

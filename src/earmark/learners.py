@@ -26,6 +26,7 @@ from .exceptions import ParameterError
 
 __all__ = [
     "LEARNERS", "BlockScaler", "PartsClassifier", "make_learner", "resolve_learner", "fit_learner",
+    "fit_takes_groups", "fit_with_groups",
 ]
 
 #: Learner names and what each one is, in one line.
@@ -440,6 +441,14 @@ def fit_learner(learner, X, y, *, groups=None) -> tuple[Any, list[str]]:
                 warning.message, warning.category, warning.filename, warning.lineno
             )
     return fitted, notes
+
+
+def fit_with_groups(estimator, X, y, groups=None):
+    """``estimator.fit(X, y)``, with ``groups=`` where its fit takes them
+    (:func:`fit_takes_groups`); returns the fitted estimator."""
+    if groups is not None and fit_takes_groups(estimator):
+        return estimator.fit(X, y, groups=groups)
+    return estimator.fit(X, y)
 
 
 def fit_takes_groups(estimator) -> bool:

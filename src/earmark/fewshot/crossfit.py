@@ -35,6 +35,7 @@ __all__ = [
     "CrossFits",
     "cross_fitted_sq_distances",
     "group_folds",
+    "group_spans",
     "held_out_nearest",
     "sq_distances",
     "stratified_folds",
@@ -77,6 +78,16 @@ def group_folds(groups: np.ndarray, folds: int) -> Iterator[tuple[np.ndarray, np
     rank = codes % folds
     for fold in range(folds):
         yield np.flatnonzero(rank != fold), np.flatnonzero(rank == fold)
+
+
+def group_spans(groups: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """How many groups each class's items span [shape=(n_classes,)].
+
+    >>> group_spans(np.array(["a", "b", "a", "a"]), np.array([0, 0, 1, 1])).tolist()
+    [2, 1]
+    """
+    groups = np.asarray(groups).astype(str)
+    return np.array([np.unique(groups[codes == c]).size for c in range(int(codes.max()) + 1)])
 
 
 def cross_fitted_sq_distances(model, X, codes, folds: int | None = None, *,
@@ -153,9 +164,8 @@ class CrossFits:
         return self._cache["group"]
 
     def group_spans(self) -> np.ndarray:
-        """Number of groups each class's support spans [shape=(n_classes,)]."""
-        return np.array([np.unique(self.groups[self.codes == c]).size
-                         for c in range(len(self.counts))])
+        """:func:`group_spans` of the support (needs groups)."""
+        return group_spans(self.groups, self.codes)
 
 
 def held_out_nearest(fits: CrossFits, *, coverage: float = 0.9) -> tuple[np.ndarray, str]:

@@ -171,10 +171,10 @@ class PrototypeClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
             )
         # Reduced once: the cross-fitted refits below reuse it.
         self.center_ = None if self.center is None else self._center_vector(X.shape[1])
-        Z, sums, counts = self._fit_prototypes(X, codes)
+        counts = self._fit_prototypes(X, codes)[2]
         # The temperature and the threshold read the same held-out distances.
         fits = CrossFits(self, X, codes, groups)
-        self._fit_temperature(Z, codes, sums, counts, fits)
+        self._fit_temperature(codes, counts, fits)
         self._fit_threshold(fits)
         return self
 
@@ -267,7 +267,7 @@ class PrototypeClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
             X = _l2(X)
         return X
 
-    def _fit_temperature(self, Z, codes, sums, counts, fits: CrossFits) -> None:
+    def _fit_temperature(self, codes, counts, fits: CrossFits) -> None:
         if self.temperature != "auto":
             self.temperature_, self.temperature_source_ = float(self.temperature), "set"
             return
