@@ -393,12 +393,34 @@ def test_a_seed_gives_the_same_model_and_leaves_torch_as_it_was(task):
     assert not np.array_equal(first.coefs_[0], other.coefs_[0])
 
 
+def test_averaged_networks_are_one_wider_network(task):
+    """``n_networks=2`` is the mean of the frame logits of the two networks its seeds
+    would train alone, stored as one network twice as wide."""
+    from scipy.special import logit
+
+    bags, labels = task.train_bags[:60], task.train_labels[:60]
+    params = dict(epochs=3, hidden=16, pooling="linear-softmax", context=1)
+    both = MILClassifier(n_networks=2, random_state=np.random.RandomState(5), **params)
+    both.fit(bags, labels)
+    first = MILClassifier(random_state=np.random.RandomState(5), **params).fit(bags, labels)
+    skip_one = np.random.RandomState(5)
+    skip_one.randint(np.iinfo(np.int32).max)  # the second network's seed comes next
+    second = MILClassifier(random_state=skip_one, **params).fit(bags, labels)
+    assert both.coefs_[0].shape == (3 * first.n_features_in_, 32)
+    assert not np.allclose(first.coefs_[0], second.coefs_[0])
+    recording = task.recordings[0]
+    expected = (logit(first.segment_proba(recording)) + logit(second.segment_proba(recording))) / 2
+    np.testing.assert_allclose(logit(both.segment_proba(recording)), expected, atol=1e-5)
+    np.testing.assert_allclose(both.loss_curve_,
+                               (np.array(first.loss_curve_) + second.loss_curve_) / 2)
+
+
 def test_clone_and_params_round_trip():
     model = MILClassifier(pooling="max", hidden=32, epochs=5, dropout=0.2, random_state=3)
     params = model.get_params()
     assert params == dict(
         pooling="max", context=0, hidden=32, epochs=5, learning_rate=1e-3, weight_decay=1e-4,
-        batch_size=32, dropout=0.2, random_state=3,
+        batch_size=32, dropout=0.2, n_networks=1, random_state=3,
     )
     cloned = clone(model)
     assert cloned is not model and cloned.get_params() == params
@@ -486,6 +508,7 @@ def test_bad_training_input_says_what_was_expected(bags, y, message):
         (dict(epochs=2.5), "expected epochs to be an integer >= 1, got 2.5"),
         (dict(learning_rate=0), "expected learning_rate > 0"),
         (dict(dropout=1.0), r"expected dropout in \[0, 1\)"),
+        (dict(n_networks=0), "expected n_networks to be an integer >= 1, got 0"),
     ],
 )
 def test_bad_parameters_are_refused_in_fit(params, message):

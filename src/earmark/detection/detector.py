@@ -45,6 +45,7 @@ __all__ = ["DETECTOR_BACKEND", "DETECTOR_DEFAULTS", "FINE_GRID", "WeakItems", "t
 #: (benchmarks/detector.py): see docs and the README.
 DETECTOR_DEFAULTS: dict[str, Any] = {
     "pooling": "linear-softmax", "context": 2, "hidden": 128, "epochs": 60, "dropout": 0.2,
+    "n_networks": 3,
 }
 #: The backend ``earmark train --detector`` uses when the user names none: aiSFX on its
 #: step grid (a frame every 0.186 s). On the development soundscapes, weak labels:
