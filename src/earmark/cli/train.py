@@ -10,7 +10,7 @@ import typer
 from ._common import (
     BackendOption, BackendParamOption, CacheOption, DataArgument, JsonOption, LayoutOption, LearnerOption,
     QuietOption, console, embed_clips, emit_json, load_data, open_backend, open_cache, skipped_json,
-    split_columns,
+    split_columns, working,
 )
 from ._networks import EpochsOption, FinetuneOption, NetworkOption, network_choice
 
@@ -240,12 +240,12 @@ def _train_frames(data, output, backend_name, backend_params, layout, cache_dir,
     if not keep:
         raise EarmarkError(f"no recording could be embedded ({len(failures)} failed)")
     label_sets = [items.label_sets[i] for i in keep]
-    from contextlib import nullcontext
 
     what = ("training the detector and choosing its post-processing" if pooling is None
             else f"training the {pooling} multiple-instance model")
-    with console.status(f"{what} ({len(keep)} recordings)", spinner="dots") \
-            if not (quiet or json_output) else nullcontext():
+    # A spinner with the time elapsed: three networks on a few hundred recordings take
+    # a couple of minutes on two cores.
+    with working(f"{what} ({len(keep)} recordings)", quiet=quiet or json_output):
         if pooling is None:
             model = train_detector([frames[i] for i in keep], label_sets, backend=backend,
                                    groups=[items.groups[i] for i in keep],
