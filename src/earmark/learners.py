@@ -406,13 +406,10 @@ def fit_learner(learner, X, y, *, groups=None) -> tuple[Any, list[str]]:
             notes.append(f"calibration folds lowered from {folds} to {smallest} (smallest class)")
     fit_params = {}
     last = steps[-1][1] if steps else fitted
-    if isinstance(last, CalibratedLearner):
-        if groups is not None:
-            groups = np.asarray(groups)
-            fit_params = {f"{steps[-1][0]}__groups": groups} if steps else {"groups": groups}
-    elif groups is not None and fit_takes_groups(last):
-        # Networks (earmark.networks) draw their early-stopping split by group;
-        # uncalibrated prototypes hold their support out by group.
+    if groups is not None and fit_takes_groups(last):
+        # CalibratedLearner holds its calibration folds out by group; networks
+        # (earmark.networks) draw their early-stopping split by group; uncalibrated
+        # prototypes hold their support out by group.
         groups = np.asarray(groups)
         fit_params = {f"{steps[-1][0]}__groups": groups} if steps else {"groups": groups}
     # Embedding matrices are small (hundreds to thousands of rows): a second BLAS thread
